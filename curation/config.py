@@ -1,0 +1,173 @@
+"""The pipeline YAML, loaded into frozen pydantic models.
+
+Unknown keys are errors, and every problem in a file is reported at once with its key
+path (``stages[2].pii.operator: ...``). Stage option models live in their stage's
+module and are looked up through ``curation.stages``; the ``checks`` and ``train``
+sections are modelled here because ``curation`` is the bottom layer every package reads.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from curation.errors import ConfigError
+from curation.schema import Kind
+from curation.stages import STAGES, stage_config_class
+
+
+class Strict(BaseModel):
+    """Base for every config section: frozen, unknown keys rejected."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class InputConfig(Strict):
+    path: str  # file or glob, relative to the config file's folder
+    kind: Kind
+    fields: dict[str, str] = Field(default_factory=dict)  # canonical name -> source column
+
+
+class RunSettings(Strict):
+    seed: int = 0  # every random choice in the run derives from it
+    ledger: str | None = None  # SQLite ledger; default <runs root>/ledger.db
+
+
+class CustomExpectation(Strict):
+    type: str  # a Great Expectations expectation class name, e.g. ExpectColumnValuesToMatchRegex
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    severity: Literal["critical", "warning"] = "critical"
+
+
+class ChecksConfig(Strict):
+    min_rows: int = Field(1, ge=0)
+    min_rows_per_class: int = Field(1, ge=0)
+    max_class_share: float = Field(0.95, gt=0, le=1)  # largest class's share of rows
+    label_set: list[str] | None = None  # labels allowed; default: none enforced
+    min_tokens: int = Field(1, ge=0)
+    max_tokens: int | None = Field(None, ge=1)  # whitespace tokens unless a tokenizer is known
+    max_residual_pii: int = Field(0, ge=0)
+    severity: dict[str, Literal["critical", "warning", "off"]] = Field(default_factory=dict)  # per check name
+    custom: list[CustomExpectation] = Field(default_factory=list)
+
+
+class TrainConfig(Strict):
+    task: Literal["sft", "cpt", "classify", "dpo"] | None = None  # default from the record kind
+    method: Literal["lora", "full"] = "lora"
+    model: str | None = None  # HF id or local dir; default: the embedded model for the task
+
+
+class StageConfig(Strict):
+    """One entry of ``stages:`` after parsing: the stage name and its typed options."""
+
+    name: str
+    options: BaseModel
+
+
+class PipelineConfig(Strict):
+    input: InputConfig
+    stages: list[StageConfig] = Field(default_factory=list)
+    checks: ChecksConfig = Field(default_factory=ChecksConfig)  # type: ignore[arg-type]
+    train: TrainConfig = Field(default_factory=TrainConfig)  # type: ignore[arg-type]
+    run: RunSettings = Field(default_factory=RunSettings)  # type: ignore[arg-type]
+    base_dir: Path = Path(".")  # where relative paths resolve: the config file's folder
+
+    def resolve(self, path: str) -> Path:
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else self.base_dir / p
+
+    def stage_names(self) -> list[str]:
+        return [s.name for s in self.stages]
+
+    def options(self, name: str) -> BaseModel | None:
+        """The options of the first stage called ``name``, or None when it is not configured."""
+        return next((s.options for s in self.stages if s.name == name), None)
+
+    def to_yaml_dict(self) -> dict[str, Any]:
+        """The resolved config as plain data (every default filled in), for config.yaml."""
+        return {
+            "input": self.input.model_dump(mode="json"),
+            "stages": [{s.name: s.options.model_dump(mode="json")} for s in self.stages],
+            "checks": self.checks.model_dump(mode="json"),
+            "train": self.train.model_dump(mode="json"),
+            "run": self.run.model_dump(mode="json"),
+        }
+
+
+def _format_error(prefix: str, err: Any) -> str:
+    loc = ".".join(str(p) for p in (*([prefix] if prefix else []), *err["loc"]))
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key; remove it or check its spelling"
+    elif err["type"] == "missing":
+        msg = "required key is missing"
+    msg = msg[0].lower() + msg[1:] if msg else msg
+    return f"`{loc}`: {msg}" if loc else msg
+
+
+def _parse_stage(i: int, item: Any, problems: list[str]) -> StageConfig | None:
+    where = f"stages[{i}]"
+    if isinstance(item, str):
+        name, options = item, {}
+    elif isinstance(item, dict) and len(item) == 1:
+        name, options = next(iter(item.items()))
+        options = {} if options is None else options
+    else:
+        problems.append(f"`{where}`: expected a stage name or a one-key mapping like `pii: {{operator: replace}}`")
+        return None
+    if name not in STAGES:
+        problems.append(f"`{where}`: unknown stage `{name}`; expected one of {', '.join(STAGES)}")
+        return None
+    if not isinstance(options, dict):
+        problems.append(f"`{where}.{name}`: options must be a mapping, got {type(options).__name__}")
+        return None
+    try:
+        model = stage_config_class(name).model_validate(options)
+    except ValidationError as e:
+        problems.extend(_format_error(f"{where}.{name}", err) for err in e.errors())
+        return None
+    return StageConfig(name=name, options=model)
+
+
+def parse_config(data: Any, *, base_dir: Path = Path(".")) -> PipelineConfig:
+    """Validate already-loaded YAML data. Raises ConfigError listing every problem."""
+    if not isinstance(data, dict):
+        raise ConfigError("the config must be a mapping with at least `input` and `stages`")
+    problems: list[str] = []
+    stages: list[StageConfig] = []
+    raw_stages = data.get("stages", [])
+    if not isinstance(raw_stages, list):
+        problems.append("`stages`: expected a list of stage names or one-key mappings")
+        raw_stages = []
+    for i, item in enumerate(raw_stages):
+        stage = _parse_stage(i, item, problems)
+        if stage is not None:
+            stages.append(stage)
+    rest = {k: v for k, v in data.items() if k != "stages"}
+    try:
+        cfg = PipelineConfig.model_validate({**rest, "base_dir": base_dir})
+    except ValidationError as e:
+        problems.extend(_format_error("", err) for err in e.errors())
+        cfg = None
+    if "base_dir" in data:
+        problems.append("`base_dir`: unknown key; remove it or check its spelling")
+    if problems or cfg is None:
+        raise ConfigError(problems)
+    return cfg.model_copy(update={"stages": stages})
+
+
+def load_config(path: str | Path) -> PipelineConfig:
+    """Read and validate a pipeline YAML file. Raises ConfigError listing every problem."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file `{p}` not found; pass the path of a pipeline YAML (see `tuneprep run --help`)")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"`{p}` is not valid YAML{where}; fix the syntax and rerun") from None
+    return parse_config(data, base_dir=p.resolve().parent)

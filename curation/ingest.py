@@ -1,0 +1,324 @@
+"""Reading raw inputs into canonical rows, with every malformed row quarantined.
+
+JSONL/NDJSON, JSON (an array of objects), Parquet and CSV, one file or a glob.
+Files are streamed (JSONL/CSV line by line, Parquet in row-group batches); each record
+passes one small validation helper that renames fields, checks required columns and
+types for the record kind, and gives it a stable ``id``. Rows that fail go to the
+quarantine with the source file, line number and a readable error: never silently.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import hashlib
+import io
+import json
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from curation.errors import InputError
+from curation.schema import MESSAGE, NON_EMPTY, Form, Kind, detect_form
+
+SUPPORTED = (".jsonl", ".ndjson", ".json", ".parquet", ".csv")
+QUARANTINE_SCHEMA = {"stage": pl.String, "source": pl.String, "line": pl.Int64, "id": pl.String, "error": pl.String, "raw": pl.String}
+_RAW_LIMIT = 2000  # characters of a bad line kept for debugging (the quarantine is sensitive)
+_PEEK = 200  # records read to decide the kind's form
+
+
+@dataclass(frozen=True)
+class InputFile:
+    path: str
+    sha256: str
+    bytes: int
+
+
+@dataclass(frozen=True)
+class Ingested:
+    rows: pl.DataFrame
+    quarantine: pl.DataFrame
+    files: list[InputFile]
+    form: Form
+    rows_read: int
+
+
+def resolve_inputs(pattern: str, base_dir: Path) -> list[Path]:
+    """The files ``input.path`` names, sorted; raises InputError when there are none."""
+    p = Path(pattern).expanduser()
+    full = p if p.is_absolute() else base_dir / p
+    if any(ch in pattern for ch in "*?["):
+        paths = sorted(Path(m) for m in glob.glob(str(full), recursive=True) if Path(m).is_file())
+        if not paths:
+            raise InputError(f"`input.path` pattern '{pattern}' matches no file under {full.parent}; check the glob (relative paths start at the config file's folder)")
+    else:
+        if not full.is_file():
+            raise InputError(f"input file '{full}' not found; fix `input.path` (relative paths start at the config file's folder)")
+        paths = [full]
+    for path in paths:
+        if path.suffix.lower() not in SUPPORTED:
+            raise InputError(f"'{path.name}' has unsupported extension '{path.suffix}'; use one of {', '.join(SUPPORTED)}")
+        if path.stat().st_size == 0:
+            raise InputError(f"input file '{path}' is empty; remove it from `input.path` or point to a file with records")
+    return paths
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------------------- readers
+# Each reader yields (line_number, record_or_None, error_or_None, raw_text_or_None).
+Item = tuple[int, dict[str, Any] | None, str | None, str | None]
+
+
+def _read_jsonl(path: Path) -> Iterator[Item]:
+    with path.open("rb") as f:
+        for n, raw in enumerate(f, start=1):
+            if not raw.strip():
+                continue
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                yield n, None, f"line is not valid UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1}); re-encode the file as UTF-8", raw.decode("utf-8", "replace")
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as e:
+                yield n, None, f"invalid JSON: {e.msg.lower()} at column {e.colno}", line
+                continue
+            if not isinstance(rec, dict):
+                yield n, None, f"expected a JSON object per line, got {type(rec).__name__}", line
+                continue
+            yield n, rec, None, None
+
+
+def _read_json(path: Path) -> Iterator[Item]:
+    text = path.read_bytes().decode("utf-8", "surrogateescape")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        hint = "; if it holds one object per line, name it .jsonl" if e.msg == "Extra data" else ""
+        raise InputError(f"'{path.name}' is not valid JSON ({e.msg.lower()} at line {e.lineno}){hint}") from None
+    if isinstance(data, dict) and isinstance(data.get("data"), list):
+        data = data["data"]
+    if not isinstance(data, list):
+        raise InputError(f"'{path.name}' must hold a JSON array of records (or {{\"data\": [...]}}), got {type(data).__name__}")
+    for n, rec in enumerate(data, start=1):
+        if isinstance(rec, dict):
+            yield n, rec, None, None
+        else:
+            yield n, None, f"expected a JSON object, got {type(rec).__name__}", json.dumps(rec)[:_RAW_LIMIT]
+
+
+def _read_csv(path: Path) -> Iterator[Item]:
+    with path.open("r", encoding="utf-8", errors="surrogateescape", newline="") as f:
+        reader = csv.DictReader(f)
+        if not reader.fieldnames:
+            raise InputError(f"'{path.name}' has no header row; CSV inputs need column names on the first line")
+        for row in reader:
+            rest = row.pop(None, None)  # type: ignore[call-overload]
+            if rest:
+                yield reader.line_num, None, f"row has {len(reader.fieldnames) + len(rest)} fields, header has {len(reader.fieldnames)}; quote fields that contain commas", ",".join(str(v) for v in row.values())
+                continue
+            yield reader.line_num, {k: (None if v == "" else v) for k, v in row.items()}, None, None
+
+
+def _read_parquet(path: Path) -> Iterator[Item]:
+    try:
+        lf = pl.scan_parquet(path)
+        n = 0
+        for batch in lf.collect_batches():
+            for rec in batch.to_dicts():
+                n += 1
+                yield n, rec, None, None
+    except (pl.exceptions.ComputeError, OSError) as e:
+        raise InputError(f"'{path.name}' cannot be read as Parquet ({str(e).splitlines()[0][:120]}); check that the file is complete") from None
+
+
+READERS: dict[str, Callable[[Path], Iterator[Item]]] = {".jsonl": _read_jsonl, ".ndjson": _read_jsonl, ".json": _read_json, ".csv": _read_csv, ".parquet": _read_parquet}
+
+
+# ---------------------------------------------------------------------------- validation
+def _has_surrogates(s: str) -> bool:
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _as_text(name: str, value: Any) -> str:
+    if name == "label" and isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if not isinstance(value, str):
+        raise ValueError(f"field `{name}` must be a string, got {_type_name(value)}")
+    if _has_surrogates(value):
+        raise ValueError(f"field `{name}` is not valid UTF-8; re-encode the file as UTF-8")
+    return value
+
+
+def _as_float(name: str, value: Any) -> float:
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise ValueError(f"field `{name}` must be a number, got '{value[:20]}'") from None
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        raise ValueError(f"field `{name}` must be a number, got {_type_name(value)}")
+    return float(value)
+
+
+def _as_messages(value: Any) -> list[dict[str, str]]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise ValueError("field `messages` must be a list of {role, content} objects, got a non-JSON string") from None
+    if not isinstance(value, list) or not value:
+        raise ValueError("field `messages` must be a non-empty list of {role, content} objects")
+    out = []
+    for i, m in enumerate(value):
+        if not isinstance(m, dict) or not isinstance(m.get("role"), str) or not isinstance(m.get("content"), str):
+            raise ValueError(f"`messages[{i}]` must be an object with string `role` and `content`")
+        if m["role"] not in ("system", "user", "assistant"):
+            raise ValueError(f"`messages[{i}].role` must be system, user or assistant, got '{m['role'][:20]}'")
+        if _has_surrogates(m["content"]):
+            raise ValueError(f"`messages[{i}].content` is not valid UTF-8; re-encode the file as UTF-8")
+        out.append({"role": m["role"], "content": m["content"]})
+    return out
+
+
+def _type_name(value: Any) -> str:
+    return {"str": "string", "int": "number", "float": "number", "bool": "boolean", "NoneType": "null", "list": "list", "dict": "object"}.get(type(value).__name__, type(value).__name__)
+
+
+def _extra(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+
+def validate_record(rec: dict[str, Any], form: Form, fields: dict[str, str]) -> dict[str, Any]:
+    """One raw record -> one canonical row (``id`` may be None). Raises ValueError with a readable message."""
+    rec = dict(rec)
+    for canonical, source in fields.items():
+        if source in rec:
+            rec[canonical] = rec.pop(source)
+    row: dict[str, Any] = {}
+    for name, dtype in form.columns.items():
+        value = rec.pop(name, None)
+        if value is None:
+            if name in form.required:
+                mapped = f" (mapped from `{fields[name]}`)" if name in fields else "; map a source column onto it with `input.fields`"
+                raise ValueError(f"missing required field `{name}`{mapped}")
+            row[name] = None
+        elif dtype == pl.List(MESSAGE):
+            row[name] = _as_messages(value)
+        elif dtype == pl.String():
+            row[name] = _as_text(name, value)
+            if name in NON_EMPTY and not row[name].strip():
+                raise ValueError(f"field `{name}` is empty")
+        elif dtype == pl.Float64():
+            row[name] = _as_float(name, value)
+        else:
+            row[name] = int(_as_float(name, value))
+    if form.name == "scores" and row["score"] is None and row["rank"] is None:
+        raise ValueError("ratings rows need a `score` or a `rank`")
+    if form.name == "pairwise" and row["winner"] not in ("a", "b", "tie"):
+        raise ValueError(f"field `winner` must be 'a', 'b' or 'tie', got '{str(row['winner'])[:20]}'")
+    given = rec.pop("id", None)
+    if given is not None and not isinstance(given, str | int) or isinstance(given, bool):
+        raise ValueError(f"field `id` must be a string or integer, got {_type_name(given)}")
+    row["id"] = str(given) if given not in (None, "") else None
+    for key, value in rec.items():
+        row[str(key)] = _extra(value)
+    return row
+
+
+def content_id(row: dict[str, Any], columns: list[str]) -> str:
+    """A stable id from the canonical content: the first 16 hex digits of a SHA-256."""
+    payload = json.dumps([row.get(c) for c in columns], ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------- ingest
+def _peek_form(paths: list[Path], kind: Kind, fields: dict[str, str]) -> Form:
+    keys: set[str] = set()
+    seen = 0
+    for path in paths:
+        for _, rec, _, _ in READERS[path.suffix.lower()](path):
+            if rec is not None:
+                keys |= set(rec)
+                seen += 1
+            if seen >= _PEEK:
+                break
+        if seen >= _PEEK:
+            break
+    renamed = {next((c for c, s in fields.items() if s == k), k) for k in keys}
+    return detect_form(kind, renamed)
+
+
+def ingest(paths: list[Path], kind: Kind, fields: dict[str, str], *, advance: Callable[[int], None] | None = None) -> Ingested:
+    """Read every file, validate every record, and give each row a unique stable id."""
+    form = _peek_form(paths, kind, fields)
+    rows: list[dict[str, Any]] = []
+    bad: list[dict[str, Any]] = []
+    files, seen_ids = [], {}  # seen_ids: given id -> "file:line" where first seen
+    hashed: dict[str, int] = {}
+    content_cols = list(form.columns)
+    read = 0
+    for path in paths:
+        files.append(InputFile(str(path), file_sha256(path), path.stat().st_size))
+        for line, rec, error, raw in READERS[path.suffix.lower()](path):
+            read += 1
+            if advance is not None and read % 1000 == 0:
+                advance(1000)
+            where = f"{path.name}:{line}"
+            if rec is not None:
+                try:
+                    row = validate_record(rec, form, fields)
+                except ValueError as e:
+                    error, raw = str(e), json.dumps(rec, ensure_ascii=False, default=str)
+                else:
+                    if row["id"] is None:
+                        base = content_id(row, content_cols)
+                        hashed[base] = hashed.get(base, 0) + 1
+                        row["id"] = base if hashed[base] == 1 else f"{base}-{hashed[base]}"
+                    elif row["id"] in seen_ids:
+                        error, raw = f"duplicate `id` '{row['id'][:40]}' (first seen at {seen_ids[row['id']]}); ids must be unique", json.dumps(rec, ensure_ascii=False, default=str)
+                    else:
+                        seen_ids[row["id"]] = where
+                    if error is None:
+                        rows.append(row)
+                        continue
+            bad.append({"stage": "ingest", "source": str(path), "line": line, "id": None, "error": error, "raw": (raw or "")[:_RAW_LIMIT].encode("utf-8", "replace").decode("utf-8")})
+    return Ingested(_to_frame(rows, form), pl.DataFrame(bad, schema=QUARANTINE_SCHEMA), files, form, read)
+
+
+def _to_frame(rows: list[dict[str, Any]], form: Form) -> pl.DataFrame:
+    extras = sorted({k for r in rows for k in r} - set(form.columns) - {"id"})
+    schema = {"id": pl.String(), **form.columns, **{k: pl.String() for k in extras}}
+    return pl.DataFrame(rows, schema=schema)
+
+
+def read_any(path: Path) -> pl.DataFrame:
+    """Read a tabular file whole (used for small side inputs such as reference samples)."""
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        return pl.read_parquet(path)
+    if suffix == ".csv":
+        return pl.read_csv(path, infer_schema=False)
+    if suffix in (".jsonl", ".ndjson"):
+        return pl.read_ndjson(io.BytesIO(path.read_bytes()))
+    if suffix == ".json":
+        return pl.DataFrame(json.loads(path.read_text(encoding="utf-8")))
+    raise InputError(f"'{path.name}' has unsupported extension '{suffix}'; use one of {', '.join(SUPPORTED)}")

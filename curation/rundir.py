@@ -1,0 +1,135 @@
+"""The run directory: atomic writes, fingerprints and the manifest.
+
+Layout (design.md): ``config.yaml``, ``quarantine.parquet``, ``stages/NN-<stage>/``,
+``dataset/``, ``checks/``, ``report/``, ``manifest.json``. Every file is written to a
+temporary name and renamed into place, so no partial file is ever visible under its
+final name; a stage directory is assembled under a temporary name and renamed whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from curation.errors import RunError
+
+DATASET = Path("dataset") / "data.parquet"
+MANIFEST = "manifest.json"
+
+
+# ---------------------------------------------------------------------------- atomic writes
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it is renamed onto ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_json(path: Path, data: Any) -> None:
+    write_bytes(path, (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n").encode("utf-8"))
+
+
+def write_parquet(path: Path, df: pl.DataFrame) -> None:
+    with atomic_path(path) as tmp:
+        df.write_parquet(tmp, statistics=False)
+
+
+@contextmanager
+def atomic_dir(path: Path) -> Iterator[Path]:
+    """Build a directory under a temporary name; on success replace ``path`` with it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        if path.exists():
+            old = path.with_name(f".{path.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(path, old)
+            shutil.rmtree(old)
+        os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------- fingerprints
+def sha256_json(data: Any) -> str:
+    """SHA-256 over canonical JSON (sorted keys, no whitespace)."""
+    payload = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def frame_fingerprint(df: pl.DataFrame) -> str:
+    """SHA-256 over a canonical serialisation: the schema, then the rows as NDJSON.
+
+    Row order counts; column order does not (columns are sorted by name).
+    """
+    df = df.select(sorted(df.columns))
+    h = hashlib.sha256(json.dumps({k: str(v) for k, v in df.schema.items()}, sort_keys=True).encode())
+    for start in range(0, max(df.height, 1), 200_000):
+        h.update(df.slice(start, 200_000).write_ndjson().encode("utf-8"))
+    return h.hexdigest()
+
+
+def file_fingerprint(path: Path) -> str:
+    """The fingerprint of a parquet file's rows (not its bytes, which vary by writer)."""
+    return frame_fingerprint(pl.read_parquet(path))
+
+
+# ---------------------------------------------------------------------------- manifest
+def read_manifest(run_dir: Path) -> dict[str, Any]:
+    path = Path(run_dir) / MANIFEST
+    if not path.is_file():
+        raise RunError(f"'{run_dir}' is not a tuneprep run directory (no {MANIFEST}); pass a folder made by `tuneprep run`")
+    return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+
+
+def update_manifest(run_dir: Path, **sections: Any) -> dict[str, Any]:
+    """Set top-level sections of the manifest (e.g. ``checks=...``) and rewrite it atomically."""
+    manifest = read_manifest(run_dir)
+    manifest.update(sections)
+    write_json(Path(run_dir) / MANIFEST, manifest)
+    return manifest
+
+
+def load_dataset(run_dir: Path) -> pl.DataFrame:
+    path = Path(run_dir) / DATASET
+    if not path.is_file():
+        raise RunError(f"'{run_dir}' has no curated dataset ({DATASET}); rerun `tuneprep run` on its config")
+    return pl.read_parquet(path)
+
+
+def library_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    names = ["tuneprep", "polars", "datasketch", "presidio-analyzer", "presidio-anonymizer", "spacy", "great-expectations", "transformers", "torch", "peft", "scikit-learn", "sentence-transformers"]
+    out = {}
+    for name in names:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    import platform
+
+    out["python"] = platform.python_version()
+    return out
