@@ -34,6 +34,10 @@ class StageResult:
         stats: JSON-serialisable counters and metrics for ``stats.json`` and the report.
         quarantined: rows the stage could not process: ``id`` and ``error`` at least.
         kind: the record kind of ``kept`` when the stage changes it (preference pairs).
+            Such a stage also reports ``stats["rows_used"]``: input rows that went into
+            at least one output row, so that rows_in = rows_used + dropped + quarantined.
+        files: extra files for the stage directory, relative path -> content (e.g.
+            ``{"charts/label.svg": "<svg ...>"}``), written atomically by the runner.
     """
 
     kept: pl.DataFrame
@@ -42,6 +46,7 @@ class StageResult:
     stats: dict[str, Any] = field(default_factory=dict)
     quarantined: pl.DataFrame = field(default_factory=lambda: pl.DataFrame({"id": [], "error": []}, schema={"id": pl.String, "error": pl.String}))
     kind: Kind | None = None
+    files: dict[str, str | bytes] = field(default_factory=dict)
 
 
 class Progress(Protocol):
@@ -66,10 +71,14 @@ class StageContext:
             e.g. label_audit reads ``artifacts["dedup"].findings`` for clusters.
         engines: cache of heavy objects shared across stages (see ``engine``).
         progress_factory: builds a progress bar; quiet runs get a no-op.
+        config_dir: the config file's folder; relative paths in stage options resolve here.
+        runs_root: the folder holding run directories (for ``against: RUN`` by run id).
     """
 
     kind: Kind
     run_dir: Path | None = None
+    config_dir: Path = Path(".")
+    runs_root: Path | None = None
     seed: int = 0
     artifacts: dict[str, StageResult] = field(default_factory=dict)
     engines: dict[str, Any] = field(default_factory=dict)
