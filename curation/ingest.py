@@ -305,8 +305,10 @@ def ingest(paths: list[Path], kind: Kind, fields: dict[str, str], *, advance: Ca
 
 
 def _to_frame(rows: list[dict[str, Any]], form: Form) -> pl.DataFrame:
-    extras = sorted({k for r in rows for k in r} - set(form.columns) - {"id"})
-    schema = {"id": pl.String(), **form.columns, **{k: pl.String() for k in extras}}
+    present = {k for r in rows for k, v in r.items() if v is not None}
+    extras = sorted(present - set(form.columns) - {"id"})
+    columns = {k: t for k, t in form.columns.items() if k in form.required or k in present}  # optional columns only when given
+    schema = {"id": pl.String(), **columns, **{k: pl.String() for k in extras}}
     return pl.DataFrame(rows, schema=schema)
 
 

@@ -133,3 +133,16 @@ def library_versions() -> dict[str, str]:
 
     out["python"] = platform.python_version()
     return out
+
+
+def clean_sensitive(run_dir: Path) -> list[str]:
+    """Delete the files the manifest marks sensitive; record that in the manifest."""
+    manifest = read_manifest(run_dir)
+    removed = []
+    for rel in manifest.get("sensitive_paths", []):
+        path = Path(run_dir) / rel
+        if path.is_file():
+            path.unlink()
+            removed.append(rel)
+    update_manifest(run_dir, cleaned={"removed": sorted(set(manifest.get("cleaned", {}).get("removed", [])) | set(removed))})
+    return removed

@@ -1,0 +1,135 @@
+"""The `tuneprep` command line: every command is a thin call into the library.
+
+This is the one module that imports `checks` and `training` (lazily, inside commands),
+and the one place where library errors become a one-line message and an exit code:
+0 success, 1 the data failed a check or a gate, 2 a usage or config error.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from curation.errors import TuneprepError
+
+QUIET = click.option("--quiet", "-q", is_flag=True, help="No progress bars or stage summaries.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="tuneprep")
+def cli() -> None:
+    """Prepare data for fine-tuning, prove it is fit to use, then fine-tune on it.
+
+    \b
+    Example:
+      tuneprep demo                      # messy demo corpus -> curated, checked, reported
+      tuneprep run pipeline.yaml         # curate your data; prints the run directory
+      tuneprep check runs/<run-id>       # the validation gate (exit 1 on failure)
+      tuneprep train runs/<run-id>       # fine-tune once the checks pass
+    """
+
+
+@cli.command()
+@click.option("--out", type=click.Path(path_type=Path), default=Path("runs/demo"), show_default=True, help="Folder for the demo data, configs and runs.")
+@click.option("--kind", "kinds", multiple=True, type=click.Choice(["classification", "instruction", "ratings", "text"]), help="Only these corpora (repeatable); default all.")
+@click.option("--scale", type=click.FloatRange(0.01, 100), default=1.0, show_default=True, help="Multiply the demo corpus sizes.")
+@QUIET
+def demo(out: Path, kinds: tuple[str, ...], scale: float, quiet: bool) -> None:
+    """Generate the messy demo corpora and run the whole pipeline on them.
+
+    \b
+    Example:
+      tuneprep demo --out /tmp/demo --kind classification
+    """
+    from curation.config import load_config
+    from curation.demo import DEMO_KINDS, write_demo
+    from curation.runner import run_pipeline
+
+    configs = write_demo(out, kinds=kinds or DEMO_KINDS, scale=scale)
+    for kind, path in configs.items():
+        click.echo(f"== {kind} ==", err=True)
+        result = run_pipeline(load_config(path), out_dir=out / "runs" / kind, quiet=quiet, log=None if not quiet else (lambda _m: None))
+        click.echo(f"{kind}: {result.rows_in} rows in, {result.rows_out} curated, {result.quarantined} quarantined -> {result.run_dir}")
+    click.echo(str(out))
+
+
+@cli.command()
+@click.argument("config", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Run directory (default runs/<config name>-<fingerprint>).")
+@QUIET
+def run(config: Path, out: Path | None, quiet: bool) -> None:
+    """Run the curation pipeline described by CONFIG (YAML); the last line printed is the run directory.
+
+    A rerun of the same config on the same inputs resumes: finished stages are reused.
+
+    \b
+    Example:
+      tuneprep run pipeline.yaml --out runs/tickets-2026-11
+    """
+    from curation.config import load_config
+    from curation.runner import run_pipeline
+
+    result = run_pipeline(load_config(config), out_dir=out, config_name=config.stem, quiet=quiet)
+    click.echo(f"{result.rows_in} rows in, {result.rows_out} curated, {result.quarantined} quarantined; dataset {result.dataset_fingerprint[:12]}", err=True)
+    click.echo(str(result.run_dir))
+
+
+@cli.command()
+@click.option("--root", type=click.Path(path_type=Path), default=Path("runs"), show_default=True, help="The runs root holding ledger.db.")
+@click.option("--ledger", type=click.Path(path_type=Path), default=None, help="A ledger file other than ROOT/ledger.db.")
+def runs(root: Path, ledger: Path | None) -> None:
+    """List the runs recorded in the ledger, newest last.
+
+    \b
+    Example:
+      tuneprep runs --root runs
+    """
+    from curation.ledger import Ledger
+
+    path = ledger or root / "ledger.db"
+    if not path.is_file():
+        raise click.UsageError(f"no ledger at '{path}'; run `tuneprep run` first or pass `--ledger`")
+    rows = Ledger(path).rows("runs")
+    click.echo(f"{'run_id':40} {'status':10} {'kind':15} {'rows_in':>8} {'rows_out':>8}  dataset")
+    for r in rows:
+        click.echo(f"{r['run_id']:40} {r['status']:10} {r['kind'] or '':15} {r['rows_in'] or 0:>8} {r['rows_out'] or 0:>8}  {(r['dataset_fp'] or '')[:12]}")
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+def clean(run_dir: Path) -> None:
+    """Remove a run's sensitive intermediates (raw-text stage outputs, quarantine); keep the audit trail.
+
+    \b
+    Example:
+      tuneprep clean runs/tickets-2026-11
+    """
+    from curation.rundir import clean_sensitive
+
+    removed = clean_sensitive(run_dir)
+    click.echo(f"removed {len(removed)} sensitive files from {run_dir}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: runs the CLI and turns errors into one line on stderr."""
+    try:
+        cli.main(args=argv, prog_name="tuneprep", standalone_mode=False)
+    except TuneprepError as e:
+        for line in e.lines():
+            click.echo(f"error: {line}", err=True)
+        return e.exit_code
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.ClickException as e:
+        click.echo(f"error: {e.format_message()}", err=True)
+        return 2
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

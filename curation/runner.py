@@ -1,0 +1,266 @@
+"""The pipeline runner: ingest, then each configured stage in order, with the books kept.
+
+Every stage writes ``RUN/stages/NN-<stage>/`` atomically (output, dropped, findings,
+stats.json, _SUCCESS with its input fingerprint). On a rerun a stage whose _SUCCESS
+matches its input fingerprint is loaded instead of recomputed, so a killed run resumes
+where it stopped and a finished run reruns in seconds with identical output.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import yaml
+
+from curation.config import PipelineConfig
+from curation.errors import InputError
+from curation.ingest import QUARANTINE_SCHEMA, Ingested, file_sha256, ingest, resolve_inputs
+from curation.ledger import Ledger, ledger_path_for
+from curation.progress import make_progress_factory
+from curation.rundir import DATASET, MANIFEST, atomic_dir, frame_fingerprint, library_versions, sha256_json, write_bytes, write_json, write_parquet
+from curation.schema import Kind, kind_columns
+from curation.stage import StageContext, StageResult
+from curation.stages import STAGES, stage_function
+
+FORMAT_VERSION = 1  # bump when a stage's on-disk output changes meaning, to invalidate resumes
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_id: str
+    run_dir: Path
+    kind: Kind
+    dataset_fingerprint: str
+    rows_in: int
+    rows_out: int
+    quarantined: int
+    stages: list[dict[str, Any]]
+
+
+def default_run_id(cfg: PipelineConfig, config_name: str, input_hashes: list[str]) -> str:
+    """``<config name>-<12 hex>``: the same config on the same inputs maps to the same run."""
+    digest = sha256_json({"config": cfg.to_yaml_dict(), "inputs": input_hashes, "v": FORMAT_VERSION})[:12]
+    return f"{re.sub(r'[^A-Za-z0-9_.-]', '_', config_name)}-{digest}"
+
+
+def _books(rows_in: int, result: StageResult, input_kind: Kind) -> dict[str, int]:
+    used = result.kept.height if result.kind in (None, input_kind) else int(result.stats.get("rows_used", -1))
+    books = {"rows_in": rows_in, "kept": result.kept.height, "dropped": result.dropped.height, "quarantined": result.quarantined.height}
+    if used + books["dropped"] + books["quarantined"] != rows_in:
+        raise AssertionError(f"stage books do not balance: {books} (rows used: {used})")
+    return books
+
+
+def _check_ids(df_in: pl.DataFrame, result: StageResult, input_kind: Kind) -> None:
+    """Every input id leaves the stage exactly once (kept, dropped or quarantined)."""
+    if result.kind not in (None, input_kind):
+        out = pl.concat([result.dropped.select("id"), result.quarantined.select("id")])
+        assert out["id"].is_unique().all(), "a row left the stage twice"
+        assert out["id"].is_in(df_in["id"].implode()).all(), "a stage invented row ids"
+        return
+    out = pl.concat([result.kept.select("id"), result.dropped.select("id"), result.quarantined.select("id")])
+    assert out.height == df_in.height and out["id"].sort().equals(df_in["id"].sort()), "stage lost, invented or duplicated rows"
+
+
+def _dropped_by_reason(dropped: pl.DataFrame) -> dict[str, int]:
+    if dropped.is_empty():
+        return {}
+    counts = dropped.group_by("reason").len().sort("reason")
+    return {r: int(n) for r, n in counts.iter_rows()}
+
+
+def _write_stage(stage_dir: Path, result: StageResult, stats: dict[str, Any], success: dict[str, Any]) -> None:
+    with atomic_dir(stage_dir) as tmp:
+        result.kept.write_parquet(tmp / "output.parquet", statistics=False)
+        result.dropped.write_parquet(tmp / "dropped.parquet", statistics=False)
+        result.findings.write_parquet(tmp / "findings.parquet", statistics=False)
+        if not result.quarantined.is_empty():
+            result.quarantined.write_parquet(tmp / "quarantine.parquet", statistics=False)
+        for rel, content in sorted(result.files.items()):
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            (tmp / rel).write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
+        (tmp / "stats.json").write_text(json.dumps(stats, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+        (tmp / "_SUCCESS").write_text(json.dumps(success, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def _load_stage(stage_dir: Path, input_fp: str) -> tuple[StageResult, dict[str, Any], dict[str, Any]] | None:
+    marker = stage_dir / "_SUCCESS"
+    if not marker.is_file():
+        return None
+    success = json.loads(marker.read_text(encoding="utf-8"))
+    if success.get("input_fingerprint") != input_fp:
+        return None
+    stats = json.loads((stage_dir / "stats.json").read_text(encoding="utf-8"))
+    q = stage_dir / "quarantine.parquet"
+    result = StageResult(
+        kept=pl.read_parquet(stage_dir / "output.parquet"),
+        dropped=pl.read_parquet(stage_dir / "dropped.parquet"),
+        findings=pl.read_parquet(stage_dir / "findings.parquet"),
+        stats=stats.get("metrics", {}),
+        quarantined=pl.read_parquet(q) if q.is_file() else StageResult(pl.DataFrame(), pl.DataFrame()).quarantined,
+        kind=success.get("kind"),
+    )
+    return result, stats, success
+
+
+def _ingest_stage(cfg: PipelineConfig, paths: list[Path], stage_dir: Path, ctx: StageContext, log: Log) -> tuple[StageResult, dict[str, Any], Ingested | None, bool]:
+    input_fp = sha256_json({"input": cfg.input.model_dump(mode="json"), "files": [str(p) for p in paths], "hashes": ctx.engines["input_hashes"], "v": FORMAT_VERSION})
+    loaded = _load_stage(stage_dir, input_fp)
+    if loaded is not None:
+        log("ingest: unchanged, reusing")
+        return loaded[0], loaded[1], None, True
+    with ctx.progress("reading input", None) as bar:
+        data = ingest(paths, cfg.input.kind, dict(cfg.input.fields), advance=bar.advance)
+    q = data.quarantine.select("id", "error", "source", "line")
+    result = StageResult(kept=data.rows, dropped=data.rows.clear().with_columns(reason=pl.lit(None, pl.String)), quarantined=q)
+    stats = {
+        "stage": "ingest",
+        "books": {"rows_in": data.rows_read, "kept": data.rows.height, "dropped": 0, "quarantined": data.quarantine.height},
+        "dropped_by_reason": {},
+        "config": cfg.input.model_dump(mode="json"),
+        "metrics": {"form": data.form.name, "files": [{"path": f.path, "sha256": f.sha256, "bytes": f.bytes} for f in data.files]},
+    }
+    _write_stage(stage_dir, result, stats, {"input_fingerprint": input_fp, "output_fingerprint": frame_fingerprint(data.rows), "kind": cfg.input.kind})
+    write_parquet(stage_dir / "quarantine_full.parquet", data.quarantine)
+    return result, stats, data, False
+
+
+def run_pipeline(cfg: PipelineConfig, *, out_dir: Path | None = None, config_name: str = "run", runs_root: Path = Path("runs"), quiet: bool = True, log: Log | None = None) -> RunResult:
+    """Run ingest and every configured stage; write the run directory, manifest and ledger rows.
+
+    Args:
+        cfg: the validated pipeline config.
+        out_dir: the run directory; default ``runs_root/<config name>-<fingerprint>``.
+        config_name: used in the default run id (the YAML file's stem).
+        quiet: no progress bars (they are also off when stderr is not a terminal).
+        log: receives one line per stage; default prints to stderr unless quiet.
+
+    Raises:
+        InputError: the input cannot be read, or every row was quarantined.
+    """
+    say: Log = log or ((lambda _m: None) if quiet else (lambda m: print(m, file=sys.stderr)))
+    paths = resolve_inputs(cfg.input.path, cfg.base_dir)
+    hashes = [file_sha256(p) for p in paths]
+    run_dir = Path(out_dir) if out_dir else Path(runs_root) / default_run_id(cfg, config_name, hashes)
+    run_id = run_dir.name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_bytes(run_dir / "config.yaml", yaml.safe_dump(cfg.to_yaml_dict(), sort_keys=False).encode("utf-8"))
+    config_fp = sha256_json(cfg.to_yaml_dict())
+    ledger = Ledger(ledger_path_for(run_dir, cfg.resolve(cfg.run.ledger) if cfg.run.ledger else None))
+    started = ledger.start_run(run_id, run_dir, kind=cfg.input.kind, config_fp=config_fp)
+    ctx = StageContext(kind=cfg.input.kind, run_dir=run_dir, seed=cfg.run.seed, config_dir=cfg.base_dir, runs_root=run_dir.parent, progress_factory=make_progress_factory(quiet))
+    ctx.engines["input_hashes"] = hashes
+    try:
+        result = _run_stages(cfg, paths, run_dir, run_id, ctx, ledger, started, say)
+    except BaseException:
+        ledger.finish_run(run_id, started, status="failed", dataset_fp=None, rows_in=None, rows_out=None)
+        raise
+    ledger.finish_run(run_id, started, status="succeeded", dataset_fp=result.dataset_fingerprint, rows_in=result.rows_in, rows_out=result.rows_out)
+    return result
+
+
+def _run_stages(cfg: PipelineConfig, paths: list[Path], run_dir: Path, run_id: str, ctx: StageContext, ledger: Ledger, started: float, say: Log) -> RunResult:
+    stages_dir = run_dir / "stages"
+    t0 = time.perf_counter()
+    current, stats, _, skipped = _ingest_stage(cfg, paths, stages_dir / "00-ingest", ctx, say)
+    books = stats["books"]
+    ledger.record_stage(run_id, started, 0, "ingest", status="skipped" if skipped else "done", books=books, seconds=time.perf_counter() - t0, output_fp=frame_fingerprint(current.kept))
+    if current.kept.is_empty():
+        raise InputError(f"every one of the {books['rows_in']} input rows was quarantined; see {run_dir / 'stages/00-ingest/quarantine_full.parquet'} for the errors and fix the input or `input.fields`")
+    say(f"ingest: {books['rows_in']} rows read, {books['kept']} kept, {books['quarantined']} quarantined")
+    entries = [_manifest_entry(0, "ingest", stages_dir / "00-ingest", stats, skipped, sensitive=True)]
+    quarantines = [current.quarantined.with_columns(stage=pl.lit("ingest"))]
+    df, kind, prev_fp, sensitive = current.kept, cfg.input.kind, frame_fingerprint(current.kept), True
+    for idx, stage in enumerate(cfg.stages, start=1):
+        name = stage.name
+        stage_dir = stages_dir / f"{idx:02d}-{name}"
+        options = stage.options.model_dump(mode="json")
+        input_fp = sha256_json({"input": prev_fp, "stage": name, "options": options, "kind": kind, "seed": cfg.run.seed, "v": FORMAT_VERSION})
+        t0 = time.perf_counter()
+        ctx.kind = kind
+        loaded = _load_stage(stage_dir, input_fp)
+        if loaded is not None:
+            result, st, success = loaded
+            skipped = True
+        else:
+            result = stage_function(name)(df, stage.options, ctx)
+            books = _books(df.height, result, kind)
+            _check_ids(df, result, kind)
+            st = {"stage": name, "books": books, "dropped_by_reason": _dropped_by_reason(result.dropped), "config": options, "metrics": result.stats}
+            success = {"input_fingerprint": input_fp, "output_fingerprint": frame_fingerprint(result.kept), "kind": result.kind or kind}
+            _write_stage(stage_dir, result, st, success)
+            skipped = False
+        ctx.artifacts[name] = result
+        sensitive = sensitive and STAGES[name].sensitive_output
+        ledger.record_stage(run_id, started, idx, name, status="skipped" if skipped else "done", books=st["books"], seconds=time.perf_counter() - t0, output_fp=success["output_fingerprint"])
+        entries.append(_manifest_entry(idx, name, stage_dir, st, skipped, sensitive=sensitive, pii_stage=name == "pii"))
+        if not result.quarantined.is_empty():
+            quarantines.append(result.quarantined.select("id", "error").with_columns(stage=pl.lit(name)))
+        reasons = ", ".join(f"{r} {n}" for r, n in st["dropped_by_reason"].items())
+        b = st["books"]
+        say(f"{name}: {b['rows_in']} in, {b['kept']} kept, {b['dropped']} dropped{f' ({reasons})' if reasons else ''}, {b['quarantined']} quarantined{' [reused]' if skipped else ''}")
+        df, kind, prev_fp = result.kept, success["kind"], success["output_fingerprint"]
+    return _finish(cfg, run_dir, run_id, df, kind, entries, quarantines, ctx)
+
+
+def _manifest_entry(idx: int, name: str, stage_dir: Path, stats: dict[str, Any], skipped: bool, *, sensitive: bool, pii_stage: bool = False) -> dict[str, Any]:
+    success = json.loads((stage_dir / "_SUCCESS").read_text(encoding="utf-8"))
+    rel = f"stages/{stage_dir.name}"
+    files = sorted(p.name for p in stage_dir.iterdir() if p.is_file())
+    # Outputs before the PII stage still hold raw text; so do the PII stage's own dropped rows.
+    sensitive_files = [f"{rel}/{f}" for f in files if f.endswith(".parquet") and (sensitive or (pii_stage and f == "dropped.parquet")) and f != "findings.parquet"]
+    return {
+        "index": idx,
+        "name": name,
+        "dir": rel,
+        "input_fingerprint": success["input_fingerprint"],
+        "output_fingerprint": success["output_fingerprint"],
+        "books": stats["books"],
+        "dropped_by_reason": stats["dropped_by_reason"],
+        "sensitive": sensitive,
+        "sensitive_files": sensitive_files,
+        "skipped": skipped,
+    }
+
+
+def _finish(cfg: PipelineConfig, run_dir: Path, run_id: str, df: pl.DataFrame, kind: Kind, entries: list[dict[str, Any]], quarantines: list[pl.DataFrame], ctx: StageContext) -> RunResult:
+    dataset = df.select(kind_columns(kind, df.columns))
+    write_parquet(run_dir / DATASET, dataset)
+    ingest_q = pl.read_parquet(run_dir / "stages/00-ingest/quarantine_full.parquet")
+    later = [q.select(pl.col("stage"), pl.lit(None, pl.String).alias("source"), pl.lit(None, pl.Int64).alias("line"), pl.col("id"), pl.col("error"), pl.lit(None, pl.String).alias("raw")) for q in quarantines[1:]]
+    quarantine = pl.concat([ingest_q, *later]) if later else ingest_q
+    write_parquet(run_dir / "quarantine.parquet", quarantine.select(list(QUARANTINE_SCHEMA)))
+    fp = frame_fingerprint(dataset)
+    sensitive_paths = ["quarantine.parquet", *(f for e in entries for f in e["sensitive_files"])]
+    if entries[-1]["sensitive"]:
+        sensitive_paths.append(str(DATASET))
+    manifest = {
+        "run_id": run_id,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "kind": kind,
+        "input_kind": cfg.input.kind,
+        "config": {"path": "config.yaml", "fingerprint": sha256_json(cfg.to_yaml_dict())},
+        "inputs": [{"path": str(p), "sha256": h} for p, h in zip(resolve_inputs(cfg.input.path, cfg.base_dir), ctx.engines["input_hashes"], strict=True)],
+        "stages": entries,
+        "quarantine": {"path": "quarantine.parquet", "rows": quarantine.height},
+        "dataset": {"path": str(DATASET), "fingerprint": fp, "rows": dataset.height, "columns": dataset.columns},
+        "sensitive_paths": sensitive_paths,
+        "versions": library_versions(),
+    }
+    old = run_dir / MANIFEST
+    if old.is_file():  # keep sections written by later commands only if the data is unchanged
+        prev = json.loads(old.read_text(encoding="utf-8"))
+        if prev.get("dataset", {}).get("fingerprint") == fp:
+            manifest.update({k: v for k, v in prev.items() if k in ("checks", "training", "created")})
+    write_json(old, manifest)
+    rows_in = entries[0]["books"]["rows_in"]
+    return RunResult(run_id, run_dir, kind, fp, rows_in, dataset.height, quarantine.height, entries)
