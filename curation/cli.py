@@ -32,8 +32,20 @@ def cli() -> None:
 
 
 @cli.command()
-@click.option("--out", type=click.Path(path_type=Path), default=Path("runs/demo"), show_default=True, help="Folder for the demo data, configs and runs.")
-@click.option("--kind", "kinds", multiple=True, type=click.Choice(["classification", "instruction", "ratings", "text"]), help="Only these corpora (repeatable); default all.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("runs/demo"),
+    show_default=True,
+    help="Folder for the demo data, configs and runs.",
+)
+@click.option(
+    "--kind",
+    "kinds",
+    multiple=True,
+    type=click.Choice(["classification", "instruction", "ratings", "text"]),
+    help="Only these corpora (repeatable); default all.",
+)
 @click.option("--scale", type=click.FloatRange(0.01, 100), default=1.0, show_default=True, help="Multiply the demo corpus sizes.")
 @QUIET
 def demo(out: Path, kinds: tuple[str, ...], scale: float, quiet: bool) -> None:
@@ -72,7 +84,10 @@ def run(config: Path, out: Path | None, quiet: bool) -> None:
     from curation.runner import run_pipeline
 
     result = run_pipeline(load_config(config), out_dir=out, config_name=config.stem, quiet=quiet)
-    click.echo(f"{result.rows_in} rows in, {result.rows_out} curated, {result.quarantined} quarantined; dataset {result.dataset_fingerprint[:12]}", err=True)
+    click.echo(
+        f"{result.rows_in} rows in, {result.rows_out} curated, {result.quarantined} quarantined; dataset {result.dataset_fingerprint[:12]}",
+        err=True,
+    )
     click.echo(str(result.run_dir))
 
 
@@ -94,7 +109,9 @@ def runs(root: Path, ledger: Path | None) -> None:
     rows = Ledger(path).rows("runs")
     click.echo(f"{'run_id':40} {'status':10} {'kind':15} {'rows_in':>8} {'rows_out':>8}  dataset")
     for r in rows:
-        click.echo(f"{r['run_id']:40} {r['status']:10} {r['kind'] or '':15} {r['rows_in'] or 0:>8} {r['rows_out'] or 0:>8}  {(r['dataset_fp'] or '')[:12]}")
+        click.echo(
+            f"{r['run_id']:40} {r['status']:10} {r['kind'] or '':15} {r['rows_in'] or 0:>8} {r['rows_out'] or 0:>8}  {(r['dataset_fp'] or '')[:12]}"
+        )
 
 
 @cli.command()

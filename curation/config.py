@@ -43,21 +43,45 @@ class CustomExpectation(Strict):
 
 
 class ChecksConfig(Strict):
+    """The ``checks:`` section: thresholds and severities of the gate (docs/checks.md)."""
+
     min_rows: int = Field(1, ge=0)
     min_rows_per_class: int = Field(1, ge=0)
     max_class_share: float = Field(0.95, gt=0, le=1)  # largest class's share of rows
     label_set: list[str] | None = None  # labels allowed; default: none enforced
     min_tokens: int = Field(1, ge=0)
-    max_tokens: int | None = Field(None, ge=1)  # whitespace tokens unless a tokenizer is known
+    max_tokens: int | None = Field(None, ge=1)  # whitespace tokens unless `tokenizer` is set
+    tokenizer: str | None = None  # local tokenizer dir (AutoTokenizer, offline) to count tokens with
     max_residual_pii: int = Field(0, ge=0)
-    severity: dict[str, Literal["critical", "warning", "off"]] = Field(default_factory=dict)  # per check name
+    # per check name (checks.suites.CHECKS); "off" removes the check from the suite
+    severity: dict[
+        Literal[
+            "required_columns", "column_types", "not_null", "not_empty", "unique_ids", "no_exact_duplicates", "label_set", "min_rows",
+            "min_rows_per_class", "max_class_share", "token_length", "residual_pii", "chosen_differs", "messages_roles",
+        ],
+        Literal["critical", "warning", "off"],
+    ] = Field(default_factory=dict)
     custom: list[CustomExpectation] = Field(default_factory=list)
 
 
 class TrainConfig(Strict):
+    """The ``train:`` section; docs/training.md explains every option."""
+
     task: Literal["sft", "cpt", "classify", "dpo"] | None = None  # default from the record kind
     method: Literal["lora", "full"] = "lora"
     model: str | None = None  # HF id or local dir; default: the embedded model for the task
+    max_steps: int | None = Field(None, ge=1)  # optimizer steps; default: one pass over the training split
+    lr: float | None = Field(None, gt=0, le=1)  # peak learning rate; default by task and method (training.loop.default_lr)
+    batch_size: int = Field(8, ge=1)  # rows (packed blocks for sft/cpt) per micro-batch
+    grad_accum: int = Field(1, ge=1)  # micro-batches per optimizer step
+    max_length: int = Field(512, ge=8)  # tokens per row or packed block; longer examples are truncated
+    lora_r: int = Field(16, ge=1)
+    lora_alpha: int = Field(32, ge=1)  # scale = alpha / r
+    eval_fraction: float = Field(0.1, ge=0, lt=1)  # held-out share, drawn with `seed`
+    seed: int = 0  # model init, eval split, data order, dropout
+    beta: float = Field(0.1, gt=0)  # dpo: strength of the pull towards the reference
+    packing: bool = True  # sft/cpt: several examples per block, never attending across examples
+    compile: bool = False  # torch.compile the model (CUDA only; pays off on long runs)
 
 
 class StageConfig(Strict):
@@ -111,7 +135,7 @@ def _format_error(prefix: str, err: Any) -> str:
 def _parse_stage(i: int, item: Any, problems: list[str]) -> StageConfig | None:
     where = f"stages[{i}]"
     if isinstance(item, str):
-        name, options = item, {}
+        name, options = item, dict[str, Any]()
     elif isinstance(item, dict) and len(item) == 1:
         name, options = next(iter(item.items()))
         options = {} if options is None else options

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import random
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,15 @@ DEMO_KINDS = ("classification", "instruction", "ratings", "text")
 CLASS_SHARES = {"billing": 0.36, "technical": 0.26, "account": 0.18, "shipping": 0.12, "feedback": 0.08}
 SOURCES = {"email": 0.6, "chat": 0.3, "web_form": 0.1}
 LANGUAGES = {"en": 0.9, "es": 0.06, "de": 0.04}
-PRODUCTS = ["Nimbus Router X2", "AquaPure 300", "Claude 3 Haiku", "Orbit Desk Pro", "Zephyr Buds 2", "Atlas Cloud Backup", "Pixel Forge v4.2"]
+PRODUCTS = [
+    "Nimbus Router X2",
+    "AquaPure 300",
+    "Claude 3 Haiku",
+    "Orbit Desk Pro",
+    "Zephyr Buds 2",
+    "Atlas Cloud Backup",
+    "Pixel Forge v4.2",
+]
 
 _TICKETS = {
     "billing": [
@@ -144,7 +151,9 @@ def _malformed(rng: random.Random, good: dict[str, Any]) -> bytes:
     return json.dumps({**good, next(iter(good)): "   "}).encode()  # empty text
 
 
-def _with_mess(rng: random.Random, rows: list[dict[str, Any]], text_key: str, *, dup: float = 0.06, near: float = 0.06, bad: float = 0.015) -> list[bytes]:
+def _with_mess(
+    rng: random.Random, rows: list[dict[str, Any]], text_key: str, *, dup: float = 0.06, near: float = 0.06, bad: float = 0.015
+) -> list[bytes]:
     out: list[bytes] = []
     for row in rows:
         out.append(json.dumps(row, ensure_ascii=False).encode("utf-8"))
@@ -208,12 +217,19 @@ def ratings_rows(n_prompts: int, seed: int) -> list[bytes]:
         label = _pick(rng, CLASS_SHARES)
         prompt = _ticket(rng, fill, label)
         good = _ANSWERS[label].format(**fill.values())
-        candidates = [(good, 4.5), (good.split(".")[0] + ".", 3.0), ("Please contact support.", 1.5), (good + " Is there anything else I can help with?", 4.0)]
+        candidates = [
+            (good, 4.5),
+            (good.split(".")[0] + ".", 3.0),
+            ("Please contact support.", 1.5),
+            (good + " Is there anything else I can help with?", 4.0),
+        ]
         for r_i, (response, quality) in enumerate(candidates[: rng.randint(2, 4)]):
             for annotator in ("ann_a", "ann_b", "ann_c"):
                 bias = -1.0 if annotator == "ann_c" else 0.0
                 score = max(1.0, min(5.0, round(quality + bias + rng.gauss(0, 0.6))))
-                rows.append({"id": f"p{p}-r{r_i}-{annotator}", "prompt": prompt, "response": response, "score": score, "annotator": annotator})
+                rows.append(
+                    {"id": f"p{p}-r{r_i}-{annotator}", "prompt": prompt, "response": response, "score": score, "annotator": annotator}
+                )
     out = [json.dumps(r, ensure_ascii=False).encode("utf-8") for r in rows]
     for _ in range(max(1, len(rows) // 100)):
         out.insert(rng.randrange(len(out)), _malformed(rng, {k: v for k, v in rows[0].items() if k != "id"}))
@@ -228,7 +244,9 @@ def text_rows(n: int, seed: int) -> list[bytes]:
         v = fill.values()
         label = _pick(rng, CLASS_SHARES)
         steps = " ".join(rng.sample(list(_ANSWERS.values()), 3)).format(**v)
-        rows.append({"text": f"Knowledge base: {v['product']} ({label}).\n\n{steps}\n\nLast edited by {v['name']} ({v['email']}).", "source": "kb"})
+        rows.append(
+            {"text": f"Knowledge base: {v['product']} ({label}).\n\n{steps}\n\nLast edited by {v['name']} ({v['email']}).", "source": "kb"}
+        )
     return _with_mess(rng, rows, "text")
 
 
@@ -238,7 +256,7 @@ DEFAULT_ROWS = {"classification": 2000, "instruction": 800, "ratings": 150, "tex
 
 def demo_config_text(kind: str) -> str:
     """The shipped YAML config that curates the demo corpus of ``kind``."""
-    return resources.files("curation").joinpath("demo_configs", f"{kind}.yaml").read_text(encoding="utf-8")
+    return (Path(__file__).parent / "demo_configs" / f"{kind}.yaml").read_text(encoding="utf-8")
 
 
 def write_demo(out: Path, *, kinds: tuple[str, ...] = DEMO_KINDS, seed: int = 7, scale: float = 1.0) -> dict[str, Path]:

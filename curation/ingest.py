@@ -54,7 +54,9 @@ def resolve_inputs(pattern: str, base_dir: Path) -> list[Path]:
     if any(ch in pattern for ch in "*?["):
         paths = sorted(Path(m) for m in glob.glob(str(full), recursive=True) if Path(m).is_file())
         if not paths:
-            raise InputError(f"`input.path` pattern '{pattern}' matches no file under {full.parent}; check the glob (relative paths start at the config file's folder)")
+            raise InputError(
+                f"`input.path` pattern '{pattern}' matches no file under {full.parent}; check the glob (relative paths start at the config file's folder)"
+            )
     else:
         if not full.is_file():
             raise InputError(f"input file '{full}' not found; fix `input.path` (relative paths start at the config file's folder)")
@@ -88,7 +90,12 @@ def _read_jsonl(path: Path) -> Iterator[Item]:
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as e:
-                yield n, None, f"line is not valid UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1}); re-encode the file as UTF-8", raw.decode("utf-8", "replace")
+                yield (
+                    n,
+                    None,
+                    f"line is not valid UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1}); re-encode the file as UTF-8",
+                    raw.decode("utf-8", "replace"),
+                )
                 continue
             try:
                 rec = json.loads(line)
@@ -127,7 +134,12 @@ def _read_csv(path: Path) -> Iterator[Item]:
         for row in reader:
             rest = row.pop(None, None)  # type: ignore[call-overload]
             if rest:
-                yield reader.line_num, None, f"row has {len(reader.fieldnames) + len(rest)} fields, header has {len(reader.fieldnames)}; quote fields that contain commas", ",".join(str(v) for v in row.values())
+                yield (
+                    reader.line_num,
+                    None,
+                    f"row has {len(reader.fieldnames) + len(rest)} fields, header has {len(reader.fieldnames)}; quote fields that contain commas",
+                    ",".join(str(v) for v in row.values()),
+                )
                 continue
             yield reader.line_num, {k: (None if v == "" else v) for k, v in row.items()}, None, None
 
@@ -141,10 +153,18 @@ def _read_parquet(path: Path) -> Iterator[Item]:
                 n += 1
                 yield n, rec, None, None
     except (pl.exceptions.ComputeError, OSError) as e:
-        raise InputError(f"'{path.name}' cannot be read as Parquet ({str(e).splitlines()[0][:120]}); check that the file is complete") from None
+        raise InputError(
+            f"'{path.name}' cannot be read as Parquet ({str(e).splitlines()[0][:120]}); check that the file is complete"
+        ) from None
 
 
-READERS: dict[str, Callable[[Path], Iterator[Item]]] = {".jsonl": _read_jsonl, ".ndjson": _read_jsonl, ".json": _read_json, ".csv": _read_csv, ".parquet": _read_parquet}
+READERS: dict[str, Callable[[Path], Iterator[Item]]] = {
+    ".jsonl": _read_jsonl,
+    ".ndjson": _read_jsonl,
+    ".json": _read_json,
+    ".csv": _read_csv,
+    ".parquet": _read_parquet,
+}
 
 
 # ---------------------------------------------------------------------------- validation
@@ -198,7 +218,15 @@ def _as_messages(value: Any) -> list[dict[str, str]]:
 
 
 def _type_name(value: Any) -> str:
-    return {"str": "string", "int": "number", "float": "number", "bool": "boolean", "NoneType": "null", "list": "list", "dict": "object"}.get(type(value).__name__, type(value).__name__)
+    return {
+        "str": "string",
+        "int": "number",
+        "float": "number",
+        "bool": "boolean",
+        "NoneType": "null",
+        "list": "list",
+        "dict": "object",
+    }.get(type(value).__name__, type(value).__name__)
 
 
 def _extra(value: Any) -> str | None:
@@ -236,7 +264,7 @@ def validate_record(rec: dict[str, Any], form: Form, fields: dict[str, str]) -> 
     if form.name == "pairwise" and row["winner"] not in ("a", "b", "tie"):
         raise ValueError(f"field `winner` must be 'a', 'b' or 'tie', got '{str(row['winner'])[:20]}'")
     given = rec.pop("id", None)
-    if given is not None and not isinstance(given, str | int) or isinstance(given, bool):
+    if (given is not None and not isinstance(given, str | int)) or isinstance(given, bool):
         raise ValueError(f"field `id` must be a string or integer, got {_type_name(given)}")
     row["id"] = str(given) if given not in (None, "") else None
     for key, value in rec.items():
@@ -272,7 +300,8 @@ def ingest(paths: list[Path], kind: Kind, fields: dict[str, str], *, advance: Ca
     form = _peek_form(paths, kind, fields)
     rows: list[dict[str, Any]] = []
     bad: list[dict[str, Any]] = []
-    files, seen_ids = [], {}  # seen_ids: given id -> "file:line" where first seen
+    files: list[InputFile] = []
+    seen_ids: dict[str, str] = {}  # given id -> "file:line" where first seen
     hashed: dict[str, int] = {}
     content_cols = list(form.columns)
     read = 0
@@ -294,13 +323,25 @@ def ingest(paths: list[Path], kind: Kind, fields: dict[str, str], *, advance: Ca
                         hashed[base] = hashed.get(base, 0) + 1
                         row["id"] = base if hashed[base] == 1 else f"{base}-{hashed[base]}"
                     elif row["id"] in seen_ids:
-                        error, raw = f"duplicate `id` '{row['id'][:40]}' (first seen at {seen_ids[row['id']]}); ids must be unique", json.dumps(rec, ensure_ascii=False, default=str)
+                        error, raw = (
+                            f"duplicate `id` '{row['id'][:40]}' (first seen at {seen_ids[row['id']]}); ids must be unique",
+                            json.dumps(rec, ensure_ascii=False, default=str),
+                        )
                     else:
                         seen_ids[row["id"]] = where
                     if error is None:
                         rows.append(row)
                         continue
-            bad.append({"stage": "ingest", "source": str(path), "line": line, "id": None, "error": error, "raw": (raw or "")[:_RAW_LIMIT].encode("utf-8", "replace").decode("utf-8")})
+            bad.append(
+                {
+                    "stage": "ingest",
+                    "source": str(path),
+                    "line": line,
+                    "id": None,
+                    "error": error,
+                    "raw": (raw or "")[:_RAW_LIMIT].encode("utf-8", "replace").decode("utf-8"),
+                }
+            )
     return Ingested(_to_frame(rows, form), pl.DataFrame(bad, schema=QUARANTINE_SCHEMA), files, form, read)
 
 

@@ -52,26 +52,52 @@ class Ledger:
 
     def start_run(self, run_id: str, run_dir: Path, *, kind: str, config_fp: str) -> float:
         started = time.time()
-        self._write("INSERT INTO runs (run_id, run_dir, started, status, kind, config_fp) VALUES (?, ?, ?, 'running', ?, ?)", (run_id, str(run_dir), started, kind, config_fp))
+        self._write(
+            "INSERT INTO runs (run_id, run_dir, started, status, kind, config_fp) VALUES (?, ?, ?, 'running', ?, ?)",
+            (run_id, str(run_dir), started, kind, config_fp),
+        )
         return started
 
-    def finish_run(self, run_id: str, started: float, *, status: str, dataset_fp: str | None, rows_in: int | None, rows_out: int | None) -> None:
+    def finish_run(
+        self, run_id: str, started: float, *, status: str, dataset_fp: str | None, rows_in: int | None, rows_out: int | None
+    ) -> None:
         self._write(
             "UPDATE runs SET finished = ?, status = ?, dataset_fp = ?, rows_in = ?, rows_out = ? WHERE run_id = ? AND started = ?",
             (time.time(), status, dataset_fp, rows_in, rows_out, run_id, started),
         )
 
-    def record_stage(self, run_id: str, started: float, idx: int, name: str, *, status: str, books: dict[str, int], seconds: float, output_fp: str) -> None:
+    def record_stage(
+        self, run_id: str, started: float, idx: int, name: str, *, status: str, books: dict[str, int], seconds: float, output_fp: str
+    ) -> None:
         self._write(
             "INSERT INTO stages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (run_id, started, idx, name, status, books["rows_in"], books["kept"], books["dropped"], books["quarantined"], seconds, output_fp),
+            (
+                run_id,
+                started,
+                idx,
+                name,
+                status,
+                books["rows_in"],
+                books["kept"],
+                books["dropped"],
+                books["quarantined"],
+                seconds,
+                output_fp,
+            ),
         )
 
     def record_check(self, run_id: str, *, verdict: str, suite_fp: str, dataset_fp: str, failed: list[str]) -> None:
-        self._write("INSERT INTO checks VALUES (?, ?, ?, ?, ?, ?)", (run_id, time.time(), verdict, suite_fp, dataset_fp, json.dumps(failed)))
+        self._write(
+            "INSERT INTO checks VALUES (?, ?, ?, ?, ?, ?)", (run_id, time.time(), verdict, suite_fp, dataset_fp, json.dumps(failed))
+        )
 
-    def record_training(self, run_id: str, *, out_dir: Path, status: str, task: str, model: str, dataset_fp: str, metrics: dict[str, Any]) -> None:
-        self._write("INSERT INTO training VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (run_id, time.time(), str(out_dir), status, task, model, dataset_fp, json.dumps(metrics, default=str)))
+    def record_training(
+        self, run_id: str, *, out_dir: Path, status: str, task: str, model: str, dataset_fp: str, metrics: dict[str, Any]
+    ) -> None:
+        self._write(
+            "INSERT INTO training VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (run_id, time.time(), str(out_dir), status, task, model, dataset_fp, json.dumps(metrics, default=str)),
+        )
 
     def rows(self, table: str, *, run_id: str | None = None) -> list[dict[str, Any]]:
         """All rows of ``table`` (runs, stages, checks, training), oldest first."""

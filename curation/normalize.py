@@ -44,7 +44,11 @@ def normalize(df: pl.DataFrame, cfg: NormalizeConfig, ctx: StageContext) -> Stag
     exprs = []
     for f in fields:
         if f == "messages":
-            exprs.append(pl.col(f).list.eval(pl.struct(pl.element().struct.field("role"), _clean(pl.element().struct.field("content"), cfg).alias("content"))))
+            exprs.append(
+                pl.col(f).list.eval(
+                    pl.struct(pl.element().struct.field("role"), _clean(pl.element().struct.field("content"), cfg).alias("content"))
+                )
+            )
         else:
             exprs.append(_clean(pl.col(f), cfg))
     out = df.with_columns(exprs) if exprs else df

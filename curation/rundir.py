@@ -122,7 +122,20 @@ def load_dataset(run_dir: Path) -> pl.DataFrame:
 def library_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
-    names = ["tuneprep", "polars", "datasketch", "presidio-analyzer", "presidio-anonymizer", "spacy", "great-expectations", "transformers", "torch", "peft", "scikit-learn", "sentence-transformers"]
+    names = [
+        "tuneprep",
+        "polars",
+        "datasketch",
+        "presidio-analyzer",
+        "presidio-anonymizer",
+        "spacy",
+        "great-expectations",
+        "transformers",
+        "torch",
+        "peft",
+        "scikit-learn",
+        "sentence-transformers",
+    ]
     out = {}
     for name in names:
         try:

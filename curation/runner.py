@@ -25,7 +25,17 @@ from curation.errors import InputError
 from curation.ingest import QUARANTINE_SCHEMA, Ingested, file_sha256, ingest, resolve_inputs
 from curation.ledger import Ledger, ledger_path_for
 from curation.progress import make_progress_factory
-from curation.rundir import DATASET, MANIFEST, atomic_dir, frame_fingerprint, library_versions, sha256_json, write_bytes, write_json, write_parquet
+from curation.rundir import (
+    DATASET,
+    MANIFEST,
+    atomic_dir,
+    frame_fingerprint,
+    library_versions,
+    sha256_json,
+    write_bytes,
+    write_json,
+    write_parquet,
+)
 from curation.schema import Kind, kind_columns
 from curation.stage import StageContext, StageResult
 from curation.stages import STAGES, stage_function
@@ -112,8 +122,17 @@ def _load_stage(stage_dir: Path, input_fp: str) -> tuple[StageResult, dict[str, 
     return result, stats, success
 
 
-def _ingest_stage(cfg: PipelineConfig, paths: list[Path], stage_dir: Path, ctx: StageContext, log: Log) -> tuple[StageResult, dict[str, Any], Ingested | None, bool]:
-    input_fp = sha256_json({"input": cfg.input.model_dump(mode="json"), "files": [str(p) for p in paths], "hashes": ctx.engines["input_hashes"], "v": FORMAT_VERSION})
+def _ingest_stage(
+    cfg: PipelineConfig, paths: list[Path], stage_dir: Path, ctx: StageContext, log: Log
+) -> tuple[StageResult, dict[str, Any], Ingested | None, bool]:
+    input_fp = sha256_json(
+        {
+            "input": cfg.input.model_dump(mode="json"),
+            "files": [str(p) for p in paths],
+            "hashes": ctx.engines["input_hashes"],
+            "v": FORMAT_VERSION,
+        }
+    )
     loaded = _load_stage(stage_dir, input_fp)
     if loaded is not None:
         log("ingest: unchanged, reusing")
@@ -129,12 +148,25 @@ def _ingest_stage(cfg: PipelineConfig, paths: list[Path], stage_dir: Path, ctx: 
         "config": cfg.input.model_dump(mode="json"),
         "metrics": {"form": data.form.name, "files": [{"path": f.path, "sha256": f.sha256, "bytes": f.bytes} for f in data.files]},
     }
-    _write_stage(stage_dir, result, stats, {"input_fingerprint": input_fp, "output_fingerprint": frame_fingerprint(data.rows), "kind": cfg.input.kind})
+    _write_stage(
+        stage_dir,
+        result,
+        stats,
+        {"input_fingerprint": input_fp, "output_fingerprint": frame_fingerprint(data.rows), "kind": cfg.input.kind},
+    )
     write_parquet(stage_dir / "quarantine_full.parquet", data.quarantine)
     return result, stats, data, False
 
 
-def run_pipeline(cfg: PipelineConfig, *, out_dir: Path | None = None, config_name: str = "run", runs_root: Path = Path("runs"), quiet: bool = True, log: Log | None = None) -> RunResult:
+def run_pipeline(
+    cfg: PipelineConfig,
+    *,
+    out_dir: Path | None = None,
+    config_name: str = "run",
+    runs_root: Path = Path("runs"),
+    quiet: bool = True,
+    log: Log | None = None,
+) -> RunResult:
     """Run ingest and every configured stage; write the run directory, manifest and ledger rows.
 
     Args:
@@ -155,27 +187,49 @@ def run_pipeline(cfg: PipelineConfig, *, out_dir: Path | None = None, config_nam
     run_dir.mkdir(parents=True, exist_ok=True)
     write_bytes(run_dir / "config.yaml", yaml.safe_dump(cfg.to_yaml_dict(), sort_keys=False).encode("utf-8"))
     config_fp = sha256_json(cfg.to_yaml_dict())
-    ledger = Ledger(ledger_path_for(run_dir, cfg.resolve(cfg.run.ledger) if cfg.run.ledger else None))
+    ledger = Ledger(ledger_path_for(run_dir, str(cfg.resolve(cfg.run.ledger)) if cfg.run.ledger else None))
     started = ledger.start_run(run_id, run_dir, kind=cfg.input.kind, config_fp=config_fp)
-    ctx = StageContext(kind=cfg.input.kind, run_dir=run_dir, seed=cfg.run.seed, config_dir=cfg.base_dir, runs_root=run_dir.parent, progress_factory=make_progress_factory(quiet))
+    ctx = StageContext(
+        kind=cfg.input.kind,
+        run_dir=run_dir,
+        seed=cfg.run.seed,
+        config_dir=cfg.base_dir,
+        runs_root=run_dir.parent,
+        progress_factory=make_progress_factory(quiet),
+    )
     ctx.engines["input_hashes"] = hashes
     try:
         result = _run_stages(cfg, paths, run_dir, run_id, ctx, ledger, started, say)
     except BaseException:
         ledger.finish_run(run_id, started, status="failed", dataset_fp=None, rows_in=None, rows_out=None)
         raise
-    ledger.finish_run(run_id, started, status="succeeded", dataset_fp=result.dataset_fingerprint, rows_in=result.rows_in, rows_out=result.rows_out)
+    ledger.finish_run(
+        run_id, started, status="succeeded", dataset_fp=result.dataset_fingerprint, rows_in=result.rows_in, rows_out=result.rows_out
+    )
     return result
 
 
-def _run_stages(cfg: PipelineConfig, paths: list[Path], run_dir: Path, run_id: str, ctx: StageContext, ledger: Ledger, started: float, say: Log) -> RunResult:
+def _run_stages(
+    cfg: PipelineConfig, paths: list[Path], run_dir: Path, run_id: str, ctx: StageContext, ledger: Ledger, started: float, say: Log
+) -> RunResult:
     stages_dir = run_dir / "stages"
     t0 = time.perf_counter()
     current, stats, _, skipped = _ingest_stage(cfg, paths, stages_dir / "00-ingest", ctx, say)
     books = stats["books"]
-    ledger.record_stage(run_id, started, 0, "ingest", status="skipped" if skipped else "done", books=books, seconds=time.perf_counter() - t0, output_fp=frame_fingerprint(current.kept))
+    ledger.record_stage(
+        run_id,
+        started,
+        0,
+        "ingest",
+        status="skipped" if skipped else "done",
+        books=books,
+        seconds=time.perf_counter() - t0,
+        output_fp=frame_fingerprint(current.kept),
+    )
     if current.kept.is_empty():
-        raise InputError(f"every one of the {books['rows_in']} input rows was quarantined; see {run_dir / 'stages/00-ingest/quarantine_full.parquet'} for the errors and fix the input or `input.fields`")
+        raise InputError(
+            f"every one of the {books['rows_in']} input rows was quarantined; see {run_dir / 'stages/00-ingest/quarantine_full.parquet'} for the errors and fix the input or `input.fields`"
+        )
     say(f"ingest: {books['rows_in']} rows read, {books['kept']} kept, {books['quarantined']} quarantined")
     entries = [_manifest_entry(0, "ingest", stages_dir / "00-ingest", stats, skipped, sensitive=True)]
     quarantines = [current.quarantined.with_columns(stage=pl.lit("ingest"))]
@@ -184,7 +238,9 @@ def _run_stages(cfg: PipelineConfig, paths: list[Path], run_dir: Path, run_id: s
         name = stage.name
         stage_dir = stages_dir / f"{idx:02d}-{name}"
         options = stage.options.model_dump(mode="json")
-        input_fp = sha256_json({"input": prev_fp, "stage": name, "options": options, "kind": kind, "seed": cfg.run.seed, "v": FORMAT_VERSION})
+        input_fp = sha256_json(
+            {"input": prev_fp, "stage": name, "options": options, "kind": kind, "seed": cfg.run.seed, "v": FORMAT_VERSION}
+        )
         t0 = time.perf_counter()
         ctx.kind = kind
         loaded = _load_stage(stage_dir, input_fp)
@@ -195,29 +251,52 @@ def _run_stages(cfg: PipelineConfig, paths: list[Path], run_dir: Path, run_id: s
             result = stage_function(name)(df, stage.options, ctx)
             books = _books(df.height, result, kind)
             _check_ids(df, result, kind)
-            st = {"stage": name, "books": books, "dropped_by_reason": _dropped_by_reason(result.dropped), "config": options, "metrics": result.stats}
+            st = {
+                "stage": name,
+                "books": books,
+                "dropped_by_reason": _dropped_by_reason(result.dropped),
+                "config": options,
+                "metrics": result.stats,
+            }
             success = {"input_fingerprint": input_fp, "output_fingerprint": frame_fingerprint(result.kept), "kind": result.kind or kind}
             _write_stage(stage_dir, result, st, success)
             skipped = False
         ctx.artifacts[name] = result
         sensitive = sensitive and STAGES[name].sensitive_output
-        ledger.record_stage(run_id, started, idx, name, status="skipped" if skipped else "done", books=st["books"], seconds=time.perf_counter() - t0, output_fp=success["output_fingerprint"])
+        ledger.record_stage(
+            run_id,
+            started,
+            idx,
+            name,
+            status="skipped" if skipped else "done",
+            books=st["books"],
+            seconds=time.perf_counter() - t0,
+            output_fp=success["output_fingerprint"],
+        )
         entries.append(_manifest_entry(idx, name, stage_dir, st, skipped, sensitive=sensitive, pii_stage=name == "pii"))
         if not result.quarantined.is_empty():
             quarantines.append(result.quarantined.select("id", "error").with_columns(stage=pl.lit(name)))
         reasons = ", ".join(f"{r} {n}" for r, n in st["dropped_by_reason"].items())
         b = st["books"]
-        say(f"{name}: {b['rows_in']} in, {b['kept']} kept, {b['dropped']} dropped{f' ({reasons})' if reasons else ''}, {b['quarantined']} quarantined{' [reused]' if skipped else ''}")
+        say(
+            f"{name}: {b['rows_in']} in, {b['kept']} kept, {b['dropped']} dropped{f' ({reasons})' if reasons else ''}, {b['quarantined']} quarantined{' [reused]' if skipped else ''}"
+        )
         df, kind, prev_fp = result.kept, success["kind"], success["output_fingerprint"]
     return _finish(cfg, run_dir, run_id, df, kind, entries, quarantines, ctx)
 
 
-def _manifest_entry(idx: int, name: str, stage_dir: Path, stats: dict[str, Any], skipped: bool, *, sensitive: bool, pii_stage: bool = False) -> dict[str, Any]:
+def _manifest_entry(
+    idx: int, name: str, stage_dir: Path, stats: dict[str, Any], skipped: bool, *, sensitive: bool, pii_stage: bool = False
+) -> dict[str, Any]:
     success = json.loads((stage_dir / "_SUCCESS").read_text(encoding="utf-8"))
     rel = f"stages/{stage_dir.name}"
     files = sorted(p.name for p in stage_dir.iterdir() if p.is_file())
     # Outputs before the PII stage still hold raw text; so do the PII stage's own dropped rows.
-    sensitive_files = [f"{rel}/{f}" for f in files if f.endswith(".parquet") and (sensitive or (pii_stage and f == "dropped.parquet")) and f != "findings.parquet"]
+    sensitive_files = [
+        f"{rel}/{f}"
+        for f in files
+        if f.endswith(".parquet") and (sensitive or (pii_stage and f == "dropped.parquet")) and f != "findings.parquet"
+    ]
     return {
         "index": idx,
         "name": name,
@@ -232,11 +311,30 @@ def _manifest_entry(idx: int, name: str, stage_dir: Path, stats: dict[str, Any],
     }
 
 
-def _finish(cfg: PipelineConfig, run_dir: Path, run_id: str, df: pl.DataFrame, kind: Kind, entries: list[dict[str, Any]], quarantines: list[pl.DataFrame], ctx: StageContext) -> RunResult:
+def _finish(
+    cfg: PipelineConfig,
+    run_dir: Path,
+    run_id: str,
+    df: pl.DataFrame,
+    kind: Kind,
+    entries: list[dict[str, Any]],
+    quarantines: list[pl.DataFrame],
+    ctx: StageContext,
+) -> RunResult:
     dataset = df.select(kind_columns(kind, df.columns))
     write_parquet(run_dir / DATASET, dataset)
     ingest_q = pl.read_parquet(run_dir / "stages/00-ingest/quarantine_full.parquet")
-    later = [q.select(pl.col("stage"), pl.lit(None, pl.String).alias("source"), pl.lit(None, pl.Int64).alias("line"), pl.col("id"), pl.col("error"), pl.lit(None, pl.String).alias("raw")) for q in quarantines[1:]]
+    later = [
+        q.select(
+            pl.col("stage"),
+            pl.lit(None, pl.String).alias("source"),
+            pl.lit(None, pl.Int64).alias("line"),
+            pl.col("id"),
+            pl.col("error"),
+            pl.lit(None, pl.String).alias("raw"),
+        )
+        for q in quarantines[1:]
+    ]
     quarantine = pl.concat([ingest_q, *later]) if later else ingest_q
     write_parquet(run_dir / "quarantine.parquet", quarantine.select(list(QUARANTINE_SCHEMA)))
     fp = frame_fingerprint(dataset)
@@ -249,7 +347,10 @@ def _finish(cfg: PipelineConfig, run_dir: Path, run_id: str, df: pl.DataFrame, k
         "kind": kind,
         "input_kind": cfg.input.kind,
         "config": {"path": "config.yaml", "fingerprint": sha256_json(cfg.to_yaml_dict())},
-        "inputs": [{"path": str(p), "sha256": h} for p, h in zip(resolve_inputs(cfg.input.path, cfg.base_dir), ctx.engines["input_hashes"], strict=True)],
+        "inputs": [
+            {"path": str(p), "sha256": h}
+            for p, h in zip(resolve_inputs(cfg.input.path, cfg.base_dir), ctx.engines["input_hashes"], strict=True)
+        ],
         "stages": entries,
         "quarantine": {"path": "quarantine.parquet", "rows": quarantine.height},
         "dataset": {"path": str(DATASET), "fingerprint": fp, "rows": dataset.height, "columns": dataset.columns},

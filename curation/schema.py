@@ -42,12 +42,22 @@ FORMS: dict[Kind, tuple[Form, ...]] = {
     ),
     "classification": (Form("classification", {"text": S, "label": S}, {"annotator": S}, ("text",)),),
     "ratings": (
-        Form("pairwise", {"prompt": S, "response_a": S, "response_b": S, "winner": S}, {"annotator": S}, ("prompt", "response_a", "response_b")),
+        Form(
+            "pairwise",
+            {"prompt": S, "response_a": S, "response_b": S, "winner": S},
+            {"annotator": S},
+            ("prompt", "response_a", "response_b"),
+        ),
         Form("transcripts", {"chosen": S, "rejected": S}, {"annotator": S}, ("chosen", "rejected")),
         Form("scores", {"prompt": S, "response": S}, {"score": F, "rank": F, "annotator": S}, ("prompt", "response")),
     ),
     "preference": (
-        Form("preference", {"prompt": S, "chosen": S, "rejected": S}, {"margin": F, "n_annotators": pl.Int64(), "agreement": F}, ("prompt", "chosen", "rejected")),
+        Form(
+            "preference",
+            {"prompt": S, "chosen": S, "rejected": S},
+            {"margin": F, "n_annotators": pl.Int64(), "agreement": F},
+            ("prompt", "chosen", "rejected"),
+        ),
     ),
 }
 

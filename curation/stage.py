@@ -44,7 +44,9 @@ class StageResult:
     dropped: pl.DataFrame
     findings: pl.DataFrame = field(default_factory=pl.DataFrame)
     stats: dict[str, Any] = field(default_factory=dict)
-    quarantined: pl.DataFrame = field(default_factory=lambda: pl.DataFrame({"id": [], "error": []}, schema={"id": pl.String, "error": pl.String}))
+    quarantined: pl.DataFrame = field(
+        default_factory=lambda: pl.DataFrame({"id": [], "error": []}, schema={"id": pl.String, "error": pl.String})
+    )
     kind: Kind | None = None
     files: dict[str, str | bytes] = field(default_factory=dict)
 

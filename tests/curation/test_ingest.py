@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+from conftest import write_jsonl
+
+from curation.errors import InputError
+from curation.ingest import content_id, ingest, resolve_inputs
+
+
+def _ingest(path: Path, kind: str = "classification", fields: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    return ingest([path], kind, fields or {})  # type: ignore[arg-type]
+
+
+def test_jsonl_good_and_bad_lines_are_accounted(tmp_path: Path) -> None:
+    rows = [
+        {"text": "hello there", "label": "a"},
+        b'{"text": "broken", ',
+        b'{"text": "bad \xff byte", "label": "a"}',
+        {"label": "a"},
+        {"text": 5, "label": "a"},
+        {"text": "   ", "label": "a"},
+        {"text": "labels may be ints", "label": 3},
+        [1, 2],
+    ]
+    data = _ingest(write_jsonl(tmp_path / "in.jsonl", rows))
+    assert data.rows_read == 8 and data.rows.height == 2 and data.quarantine.height == 6
+    errors = data.quarantine["error"].to_list()
+    assert errors[0].startswith("invalid JSON")
+    assert "not valid UTF-8" in errors[1]
+    assert errors[2].startswith("missing required field `text`")
+    assert errors[3] == "field `text` must be a string, got number"
+    assert errors[4] == "field `text` is empty"
+    assert errors[5] == "expected a JSON object per line, got list"
+    assert data.quarantine["line"].to_list() == [2, 3, 4, 5, 6, 8]
+    assert data.rows["label"].to_list() == ["a", "3"]
+
+
+def test_field_renames_and_extras(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "in.jsonl", [{"body": "hi", "category": "x", "source": "mail", "meta": {"k": 1}}])
+    data = _ingest(path, fields={"text": "body", "label": "category"})
+    assert data.rows.columns == ["id", "text", "label", "meta", "source"]
+    assert data.rows.row(0, named=True)["meta"] == '{"k": 1}'
+
+
+def test_missing_mapped_field_names_source(tmp_path: Path) -> None:
+    data = _ingest(write_jsonl(tmp_path / "in.jsonl", [{"text": "x"}]), fields={"label": "category"})
+    assert data.quarantine["error"][0] == "missing required field `label` (mapped from `category`)"
+
+
+def test_ids_given_hashed_stable_and_unique(tmp_path: Path) -> None:
+    rows = [
+        {"text": "same", "label": "a"},
+        {"text": "same", "label": "a"},
+        {"id": 7, "text": "x", "label": "b"},
+        {"id": "7", "text": "y", "label": "b"},
+    ]
+    data = _ingest(write_jsonl(tmp_path / "in.jsonl", rows))
+    ids = data.rows["id"].to_list()
+    base = content_id({"text": "same", "label": "a", "annotator": None}, ["text", "label", "annotator"])
+    assert ids == [base, f"{base}-2", "7"]
+    assert "duplicate `id` '7'" in data.quarantine["error"][0]
+    again = _ingest(write_jsonl(tmp_path / "again.jsonl", rows))
+    assert again.rows["id"].to_list() == ids
+
+
+def test_csv_parquet_json_forms(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text('prompt,response,score\n"Hi, you",hello,4\nq,r,notanumber\nq,r,1,extra\n')
+    csv = ingest([tmp_path / "a.csv"], "ratings", {})
+    assert csv.form.name == "scores" and csv.rows["score"].to_list() == [4.0]
+    assert [e.split(",")[0] for e in csv.quarantine["error"]] == ["field `score` must be a number", "row has 4 fields"]
+    pl.DataFrame({"prompt": ["p"], "chosen": ["c"], "rejected": ["r"]}).write_parquet(tmp_path / "b.parquet")
+    pq = ingest([tmp_path / "b.parquet"], "preference", {})
+    assert pq.rows.select("prompt", "chosen", "rejected").row(0) == ("p", "c", "r")
+    (tmp_path / "c.json").write_text(
+        json.dumps(
+            [
+                {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]},
+                {"messages": [{"role": "robot", "content": "x"}]},
+            ]
+        )
+    )
+    js = ingest([tmp_path / "c.json"], "instruction", {})
+    assert js.form.name == "messages" and js.rows.height == 1
+    assert "`messages[0].role` must be system, user or assistant" in js.quarantine["error"][0]
+
+
+def test_invalid_utf8_in_csv_is_quarantined(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_bytes(b"text,label\nfine,a\nbad \xff,b\n")
+    data = ingest([tmp_path / "a.csv"], "classification", {})
+    assert data.rows.height == 1 and "not valid UTF-8" in data.quarantine["error"][0]
+
+
+def test_file_level_errors(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="not found"):
+        resolve_inputs("missing.jsonl", tmp_path)
+    (tmp_path / "a.txt").write_text("x")
+    with pytest.raises(InputError, match="unsupported extension '.txt'"):
+        resolve_inputs("a.txt", tmp_path)
+    (tmp_path / "e.jsonl").write_text("")
+    with pytest.raises(InputError, match="is empty"):
+        resolve_inputs("e.jsonl", tmp_path)
+    with pytest.raises(InputError, match="matches no file"):
+        resolve_inputs("*.parquet", tmp_path)
+    (tmp_path / "bad.json").write_text('{"a": 1}\n{"a": 2}\n')
+    with pytest.raises(InputError, match="name it .jsonl"):
+        ingest([tmp_path / "bad.json"], "text", {})
+
+
+def test_glob_reads_files_in_sorted_order(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "d" / "2.jsonl", [{"text": "second"}])
+    write_jsonl(tmp_path / "d" / "1.jsonl", [{"text": "first"}])
+    paths = resolve_inputs("d/*.jsonl", tmp_path)
+    assert ingest(paths, "text", {}).rows["text"].to_list() == ["first", "second"]

@@ -1,0 +1,105 @@
+"""The CLI contract: one-line errors with exit code 2, help text, README coverage."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from conftest import write_jsonl
+
+from curation.cli import cli, main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _one_line_error(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def _config(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_unknown_config_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(["run", _config(tmp_path, "input: {path: x.jsonl, kind: text}\nstages: []\ncheckz: {}\n")], capsys)
+    assert code == 2 and "`checkz`: unknown key" in _one_line_error(err)
+
+
+def test_missing_input_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(["run", _config(tmp_path, "input: {path: nope.jsonl, kind: text}\nstages: []\n")], capsys)
+    assert code == 2 and "not found; fix `input.path`" in _one_line_error(err)
+
+
+def test_unsupported_extension(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "data.xml").write_text("<a/>")
+    code, _, err = _run(["run", _config(tmp_path, "input: {path: data.xml, kind: text}\nstages: []\n")], capsys)
+    assert code == 2 and "unsupported extension '.xml'; use one of" in _one_line_error(err)
+
+
+def test_empty_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "data.jsonl").write_text("")
+    code, _, err = _run(["run", _config(tmp_path, "input: {path: data.jsonl, kind: text}\nstages: []\n")], capsys)
+    assert code == 2 and "is empty; remove it" in _one_line_error(err)
+
+
+def test_every_line_broken(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_jsonl(tmp_path / "data.jsonl", [b"{nope", b"[1]", {"label": "x"}])
+    code, _, err = _run(
+        ["run", _config(tmp_path, "input: {path: data.jsonl, kind: text}\nstages: []\n"), "--out", str(tmp_path / "r")], capsys
+    )
+    line = _one_line_error(err)
+    assert code == 2 and "every one of the 3 input rows was quarantined" in line and "quarantine" in line
+    assert (tmp_path / "r/stages/00-ingest/quarantine_full.parquet").is_file()
+
+
+def test_missing_config_and_bad_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(["run", str(tmp_path / "none.yaml")], capsys)
+    assert code == 2 and "config file" in _one_line_error(err)
+    code, _, err = _run(["demo", "--kind", "poetry"], capsys)
+    assert code == 2 and "'poetry' is not one of" in _one_line_error(err)
+
+
+def test_run_prints_run_dir_last(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_jsonl(tmp_path / "data.jsonl", [{"text": "hello"}])
+    code, out, _ = _run(
+        ["run", _config(tmp_path, "input: {path: data.jsonl, kind: text}\nstages: [normalize]\n"), "--out", str(tmp_path / "r"), "-q"],
+        capsys,
+    )
+    assert code == 0 and out.strip().splitlines()[-1] == str(tmp_path / "r")
+    code, out, _ = _run(["runs", "--root", str(tmp_path)], capsys)
+    assert code == 0 and "succeeded" in out
+
+
+def _commands() -> list[str]:
+    return sorted(cli.commands)
+
+
+@pytest.mark.parametrize("name", _commands())
+def test_every_command_has_help_with_example(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run([name, "--help"], capsys)
+    assert code == 0
+    assert "Example:" in out and f"tuneprep {name}" in out
+
+
+def test_top_level_help(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(["--help"], capsys)
+    assert code == 0 and "Example:" in out
+
+
+def test_every_command_is_documented_in_readme() -> None:
+    readme = (ROOT / "README.md").read_text()
+    documented = set(re.findall(r"tuneprep ([a-z]+)", readme))
+    missing = [c for c in _commands() if c not in documented]
+    assert not missing, f"commands missing from README.md: {missing}"
