@@ -1,6 +1,7 @@
 """Reading raw inputs into canonical rows, with every malformed row quarantined.
 
-JSONL/NDJSON, JSON (an array of objects), Parquet and CSV, one file or a glob.
+JSONL/NDJSON, JSON (an array of objects), Parquet and CSV, one file or a glob, or a
+Hugging Face dataset saved with ``save_to_disk`` (a folder with ``state.json``).
 Files are streamed (JSONL/CSV line by line, Parquet in row-group batches); each record
 passes one small validation helper that renames fields, checks required columns and
 types for the record kind, and gives it a stable ``id``. Rows that fail go to the
@@ -57,6 +58,8 @@ def resolve_inputs(pattern: str, base_dir: Path) -> list[Path]:
             raise InputError(
                 f"`input.path` pattern '{pattern}' matches no file under {full.parent}; check the glob (relative paths start at the config file's folder)"
             )
+    elif is_hf_dataset_dir(full):
+        return [full]
     else:
         if not full.is_file():
             raise InputError(f"input file '{full}' not found; fix `input.path` (relative paths start at the config file's folder)")
@@ -69,12 +72,27 @@ def resolve_inputs(pattern: str, base_dir: Path) -> list[Path]:
     return paths
 
 
+def is_hf_dataset_dir(path: Path) -> bool:
+    return path.is_dir() and (path / "state.json").is_file()
+
+
+def _hf_arrow_files(path: Path) -> list[Path]:
+    state = json.loads((path / "state.json").read_text(encoding="utf-8"))
+    return [path / f["filename"] for f in state.get("_data_files", [])]
+
+
 def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes (of its arrow shards, in order, for a saved HF dataset)."""
     h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
+    for part in _hf_arrow_files(path) if is_hf_dataset_dir(path) else [path]:
+        with part.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
     return h.hexdigest()
+
+
+def input_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in _hf_arrow_files(path)) if is_hf_dataset_dir(path) else path.stat().st_size
 
 
 # ---------------------------------------------------------------------------- readers
@@ -158,13 +176,30 @@ def _read_parquet(path: Path) -> Iterator[Item]:
         ) from None
 
 
+def _read_hf_dir(path: Path) -> Iterator[Item]:
+    import pyarrow as pa
+
+    n = 0
+    for shard in _hf_arrow_files(path):
+        with pa.memory_map(str(shard)) as source:
+            for batch in pa.ipc.open_stream(source):
+                for rec in batch.to_pylist():
+                    n += 1
+                    yield n, rec, None, None
+
+
 READERS: dict[str, Callable[[Path], Iterator[Item]]] = {
     ".jsonl": _read_jsonl,
     ".ndjson": _read_jsonl,
     ".json": _read_json,
     ".csv": _read_csv,
     ".parquet": _read_parquet,
+    "<hf>": _read_hf_dir,
 }
+
+
+def _reader(path: Path) -> Callable[[Path], Iterator[Item]]:
+    return READERS["<hf>" if is_hf_dataset_dir(path) else path.suffix.lower()]
 
 
 # ---------------------------------------------------------------------------- validation
@@ -283,7 +318,7 @@ def _peek_form(paths: list[Path], kind: Kind, fields: dict[str, str]) -> Form:
     keys: set[str] = set()
     seen = 0
     for path in paths:
-        for _, rec, _, _ in READERS[path.suffix.lower()](path):
+        for _, rec, _, _ in _reader(path)(path):
             if rec is not None:
                 keys |= set(rec)
                 seen += 1
@@ -306,8 +341,8 @@ def ingest(paths: list[Path], kind: Kind, fields: dict[str, str], *, advance: Ca
     content_cols = list(form.columns)
     read = 0
     for path in paths:
-        files.append(InputFile(str(path), file_sha256(path), path.stat().st_size))
-        for line, rec, error, raw in READERS[path.suffix.lower()](path):
+        files.append(InputFile(str(path), file_sha256(path), input_size(path)))
+        for line, rec, error, raw in _reader(path)(path):
             read += 1
             if advance is not None and read % 1000 == 0:
                 advance(1000)

@@ -282,7 +282,7 @@ def _run_stages(
             f"{name}: {b['rows_in']} in, {b['kept']} kept, {b['dropped']} dropped{f' ({reasons})' if reasons else ''}, {b['quarantined']} quarantined{' [reused]' if skipped else ''}"
         )
         df, kind, prev_fp = result.kept, success["kind"], success["output_fingerprint"]
-    return _finish(cfg, run_dir, run_id, df, kind, entries, quarantines, ctx)
+    return _finish(cfg, paths, run_dir, run_id, df, kind, entries, quarantines, ctx)
 
 
 def _manifest_entry(
@@ -313,6 +313,7 @@ def _manifest_entry(
 
 def _finish(
     cfg: PipelineConfig,
+    paths: list[Path],
     run_dir: Path,
     run_id: str,
     df: pl.DataFrame,
@@ -347,10 +348,7 @@ def _finish(
         "kind": kind,
         "input_kind": cfg.input.kind,
         "config": {"path": "config.yaml", "fingerprint": sha256_json(cfg.to_yaml_dict())},
-        "inputs": [
-            {"path": str(p), "sha256": h}
-            for p, h in zip(resolve_inputs(cfg.input.path, cfg.base_dir), ctx.engines["input_hashes"], strict=True)
-        ],
+        "inputs": [{"path": str(p), "sha256": h} for p, h in zip(paths, ctx.engines["input_hashes"], strict=True)],
         "stages": entries,
         "quarantine": {"path": "quarantine.parquet", "rows": quarantine.height},
         "dataset": {"path": str(DATASET), "fingerprint": fp, "rows": dataset.height, "columns": dataset.columns},

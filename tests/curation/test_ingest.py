@@ -115,3 +115,13 @@ def test_glob_reads_files_in_sorted_order(tmp_path: Path) -> None:
     write_jsonl(tmp_path / "d" / "1.jsonl", [{"text": "first"}])
     paths = resolve_inputs("d/*.jsonl", tmp_path)
     assert ingest(paths, "text", {}).rows["text"].to_list() == ["first", "second"]
+
+
+def test_hugging_face_dataset_saved_to_disk(tmp_path: Path) -> None:
+    import datasets
+
+    datasets.disable_progress_bars()
+    datasets.Dataset.from_dict({"body": ["one", "two", ""], "category": ["a", "b", "c"]}).save_to_disk(str(tmp_path / "hf"))
+    paths = resolve_inputs("hf", tmp_path)
+    data = ingest(paths, "classification", {"text": "body", "label": "category"})
+    assert data.rows["text"].to_list() == ["one", "two"] and data.quarantine["error"].to_list() == ["field `text` is empty"]
