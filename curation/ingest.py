@@ -270,6 +270,36 @@ def _extra(value: Any) -> str | None:
     return json.dumps(value, sort_keys=True, ensure_ascii=False)
 
 
+def _as_int(name: str, value: Any) -> int:
+    return int(_as_float(name, value))
+
+
+def _as_nonempty_text(name: str, value: Any) -> str:
+    text = _as_text(name, value)
+    if not text.strip():
+        raise ValueError(f"field `{name}` is empty")
+    return text
+
+
+_CONVERTERS: dict[str, list[tuple[str, Callable[[str, Any], Any], bool]]] = {}
+
+
+def _converters(form: Form) -> list[tuple[str, Callable[[str, Any], Any], bool]]:
+    """(column, converter, required) per column of ``form``, built once per form."""
+    if form.name not in _CONVERTERS:
+        table = []
+        for name, dtype in form.columns.items():
+            if dtype == pl.List(MESSAGE):
+                conv: Callable[[str, Any], Any] = lambda _n, v: _as_messages(v)  # noqa: E731
+            elif dtype == pl.String():
+                conv = _as_nonempty_text if name in NON_EMPTY else _as_text
+            else:
+                conv = _as_float if dtype == pl.Float64() else _as_int
+            table.append((name, conv, name in form.required))
+        _CONVERTERS[form.name] = table
+    return _CONVERTERS[form.name]
+
+
 def validate_record(rec: dict[str, Any], form: Form, fields: dict[str, str]) -> dict[str, Any]:
     """One raw record -> one canonical row (``id`` may be None). Raises ValueError with a readable message."""
     rec = dict(rec)
@@ -277,23 +307,15 @@ def validate_record(rec: dict[str, Any], form: Form, fields: dict[str, str]) -> 
         if source in rec:
             rec[canonical] = rec.pop(source)
     row: dict[str, Any] = {}
-    for name, dtype in form.columns.items():
+    for name, conv, required in _converters(form):
         value = rec.pop(name, None)
-        if value is None:
-            if name in form.required:
-                mapped = f" (mapped from `{fields[name]}`)" if name in fields else "; map a source column onto it with `input.fields`"
-                raise ValueError(f"missing required field `{name}`{mapped}")
-            row[name] = None
-        elif dtype == pl.List(MESSAGE):
-            row[name] = _as_messages(value)
-        elif dtype == pl.String():
-            row[name] = _as_text(name, value)
-            if name in NON_EMPTY and not row[name].strip():
-                raise ValueError(f"field `{name}` is empty")
-        elif dtype == pl.Float64():
-            row[name] = _as_float(name, value)
+        if value is not None:
+            row[name] = conv(name, value)
+        elif required:
+            mapped = f" (mapped from `{fields[name]}`)" if name in fields else "; map a source column onto it with `input.fields`"
+            raise ValueError(f"missing required field `{name}`{mapped}")
         else:
-            row[name] = int(_as_float(name, value))
+            row[name] = None
     if form.name == "scores" and row["score"] is None and row["rank"] is None:
         raise ValueError("ratings rows need a `score` or a `rank`")
     if form.name == "pairwise" and row["winner"] not in ("a", "b", "tie"):
@@ -309,7 +331,7 @@ def validate_record(rec: dict[str, Any], form: Form, fields: dict[str, str]) -> 
 
 def content_id(row: dict[str, Any], columns: list[str]) -> str:
     """A stable id from the canonical content: the first 16 hex digits of a SHA-256."""
-    payload = json.dumps([row.get(c) for c in columns], ensure_ascii=False, separators=(",", ":"))
+    payload = json.dumps([row.get(c) for c in columns], ensure_ascii=False, separators=(",", ":"), check_circular=False)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
 
 
