@@ -116,6 +116,30 @@ def runs(root: Path, ledger: Path | None) -> None:
 
 @cli.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
+def check(run_dir: Path) -> None:
+    """Validate a run's curated dataset: the gate to training (exit 0 pass, 1 fail).
+
+    Prints one line per expectation that did not pass (FAIL blocks, WARN is reported),
+    writes GX results and Data Docs under RUN/checks/ and records the verdict with the
+    suite and dataset fingerprints in the manifest and the ledger.
+
+    \b
+    Example:
+      tuneprep check runs/tickets-2026-11
+    """
+    from checks.gate import run_checks
+    from curation.errors import GateFailed
+
+    result = run_checks(run_dir)
+    for line in result.lines:
+        click.echo(line, err=True)
+    if result.verdict != "pass":
+        raise GateFailed(f"checks {result.verdict}: {len(result.failures)} critical failed, {len(result.errors)} errored; details in {result.docs_path}")
+    click.echo(result.summary)
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
 def clean(run_dir: Path) -> None:
     """Remove a run's sensitive intermediates (raw-text stage outputs, quarantine); keep the audit trail.
 

@@ -1,0 +1,200 @@
+"""The validation gate: run the checks on a run's curated set, record the verdict, enforce it.
+
+``run_checks`` validates ``RUN/dataset/data.parquet`` with the suite for its record kind,
+writes GX results and Data Docs under ``RUN/checks/`` and records the verdict with the
+suite and dataset fingerprints in the manifest and the ledger. ``require_pass`` is what
+training calls: it passes only if that verdict is ``pass`` and the dataset on disk still
+has the fingerprint that was validated.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from checks.derive import derive, text_columns
+from checks.gx import validate
+from checks.results import CheckResult, to_outcome, verdict_of
+from checks.suites import build_suite, suite_fingerprint
+from curation.config import ChecksConfig, PipelineConfig, parse_config
+from curation.errors import ConfigError, GateFailed, RunError
+from curation.ledger import Ledger, ledger_path_for
+from curation.rundir import (
+    DATASET,
+    atomic_dir,
+    file_fingerprint,
+    frame_fingerprint,
+    load_dataset,
+    read_manifest,
+    update_manifest,
+    write_json,
+)
+
+CHECKS_DIR = "checks"
+RESULTS = "results.json"  # GX's suite validation result
+VERDICT = "verdict.json"  # our outcomes and verdict
+DOCS = "data_docs"
+
+
+@dataclass(frozen=True)
+class GateInfo:
+    """Proof that a run may be trained on: its verdict and the fingerprints it was given for."""
+
+    run_id: str
+    verdict: str  # always "pass": anything else raises GateFailed
+    dataset_fingerprint: str
+    suite_fingerprint: str
+
+
+def _pipeline_config(run_dir: Path) -> PipelineConfig:
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        raise RunError(f"'{run_dir}' has no config.yaml; it was not made by `tuneprep run`")
+    return parse_config(yaml.safe_load(path.read_text(encoding="utf-8")), base_dir=run_dir)
+
+
+def _residual_pii(run_dir: Path, manifest: dict[str, Any]) -> tuple[int | None, bool]:
+    """The PII stage's residual count (``metrics.residual_total``) and whether a PII stage ran."""
+    entry = next((s for s in manifest.get("stages", []) if s.get("name") == "pii"), None)
+    if entry is None:
+        return None, False
+    stats_path = run_dir / entry["dir"] / "stats.json"
+    if not stats_path.is_file():
+        raise RunError(f"the pii stage of '{run_dir}' has no stats.json at '{stats_path}'; rerun `tuneprep run`")
+    residual = json.loads(stats_path.read_text(encoding="utf-8")).get("metrics", {}).get("residual_total")
+    if not isinstance(residual, int):
+        raise RunError(
+            f"'{stats_path}' has no integer `metrics.residual_total`; the residual PII check needs the pii stage's residual scan"
+        )
+    return residual, True
+
+
+def _tokenizer(cfg: ChecksConfig) -> Any:
+    if cfg.tokenizer is None:
+        return None
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(cfg.tokenizer, local_files_only=True)
+    except (OSError, ValueError) as e:
+        raise ConfigError(
+            f"`checks.tokenizer`: cannot load a tokenizer from '{cfg.tokenizer}' offline ({type(e).__name__}); give a local tokenizer directory"
+        ) from None
+
+
+def _ledger_path(run_dir: Path, manifest: dict[str, Any], pipeline: PipelineConfig) -> Path:
+    """The run's ledger: the manifest's record, else an absolute `run.ledger`, else the runs root's."""
+    if manifest.get("ledger"):
+        return Path(manifest["ledger"])
+    configured = pipeline.run.ledger
+    return ledger_path_for(run_dir, configured if configured and Path(configured).is_absolute() else None)
+
+
+def run_checks(run_dir: Path, *, config: ChecksConfig | None = None) -> CheckResult:
+    """Validate a run's curated dataset and record the verdict.
+
+    Args:
+        run_dir: a run directory made by ``tuneprep run``.
+        config: thresholds and severities; default: the ``checks`` section of ``RUN/config.yaml``.
+
+    Returns:
+        The verdict, every expectation's outcome and the failure lines. A failing verdict
+        is returned, not raised: the caller decides (the CLI exits 1).
+
+    Raises:
+        RunError: the run directory is incomplete. ConfigError: a custom expectation is invalid.
+    """
+    run_dir = Path(run_dir)
+    manifest = read_manifest(run_dir)
+    pipeline = _pipeline_config(run_dir)
+    cfg = config or pipeline.checks
+    df = load_dataset(run_dir)
+    kind = manifest["kind"]
+    residual, pii_ran = _residual_pii(run_dir, manifest)
+    specs = build_suite(kind, df.columns, cfg, pii_ran=pii_ran)
+    frame = derive(df, kind, residual_pii=residual, tokenizer=_tokenizer(cfg))
+    checks_dir = run_dir / CHECKS_DIR
+    with atomic_dir(checks_dir) as tmp:
+        raw, gx_json = validate(
+            frame, specs, docs_dir=tmp / DOCS, text_columns=text_columns(kind, df.columns), suite_name=f"tuneprep_{kind}"
+        )
+        outcomes = tuple(to_outcome(s, raw.get(s.name), frame) for s in specs)
+        result = CheckResult(
+            run_id=manifest["run_id"],
+            verdict=verdict_of(list(outcomes)),
+            outcomes=outcomes,
+            suite_fingerprint=suite_fingerprint(specs),
+            dataset_fingerprint=frame_fingerprint(df),
+            results_path=checks_dir / RESULTS,
+            docs_path=checks_dir / DOCS / "index.html",
+        )
+        write_json(tmp / RESULTS, gx_json)
+        write_json(tmp / VERDICT, result.to_json())
+    _record(run_dir, manifest, pipeline, result, cfg)
+    return result
+
+
+def _record(run_dir: Path, manifest: dict[str, Any], pipeline: PipelineConfig, result: CheckResult, cfg: ChecksConfig) -> None:
+    failed = [o.line() for o in result.errors + result.failures]
+    section = {
+        "verdict": result.verdict,
+        "suite_fingerprint": result.suite_fingerprint,
+        "dataset_fingerprint": result.dataset_fingerprint,
+        "checked_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "expectations": len(result.outcomes),
+        "failed": failed,
+        "warnings": [o.line() for o in result.warnings],
+        "results": f"{CHECKS_DIR}/{RESULTS}",
+        "verdict_file": f"{CHECKS_DIR}/{VERDICT}",
+        "data_docs": f"{CHECKS_DIR}/{DOCS}/index.html",
+        "config": cfg.model_dump(mode="json"),
+    }
+    update_manifest(run_dir, checks=section)
+    ledger = Ledger(_ledger_path(run_dir, manifest, pipeline))
+    ledger.record_check(
+        result.run_id,
+        verdict=result.verdict,
+        suite_fp=result.suite_fingerprint,
+        dataset_fp=result.dataset_fingerprint,
+        failed=failed,
+    )
+
+
+def require_pass(run_dir: Path) -> GateInfo:
+    """Return the gate's proof if training may start on ``run_dir``, else raise GateFailed.
+
+    Passes only if the recorded verdict is ``pass`` and ``RUN/dataset/data.parquet``
+    still has the fingerprint that was validated.
+
+    Raises:
+        GateFailed: one line saying what failed or what changed, and what to do.
+    """
+    run_dir = Path(run_dir)
+    try:
+        manifest = read_manifest(run_dir)
+    except RunError as e:
+        raise GateFailed(str(e)) from None
+    checks = manifest.get("checks")
+    if not checks:
+        raise GateFailed(f"run '{run_dir}' has not been validated; run `tuneprep check {run_dir}` first")
+    if checks.get("verdict") != "pass":
+        failed = checks.get("failed") or ["see " + str(run_dir / checks.get("verdict_file", CHECKS_DIR))]
+        more = f" (+{len(failed) - 1} more)" if len(failed) > 1 else ""
+        raise GateFailed(
+            f"checks {checks.get('verdict')} for run '{run_dir}': {failed[0]}{more}; fix the data and rerun `tuneprep check {run_dir}`"
+        )
+    path = run_dir / DATASET
+    if not path.is_file():
+        raise GateFailed(f"'{path}' is missing; the validated dataset is gone, rerun `tuneprep run` and `tuneprep check`")
+    on_disk, validated = file_fingerprint(path), checks["dataset_fingerprint"]
+    if on_disk != validated:
+        raise GateFailed(
+            f"dataset fingerprint mismatch: '{path}' changed since it was validated "
+            f"(validated {validated[:12]}, now {on_disk[:12]}); rerun `tuneprep check {run_dir}`"
+        )
+    return GateInfo(run_id=manifest["run_id"], verdict="pass", dataset_fingerprint=validated, suite_fingerprint=checks["suite_fingerprint"])

@@ -1,0 +1,183 @@
+"""What a check run found: one ``Outcome`` per expectation, the verdict, and the failure lines.
+
+GX's own ``success`` is not the verdict: a suite whose only failures are warnings still
+reports ``success=False``, and an expectation that raised comes back as a plain
+failure. The verdict is computed here from severities: any errored expectation makes
+it ``error``, any failed critical one ``fail``, otherwise ``pass`` (warnings reported).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import polars as pl
+
+from checks.gx import RawResult
+from checks.suites import Spec
+
+Verdict = Literal["pass", "fail", "error"]
+_SHOW_IDS = 5  # ids named in a failure line; results.json keeps up to checks.gx.SAMPLE
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One expectation's result, in the gate's terms."""
+
+    name: str
+    check: str
+    column: str | None
+    severity: str
+    success: bool
+    observed: Any
+    message: str
+    error: str | None = None
+
+    @property
+    def status(self) -> Literal["ok", "failed", "warning", "error"]:
+        if self.error is not None:
+            return "error"
+        if self.success:
+            return "ok"
+        return "failed" if self.severity == "critical" else "warning"
+
+    def line(self) -> str:
+        """The one line the CLI prints for this expectation when it did not pass."""
+        tag = {"error": "ERROR", "failed": "FAIL", "warning": "WARN", "ok": "OK"}[self.status]
+        return f"{tag} [{self.severity}] {self.name}: {self.message}"
+
+
+def _observed(result: dict[str, Any]) -> Any:
+    if "observed_value" in result:
+        return result["observed_value"]
+    ids = [item["id"] for item in result.get("partial_unexpected_index_list") or [] if isinstance(item, dict) and "id" in item]
+    return {
+        "unexpected": result.get("unexpected_count"),
+        "rows": result.get("element_count"),
+        "ids": ids,
+        "values": result.get("partial_unexpected_list", []),
+    }
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _failure_message(spec: Spec, observed: Any, detail: str) -> str:
+    if spec.note:
+        return spec.note
+    if isinstance(observed, dict):
+        ids = observed["ids"][:_SHOW_IDS]
+        more = " ..." if (observed["unexpected"] or 0) > len(ids) else ""
+        named = f" (ids: {', '.join(map(str, ids))}{more})" if ids else ""
+        return f"expected {spec.describe}; {observed['unexpected']} of {observed['rows']} rows violate it{named}{detail}"
+    return f"expected {spec.describe}; observed {_fmt(observed)}{detail}"
+
+
+def class_detail(spec: Spec, frame: pl.DataFrame) -> str:
+    """Which classes break a class-size check (labels are categories, not personal data)."""
+    if spec.check not in ("min_rows_per_class", "max_class_share") or "label" not in frame.columns or frame.is_empty():
+        return ""
+    counts = frame.group_by("label").len().sort(["len", "label"], descending=[spec.check == "max_class_share", False])
+    if spec.check == "max_class_share":
+        label, n = counts.row(0)
+        return f" (`{label}`: {n} of {frame.height} rows)"
+    small = counts.filter(pl.col("len") < spec.kwargs["min_value"]).head(_SHOW_IDS)
+    return " (" + ", ".join(f"`{label}`: {n}" for label, n in small.iter_rows()) + ")"
+
+
+def to_outcome(spec: Spec, raw: RawResult | None, frame: pl.DataFrame) -> Outcome:
+    """The outcome of ``spec`` from GX's raw result (missing from the results: an error)."""
+    if raw is None:
+        return Outcome(
+            spec.name,
+            spec.check,
+            spec.column,
+            spec.severity,
+            False,
+            None,
+            f"{spec.describe}: no result came back from Great Expectations",
+            "missing result",
+        )
+    if raw.exception is not None:
+        return Outcome(
+            spec.name,
+            spec.check,
+            spec.column,
+            spec.severity,
+            False,
+            None,
+            f"could not evaluate ({spec.describe}): {raw.exception}",
+            raw.exception,
+        )
+    observed = _observed(raw.result)
+    if raw.success:
+        return Outcome(spec.name, spec.check, spec.column, spec.severity, True, observed, f"{spec.describe}: ok")
+    message = _failure_message(spec, observed, class_detail(spec, frame))
+    return Outcome(spec.name, spec.check, spec.column, spec.severity, False, observed, message)
+
+
+def verdict_of(outcomes: list[Outcome]) -> Verdict:
+    statuses = {o.status for o in outcomes}
+    return "error" if "error" in statuses else "fail" if "failed" in statuses else "pass"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The verdict of one ``run_checks`` call and everything behind it.
+
+    Attributes:
+        run_id: the run's id from its manifest.
+        verdict: ``pass``, ``fail`` (a critical expectation failed) or ``error`` (one could not be evaluated).
+        outcomes: every expectation's outcome, in suite order.
+        suite_fingerprint: identifies the suite (kind, form, thresholds, severities).
+        dataset_fingerprint: the fingerprint of the dataset that was validated.
+        results_path: GX's validation result, as JSON.
+        docs_path: the Data Docs index page.
+    """
+
+    run_id: str
+    verdict: Verdict
+    outcomes: tuple[Outcome, ...]
+    suite_fingerprint: str
+    dataset_fingerprint: str
+    results_path: Path
+    docs_path: Path
+
+    def _with(self, status: str) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status == status]
+
+    @property
+    def failures(self) -> list[Outcome]:
+        return self._with("failed")
+
+    @property
+    def warnings(self) -> list[Outcome]:
+        return self._with("warning")
+
+    @property
+    def errors(self) -> list[Outcome]:
+        return self._with("error")
+
+    @property
+    def lines(self) -> list[str]:
+        """One line per expectation that did not pass: errors, then failures, then warnings."""
+        return [o.line() for o in (*self.errors, *self.failures, *self.warnings)]
+
+    @property
+    def summary(self) -> str:
+        return (
+            f"checks {self.verdict}: {len(self.outcomes)} expectations, {len(self.failures)} failed, "
+            f"{len(self.warnings)} warnings, {len(self.errors)} errors; dataset {self.dataset_fingerprint[:12]}"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "verdict": self.verdict,
+            "suite_fingerprint": self.suite_fingerprint,
+            "dataset_fingerprint": self.dataset_fingerprint,
+            "lines": self.lines,
+            "outcomes": [asdict(o) for o in self.outcomes],
+        }
