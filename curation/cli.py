@@ -134,8 +134,39 @@ def check(run_dir: Path) -> None:
     for line in result.lines:
         click.echo(line, err=True)
     if result.verdict != "pass":
-        raise GateFailed(f"checks {result.verdict}: {len(result.failures)} critical failed, {len(result.errors)} errored; details in {result.docs_path}")
+        counts = f"{len(result.failures)} critical failed, {len(result.errors)} errored"
+        raise GateFailed(f"checks {result.verdict}: {counts}; details in {result.docs_path}")
     click.echo(result.summary)
+
+
+EXPORT_FORMATS = ["bedrock-ft", "bedrock-cpt", "bedrock-conversation", "openai-chat", "hf", "parquet"]  # checks.exports.FORMATS
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", required=True, type=click.Choice(EXPORT_FORMATS), help="Target format (docs/exports.md).")
+@click.option("--validation", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True, help="Validation share.")
+@click.option("--seed", type=int, default=None, help="Split seed (default: the run's `run.seed`).")
+@click.option("--max-tokens", type=click.IntRange(1), default=None, help="Override the target's per-record token budget.")
+@click.option("--unvalidated", is_flag=True, help="Export even though the gate refuses (marked unvalidated).")
+def export(run_dir: Path, fmt: str, validation: float, seed: int | None, max_tokens: int | None, unvalidated: bool) -> None:
+    """Export a validated run to RUN/dataset/exports/FORMAT/ with a seeded train/validation split.
+
+    Refuses a run whose checks did not pass or whose dataset changed since, and records
+    over the target's limits (ids named). docs/exports.md lists each format's limits.
+
+    \b
+    Example:
+      tuneprep export runs/tickets-2026-11 --format bedrock-conversation
+    """
+    from checks.exports import export as run_export
+
+    result = run_export(run_dir, fmt, validation=validation, seed=seed, max_tokens=max_tokens, unvalidated=unvalidated)
+    if result.warning:
+        click.echo(f"WARNING: exported UNVALIDATED data; the gate refused it: {result.warning}", err=True)
+    rows = ", ".join(f"{n} {split}" for split, n in result.rows.items())
+    click.echo(f"{fmt}: {rows} rows ({result.verdict}) -> {result.path}", err=True)
+    click.echo(str(result.path))
 
 
 @cli.command()

@@ -269,6 +269,9 @@ def test_acceptance_check_passes_then_an_edited_row_is_refused(
         GateFailed, match=r"dataset fingerprint mismatch: .* changed since it was validated \(validated [0-9a-f]{12}, now [0-9a-f]{12}\)"
     ):
         require_pass(run)
+    assert main(["export", str(run), "--format", "parquet"]) == 1
+    err_lines = capsys.readouterr().err.strip().splitlines()
+    assert len(err_lines) == 1 and "dataset fingerprint mismatch" in err_lines[0]
 
 
 def test_cli_check_fails_with_one_line_per_failed_expectation(
