@@ -171,6 +171,33 @@ def export(run_dir: Path, fmt: str, validation: float, seed: int | None, max_tok
 
 @cli.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--config", "config", type=click.Path(path_type=Path), default=None, help="YAML of `train:` options (default: the run's own).")
+@click.option("--max-steps", type=click.IntRange(1), default=None, help="Optimizer steps (default: `train.max_steps`, else one pass).")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Output folder (default RUN/training/<task>-<method>).")
+@click.option("--resume", is_flag=True, help="Continue from the checkpoint in the output folder.")
+@QUIET
+def train(run_dir: Path, config: Path | None, max_steps: int | None, out: Path | None, resume: bool, quiet: bool) -> None:
+    """Fine-tune on RUN's curated dataset; refuses (exit 1) unless its checks passed and the data is unchanged.
+
+    Writes the adapter or full weights, metrics.json, the resolved config and a model
+    card naming the run id and dataset fingerprint (docs/training.md). Prints the output folder.
+
+    \b
+    Example:
+      tuneprep train runs/tickets-2026-11 --max-steps 40
+      tuneprep train runs/tickets-2026-11 --config train.yaml --resume
+    """
+    from training.api import train as train_run
+
+    say = None if quiet else (lambda m: click.echo(m, err=True))
+    result = train_run(run_dir, config=config, max_steps=max_steps, out_dir=out, resume=resume, quiet=quiet, log=say)
+    after = ", ".join(f"{k} {v:.4g}" for k, v in result.metrics["eval_after"].items() if isinstance(v, float))
+    click.echo(f"trained {result.task} ({result.method}) on dataset {result.dataset_fingerprint[:12]}: {after or 'no eval split'}", err=True)
+    click.echo(str(result.out_dir))
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
 def clean(run_dir: Path) -> None:
     """Remove a run's sensitive intermediates (raw-text stage outputs, quarantine); keep the audit trail.
 

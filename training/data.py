@@ -1,0 +1,292 @@
+"""From a curated dataset to tokenised examples and tensor batches, for every task.
+
+- ``sft``: each conversation is rendered with the tokenizer's chat template one turn at a
+  time, so the loss mask covers exactly the assistant turns (their end-of-turn token
+  included: the model learns to stop). Rows may be packed.
+- ``cpt``: each document is tokenised, ends with EOS, is cut into ``max_length`` pieces,
+  and packed.
+- ``classify``: one text per row, the label mapped to an integer (sorted label names).
+- ``dpo``: prompt, chosen and rejected token ids; a batch holds the chosen rows, then the
+  rejected rows (TRL's layout).
+
+Causal-LM batches carry ``position_ids`` that restart at every packed example and no
+attention mask: transformers then builds a block-diagonal causal mask, so no token
+attends across examples. Targets are pre-shifted: ``targets[b, t]`` is the token that
+position ``t`` must predict, or -100.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import polars as pl
+import torch
+
+from curation.errors import SchemaError
+
+Task = Literal["sft", "cpt", "classify", "dpo"]
+IGNORE = -100
+
+
+@dataclass(frozen=True)
+class Row:
+    """One causal-LM row: a single example, or several packed ones."""
+
+    ids: list[int]
+    trained: list[bool]  # ids[i] is a loss target (predicted from the tokens before it)
+    positions: list[int]  # restart at 0 at every example
+
+
+@dataclass(frozen=True)
+class Labelled:
+    ids: list[int]
+    label: int
+
+
+@dataclass(frozen=True)
+class Pair:
+    prompt: list[int]
+    chosen: list[int]
+    rejected: list[int]
+    ref: tuple[float, float] | None = None  # reference log-probs (chosen, rejected), full fine-tuning only
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Tokenised train and eval examples, plus what the report needs to know about them."""
+
+    task: Task
+    train: list[Any]
+    eval: list[Any]
+    labels: list[str] = field(default_factory=list)  # classify: index -> label name
+    stats: dict[str, int] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------- split and order
+def split_indices(n: int, eval_fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """A seeded held-out split: (train, eval) row indices, each in dataset order."""
+    n_eval = round(n * eval_fraction)
+    if eval_fraction > 0 and n >= 2:
+        n_eval = min(max(n_eval, 1), n - 1)
+    chosen = set(np.random.default_rng(seed).permutation(n)[:n_eval].tolist())
+    return [i for i in range(n) if i not in chosen], sorted(chosen)
+
+
+@functools.lru_cache(maxsize=4)
+def _epoch_order(n: int, seed: int, epoch: int) -> list[int]:
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=gen).tolist()
+
+
+def take(n: int, count: int, *, seed: int, cursor: int) -> list[int]:
+    """``count`` indices from the endless shuffled stream over ``n`` items, starting at ``cursor``.
+
+    The stream is a fresh seeded permutation per epoch, so any position in it is
+    reproducible from (seed, cursor): that is the data-order state a checkpoint keeps.
+    """
+    return [_epoch_order(n, seed, c // n)[c % n] for c in range(cursor, cursor + count)]
+
+
+# ---------------------------------------------------------------------------- sft
+def conversations(df: pl.DataFrame) -> list[list[dict[str, str]]]:
+    """Each row as a list of ``{role, content}`` messages (prompt/completion rows included)."""
+    if "messages" in df.columns:
+        return [[{"role": m["role"], "content": m["content"]} for m in msgs] for msgs in df["messages"].to_list()]
+    systems = df["system"].to_list() if "system" in df.columns else [None] * df.height
+    out = []
+    for system, prompt, completion in zip(systems, df["prompt"].to_list(), df["completion"].to_list(), strict=True):
+        head = [{"role": "system", "content": system}] if system else []
+        out.append([*head, {"role": "user", "content": prompt}, {"role": "assistant", "content": completion}])
+    return out
+
+
+def chat_segments(tokenizer: Any, messages: list[dict[str, str]]) -> list[tuple[str, bool]]:
+    """The rendered conversation as (text, trained) pieces: assistant turns are trained.
+
+    Rendering prefixes of the conversation and diffing them finds each assistant turn
+    exactly as the template writes it, end-of-turn marker included.
+    """
+    render = functools.partial(tokenizer.apply_chat_template, tokenize=False)
+    pieces: list[tuple[str, bool]] = []
+    done = ""
+    for i, message in enumerate(messages):
+        if message["role"] != "assistant":
+            continue
+        prefix = render(messages[:i], add_generation_prompt=True) if i else ""
+        full = render(messages[: i + 1])
+        if not (prefix.startswith(done) and full.startswith(prefix)):
+            raise SchemaError(
+                "the tokenizer's chat template does not render conversations turn by turn; set `train.model` to a model whose template does"
+            )
+        pieces += [(prefix[len(done) :], False), (full[len(prefix) :], True)]
+        done = full
+    if not any(trained for _, trained in pieces):
+        raise SchemaError("a conversation has no assistant turn to learn from; every `messages` list needs one")
+    return [p for p in pieces if p[0]]
+
+
+def sft_row(tokenizer: Any, messages: list[dict[str, str]], max_length: int) -> tuple[Row, bool]:
+    """Token ids and loss mask of one conversation; returns (row, was_truncated).
+
+    Each assistant turn ends with EOS even if the template forgot it. Too-long rows lose
+    their start (the response is at the end and must survive).
+    """
+    ids: list[int] = []
+    trained: list[bool] = []
+    for text, is_trained in chat_segments(tokenizer, messages):
+        piece = tokenizer(text, add_special_tokens=False)["input_ids"]
+        if is_trained and tokenizer.eos_token_id not in piece:
+            piece = [*piece, tokenizer.eos_token_id]
+        ids += piece
+        trained += [is_trained] * len(piece)
+    cut = max(len(ids) - max_length, 0)
+    ids, trained = ids[cut:], trained[cut:]
+    trained[0] = False  # the first token of a row is never predicted
+    return Row(ids, trained, list(range(len(ids)))), cut > 0
+
+
+# ---------------------------------------------------------------------------- cpt
+def cpt_rows(tokenizer: Any, text: str, max_length: int) -> list[Row]:
+    """One document, EOS-terminated, cut into rows of at most ``max_length`` tokens."""
+    ids = [*tokenizer(text, add_special_tokens=False)["input_ids"], tokenizer.eos_token_id]
+    rows = []
+    for start in range(0, len(ids), max_length):
+        piece = ids[start : start + max_length]
+        if len(piece) > 1:
+            rows.append(Row(piece, [False] + [True] * (len(piece) - 1), list(range(len(piece)))))
+    return rows
+
+
+def pack(rows: list[Row], max_length: int) -> list[Row]:
+    """Greedily concatenate rows, in order, into blocks of at most ``max_length`` tokens."""
+    blocks: list[Row] = []
+    ids: list[int] = []
+    trained: list[bool] = []
+    positions: list[int] = []
+    for row in rows:
+        if ids and len(ids) + len(row.ids) > max_length:
+            blocks.append(Row(ids, trained, positions))
+            ids, trained, positions = [], [], []
+        ids, trained, positions = ids + row.ids, trained + row.trained, positions + row.positions
+    if ids:
+        blocks.append(Row(ids, trained, positions))
+    return blocks
+
+
+# ---------------------------------------------------------------------------- dpo
+def pair(tokenizer: Any, prompt: str, chosen: str, rejected: str, max_length: int) -> tuple[Pair, bool]:
+    """Prompt and completion ids rendered with the chat template; returns (pair, was_truncated)."""
+    user = [{"role": "user", "content": prompt}]
+    head = tokenizer.apply_chat_template(user, tokenize=False, add_generation_prompt=True)
+    p_ids = tokenizer(head, add_special_tokens=False)["input_ids"]
+    completions = []
+    for answer in (chosen, rejected):
+        full = tokenizer.apply_chat_template([*user, {"role": "assistant", "content": answer}], tokenize=False)
+        ids = tokenizer(full[len(head) :] if full.startswith(head) else answer, add_special_tokens=False)["input_ids"]
+        completions.append(ids if tokenizer.eos_token_id in ids else [*ids, tokenizer.eos_token_id])
+    c_ids, r_ids = completions
+    longest = max(len(c_ids), len(r_ids))
+    truncated = len(p_ids) + longest > max_length
+    if truncated:
+        keep = min(longest, max_length // 2) if len(p_ids) >= max_length // 2 else max_length - len(p_ids)
+        c_ids, r_ids = c_ids[:keep], r_ids[:keep]
+        p_ids = p_ids[len(p_ids) - (max_length - keep) :] if len(p_ids) > max_length - keep else p_ids
+    return Pair(p_ids, c_ids, r_ids), truncated
+
+
+# ---------------------------------------------------------------------------- prepare
+def _tokenise(df: pl.DataFrame, task: Task, tokenizer: Any, max_length: int, labels: list[str]) -> tuple[list[Any], int]:
+    """Examples for ``df`` and how many were truncated."""
+    if task == "sft":
+        made = [sft_row(tokenizer, msgs, max_length) for msgs in conversations(df)]
+        return [r for r, _ in made], sum(t for _, t in made)
+    if task == "cpt":
+        rows = [r for text in df["text"].to_list() for r in cpt_rows(tokenizer, text, max_length)]
+        return rows, len(rows) - df.height
+    if task == "classify":
+        index = {name: i for i, name in enumerate(labels)}
+        enc = tokenizer(df["text"].to_list(), truncation=True, max_length=max_length)["input_ids"]
+        return [Labelled(ids, index[lab]) for ids, lab in zip(enc, df["label"].to_list(), strict=True)], sum(
+            len(e) >= max_length for e in enc
+        )
+    made_pairs = [pair(tokenizer, p, c, r, max_length) for p, c, r in df.select("prompt", "chosen", "rejected").iter_rows()]
+    return [p for p, _ in made_pairs], sum(t for _, t in made_pairs)
+
+
+REQUIRED = {"sft": ("prompt", "completion"), "cpt": ("text",), "classify": ("text", "label"), "dpo": ("prompt", "chosen", "rejected")}
+
+
+def prepare(df: pl.DataFrame, task: Task, tokenizer: Any, *, max_length: int, eval_fraction: float, seed: int, packing: bool) -> Prepared:
+    """Split ``df`` (seeded), tokenise both parts and pack the training rows if asked."""
+    needed = ("messages",) if task == "sft" and "messages" in df.columns else REQUIRED[task]
+    missing = [c for c in needed if c not in df.columns]
+    if missing:
+        raise SchemaError(f"task `{task}` needs the columns {', '.join(needed)}; the dataset lacks {', '.join(missing)}")
+    labels = sorted(set(df["label"].to_list())) if task == "classify" else []
+    train_idx, eval_idx = split_indices(df.height, eval_fraction, seed)
+    train, cut_train = _tokenise(df[train_idx], task, tokenizer, max_length, labels)
+    held, cut_eval = _tokenise(df[eval_idx], task, tokenizer, max_length, labels)
+    examples = len(train)
+    if packing and task in ("sft", "cpt"):
+        train, held = pack(train, max_length), pack(held, max_length)
+    if not train:
+        raise SchemaError("the dataset has no rows to train on after the eval split; add rows or lower `train.eval_fraction`")
+    stats = {
+        "train_rows": len(train_idx),
+        "eval_rows": len(eval_idx),
+        "train_examples": examples,
+        "train_batches_rows": len(train),
+        "truncated": cut_train + cut_eval,
+    }
+    return Prepared(task, train, held, labels, stats)
+
+
+# ---------------------------------------------------------------------------- batches
+def _pad(seqs: list[list[int]], value: int) -> torch.Tensor:
+    width = max(len(s) for s in seqs)
+    return torch.tensor([s + [value] * (width - len(s)) for s in seqs], dtype=torch.long)
+
+
+def collate_rows(rows: list[Row], pad_id: int) -> dict[str, torch.Tensor]:
+    """input_ids, position_ids, targets: (B, T). Padding is its own segment and never trained."""
+    width = max(len(r.ids) for r in rows)
+    ids = _pad([r.ids for r in rows], pad_id)
+    positions = torch.tensor([r.positions + list(range(width - len(r.ids))) for r in rows], dtype=torch.long)
+    targets = torch.full_like(ids, IGNORE)
+    for b, r in enumerate(rows):
+        for t in range(len(r.ids) - 1):
+            if r.trained[t + 1] and r.positions[t + 1] != 0:
+                targets[b, t] = r.ids[t + 1]
+    return {"input_ids": ids, "position_ids": positions, "targets": targets}
+
+
+def collate_labelled(items: list[Labelled], pad_id: int) -> dict[str, torch.Tensor]:
+    ids = _pad([x.ids for x in items], pad_id)
+    mask = _pad([[1] * len(x.ids) for x in items], 0)
+    return {"input_ids": ids, "attention_mask": mask, "labels": torch.tensor([x.label for x in items], dtype=torch.long)}
+
+
+def collate_pairs(items: list[Pair], pad_id: int) -> dict[str, torch.Tensor]:
+    """(2B, T) tensors: chosen rows then rejected rows, right-padded; targets on completions only."""
+    seqs = [p.prompt + p.chosen for p in items] + [p.prompt + p.rejected for p in items]
+    starts = [len(p.prompt) for p in items] * 2
+    ids = _pad(seqs, pad_id)
+    mask = _pad([[1] * len(s) for s in seqs], 0)
+    targets = torch.full_like(ids, IGNORE)
+    for b, (seq, start) in enumerate(zip(seqs, starts, strict=True)):
+        targets[b, start - 1 : len(seq) - 1] = torch.tensor(seq[start:], dtype=torch.long)
+    batch = {"input_ids": ids, "attention_mask": mask, "targets": targets}
+    if all(p.ref is not None for p in items):
+        batch["ref_logps"] = torch.tensor([p.ref[0] for p in items] + [p.ref[1] for p in items], dtype=torch.float32)  # type: ignore[index]
+    return batch
+
+
+def collate(task: Task, items: list[Any], pad_id: int) -> dict[str, torch.Tensor]:
+    if task in ("sft", "cpt"):
+        return collate_rows(items, pad_id)
+    if task == "classify":
+        return collate_labelled(items, pad_id)
+    return collate_pairs(items, pad_id)

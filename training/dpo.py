@@ -1,0 +1,85 @@
+"""Direct preference optimisation: sequence log-probs, the sigmoid loss and the reference.
+
+The reference policy is never a second model copy: under LoRA it is the same model with
+its adapters disabled (peft's ``disable_adapter()``); under full fine-tuning its
+log-probs are computed once, before the first update, and stored with each pair.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from training.data import IGNORE, Pair, collate_pairs
+from training.models import causal_parts
+
+
+def token_logps(model: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-probabilities of the target tokens, (N,), and the batch row of each, (N,).
+
+    The output head runs only on positions with a target, so the (B, T, vocab) logits of a
+    prompt-heavy batch are never built.
+    """
+    backbone, head = causal_parts(model)
+    mask = batch.get("attention_mask")
+    hidden = backbone(
+        input_ids=batch["input_ids"], attention_mask=mask, position_ids=batch.get("position_ids"), use_cache=False
+    ).last_hidden_state
+    where = batch["targets"] != IGNORE  # (B, T)
+    logits = head(hidden[where]).float()  # (N, vocab)
+    logps = -F.cross_entropy(logits, batch["targets"][where], reduction="none")  # (N,)
+    rows = where.nonzero()[:, 0]  # (N,)
+    return logps, rows
+
+
+def sequence_logps(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Summed log-probability of each row's completion tokens, (2B,)."""
+    logps, rows = token_logps(model, batch)
+    return torch.zeros(batch["input_ids"].shape[0], device=logps.device, dtype=logps.dtype).index_add(0, rows, logps)
+
+
+def dpo_loss(policy: torch.Tensor, reference: torch.Tensor, beta: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Sigmoid DPO loss per pair, (B,), and the implicit rewards of chosen and rejected, (B,) each.
+
+    ``policy`` and ``reference`` are (2B,) sequence log-probs: chosen rows, then rejected.
+    """
+    chosen, rejected = (policy - reference).chunk(2)  # log-ratios, (B,) each
+    loss = -F.logsigmoid(beta * (chosen - rejected))
+    return loss, beta * chosen.detach(), beta * rejected.detach()
+
+
+def reference_logps(model: Any, batch: dict[str, torch.Tensor], *, lora: bool) -> torch.Tensor:
+    """The reference's sequence log-probs, (2B,): precomputed ones, or the base model under LoRA."""
+    if "ref_logps" in batch:
+        return batch["ref_logps"]
+    if not lora:
+        raise AssertionError("full fine-tuning needs precomputed reference log-probs")
+    with torch.no_grad(), model.disable_adapter():
+        return sequence_logps(model, batch)
+
+
+def with_reference(
+    model: Any,
+    pairs: list[Pair],
+    *,
+    batch_size: int,
+    pad_id: int,
+    to_device: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]],
+    autocast: Any = contextlib.nullcontext,
+) -> list[Pair]:
+    """``pairs`` with the current model's log-probs stored as their reference (before training)."""
+    out = []
+    model.eval()
+    with torch.no_grad():
+        for start in range(0, len(pairs), batch_size):
+            chunk = pairs[start : start + batch_size]
+            with autocast():
+                logps = sequence_logps(model, to_device(collate_pairs(chunk, pad_id))).float().cpu()
+            chosen, rejected = logps.chunk(2)
+            out += [dataclasses.replace(p, ref=(float(c), float(r))) for p, c, r in zip(chunk, chosen, rejected, strict=True)]
+    return out

