@@ -341,7 +341,7 @@ def _dedup_members(rows: pl.DataFrame, cfg: LabelAuditConfig, ctx: StageContext)
             gone.select("group", pl.lit(None, pl.String).alias("id"), "label", pl.lit(None, pl.Float64).alias("self_conf")),
         ]
     )
-    return members.filter(pl.col("label").n_unique().over("group") > 1).with_columns(detail=pl.lit("near_duplicate"))
+    return members.filter(pl.col("label").n_unique().over("group") > 1).with_columns(detail=pl.lit("dedup_cluster"))
 
 
 def _resolve(members: pl.DataFrame) -> pl.DataFrame:
@@ -438,7 +438,8 @@ def _audit_classification(df: pl.DataFrame, cfg: LabelAuditConfig, ctx: StageCon
         "actions": {issue: cfg.action(issue) for issue in LABEL_ISSUES},
         "relabeled": relabeled,
         "dropped": _issue_counts(dropped.rename({"reason": "issue"})),
-        "label_counts": dict(kept.group_by("label").len().sort("label").iter_rows()),
+        "label_counts": dict(kept.drop_nulls("label").group_by("label").len().sort("label").iter_rows()),
+        "unlabelled_kept": kept["label"].null_count(),
         "confident_learning": cl_stats,
         "conflicts": conflict_stats,
     }

@@ -129,7 +129,7 @@ def test_near_duplicate_conflicts_use_the_dedup_stage_clusters() -> None:
     result = label_audit(df, LabelAuditConfig(**NO_CL), ctx)
     found = _issues(result, "label_conflict")
     assert found.select("id", "given_label", "suggested_label", "group", "detail").rows() == [
-        ("r0", "billing", "technical", "dedup:7", "near_duplicate")
+        ("r0", "billing", "technical", "dedup:7", "dedup_cluster")
     ]
     assert found["score"].to_list() == pytest.approx([1 / 3])
     assert result.stats["conflicts"]["near_duplicate_clusters"] == 1
