@@ -1,0 +1,441 @@
+"""The `dedup` stage: exact and MinHash near-duplicate removal that explains itself.
+
+1. Every row gets a key text: its dedup fields joined, then Unicode NFKC, case-folded,
+   whitespace collapsed (punctuation optionally stripped).
+2. Exact duplicates share a key text; each group keeps one row (the keep policy picks it).
+3. Near duplicates: MinHash signatures of the survivors' shingles (vectorised, in
+   ``curation.minhash``), LSH bands give candidate pairs, each candidate pair is verified
+   by the exact Jaccard similarity of the shingle sets, and clusters are formed without
+   chaining: rows are visited in keep-priority order, an unremoved row becomes a keeper
+   and removes the rows verified as duplicates *of it*. A row similar only to a removed
+   row stays, so one bridging row never joins two unrelated rows, and every cluster keeps
+   its keeper.
+4. With ``against: RUN`` the curated dataset of an earlier run is prepended as rows that
+   are always kept, so a new batch loses exactly its copies of what was curated before.
+
+Findings hold one row per removed row (``id``, ``kept_id``, ``cluster_id``,
+``similarity``, ``reason``, ``kept_from``) and never any text.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import numpy as np
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from curation import minhash as mh
+from curation.errors import ConfigError
+from curation.rundir import MANIFEST, load_dataset
+from curation.schema import FORMS, detect_form, text_fields
+from curation.stage import StageContext, StageResult
+
+KNOWN_FIELDS = sorted({c for forms in FORMS.values() for form in forms for c in form.columns})
+T = TypeVar("T")
+_CHUNK = 1024  # documents per hashing task: keeps the byte-level arrays in cache
+_SEP = " \x1f "  # between fields, so that moving words from one field to the next changes the key
+
+
+class MinHashConfig(BaseModel):
+    """Near-duplicate detection: shingles, MinHash and LSH parameters."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    shingle: Literal["word", "char"] = "word"
+    ngram: int = Field(2, ge=1)  # word bigrams keep 3-8% edited copies above 0.6 (docs/dedup.md)
+    num_perm: int = Field(128, ge=2, le=1024)
+    threshold: float = Field(0.6, gt=0, le=1)  # Jaccard similarity of the shingle sets
+    bands: int | None = Field(None, ge=1)  # default: datasketch's optimum for `threshold`
+    rows: int | None = Field(None, ge=1)
+    verify: Literal["jaccard", "minhash"] = "jaccard"  # exact Jaccard, or the signature estimate
+    seed: int = 1  # datasketch's default seed
+
+    @model_validator(mode="after")
+    def _bands_rows(self) -> MinHashConfig:
+        if (self.bands is None) != (self.rows is None):
+            raise ValueError("`bands` and `rows` go together: set both or neither")
+        if self.bands is not None and self.rows is not None and self.bands * self.rows > self.num_perm:
+            raise ValueError(f"`bands` x `rows` must be at most `num_perm` ({self.num_perm}), got {self.bands} x {self.rows}")
+        return self
+
+    def lsh_params(self) -> tuple[int, int]:
+        """(bands, rows): as given, or datasketch's ``MinHashLSH`` choice for the threshold."""
+        if self.bands is not None and self.rows is not None:
+            return self.bands, self.rows
+        from datasketch.lsh import _optimal_param
+
+        return _optimal_param(self.threshold, self.num_perm, 0.5, 0.5)  # type: ignore[no-any-return]
+
+
+class DedupConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    fields: list[str] | None = None  # default: the kind's free-text columns
+    exact: bool = True
+    near: bool = True
+    strip_punctuation: bool = False  # also ignore punctuation and symbols in the key text
+    keep: Literal["first", "longest", "best"] = "first"
+    against: str | None = None  # an earlier run (directory or run id) whose dataset is kept
+    minhash: MinHashConfig = Field(default_factory=MinHashConfig)  # type: ignore[arg-type]
+    workers: int | None = Field(None, ge=1)  # hashing threads; default: the CPU count (at most 8)
+
+    @field_validator("fields")
+    @classmethod
+    def _known_fields(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None:
+            if not value:
+                raise ValueError("`fields` must name at least one column (or be left out for the kind's text columns)")
+            unknown = [f for f in value if f not in KNOWN_FIELDS]
+            if unknown:
+                raise ValueError(f"unknown field `{unknown[0]}`; expected canonical column names: {', '.join(KNOWN_FIELDS)}")
+        return value
+
+
+@dataclass
+class _Table:
+    """The rows to deduplicate in keep-priority order (earlier-run rows first)."""
+
+    ids: np.ndarray  # ids (object array of str)
+    row: np.ndarray  # input row number, -1 for rows of the `against` run
+    key: pl.Series  # the dedup fields joined, not yet normalised
+    fixed: np.ndarray  # True for rows of the `against` run: never removed
+    fields: list[str]
+    against: Path | None
+
+
+@dataclass
+class _Verdicts:
+    """Per table row: the row it duplicates (-1 while kept), the similarity and the reason."""
+
+    kept_by: np.ndarray
+    similarity: np.ndarray
+    reason: np.ndarray
+
+    @classmethod
+    def all_kept(cls, n: int) -> _Verdicts:
+        return cls(np.full(n, -1, np.int64), np.ones(n), np.full(n, "", dtype=object))
+
+    def remove(self, rows: np.ndarray, keepers: np.ndarray, similarity: np.ndarray | float, reason: str) -> None:
+        self.kept_by[rows], self.similarity[rows], self.reason[rows] = keepers, similarity, reason
+
+
+# ---------------------------------------------------------------------------- the stage
+def dedup(df: pl.DataFrame, cfg: DedupConfig, ctx: StageContext) -> StageResult:
+    """Remove exact and near duplicates; see the module docstring for the method."""
+    table = _ranked(df, cfg, ctx)
+    keys, sigs, has_shingles = _hash_all(table.key, cfg, ctx)
+    verdicts = _Verdicts.all_kept(len(table.ids))
+    survivors = _exact(keys, table.fixed, verdicts) if cfg.exact else np.arange(len(table.ids))
+    near_stats = _near(table, survivors, sigs[survivors], has_shingles[survivors], cfg, ctx, verdicts) if cfg.near else {}
+    _repoint(verdicts)
+    return _result(df, table, verdicts, cfg, near_stats)
+
+
+def resolve_fields(cfg: DedupConfig, kind: Any, columns: list[str]) -> list[str]:
+    """The dedup fields present in the frame; raises ConfigError naming the missing one."""
+    fields = cfg.fields or text_fields(kind, columns)
+    missing = [f for f in fields if f not in columns]
+    if missing:
+        form = detect_form(kind, columns).name
+        available = ", ".join(text_fields(kind, columns))
+        raise ConfigError(f"`dedup.fields`: `{missing[0]}` is not a column of this {kind} ({form}) data; available: {available}")
+    return fields
+
+
+# ---------------------------------------------------------------------------- key text
+def raw_key(df: pl.DataFrame, fields: list[str]) -> pl.Series:
+    """The dedup fields of each row joined into one string (normalised later, in bulk)."""
+    parts = []
+    for f in fields:
+        if isinstance(df.schema[f], pl.List):
+            turn = pl.element().struct.field("role").fill_null("") + ": " + pl.element().struct.field("content").fill_null("")
+            parts.append(pl.col(f).list.eval(turn).list.join("\n"))
+        else:
+            parts.append(pl.col(f).cast(pl.String))
+    return df.select(pl.concat_str([p.fill_null("") for p in parts], separator=_SEP).alias("key")).to_series()
+
+
+# ---------------------------------------------------------------------------- keep order
+def _ranked(df: pl.DataFrame, cfg: DedupConfig, ctx: StageContext) -> _Table:
+    fields = resolve_fields(cfg, ctx.kind, df.columns)
+    key = raw_key(df, fields)
+    order = _keep_order(df, key, cfg.keep, ctx)
+    ids, rows, keys, fixed = [df["id"].gather(order)], [order], [key.gather(order)], [np.zeros(len(order), bool)]
+    against = resolve_run(cfg.against, ctx) if cfg.against is not None else None
+    if against is not None:
+        prior = _load_against(against, fields)
+        ids.insert(0, prior["id"].cast(pl.String))
+        rows.insert(0, np.full(prior.height, -1))
+        keys.insert(0, raw_key(prior, fields))
+        fixed.insert(0, np.ones(prior.height, bool))
+    return _Table(pl.concat(ids).to_numpy(), np.concatenate(rows), pl.concat(keys), np.concatenate(fixed), fields, against)
+
+
+def _keep_order(df: pl.DataFrame, key: pl.Series, keep: str, ctx: StageContext) -> np.ndarray:
+    """Input row numbers, best keeper first. Ties always go to the earlier row."""
+    if keep == "first":
+        return np.arange(df.height)
+    if keep == "longest":
+        frame = pl.DataFrame({"row": np.arange(df.height), "length": key.str.len_chars()})
+        return frame.sort(["length", "row"], descending=[True, False])["row"].to_numpy()
+    score = quality(df, ctx).with_columns(row=np.arange(df.height))
+    return score.sort(["complete", "pii", "response", "row"], descending=[True, False, True, False])["row"].to_numpy()
+
+
+def quality(df: pl.DataFrame, ctx: StageContext) -> pl.DataFrame:
+    """The `best` keep policy's score parts per row, compared in this order.
+
+    - ``complete``: how many of the kind's columns are filled (non-empty), more is better;
+    - ``pii``: PII findings of the row when a ``pii`` stage ran earlier, fewer is better;
+    - ``response``: characters of the response (completion, response, chosen, text, or the
+      assistant messages), longer is better.
+    """
+    cols = [c for c in detect_form(ctx.kind, df.columns).columns if c in df.columns]
+    filled = [_filled(df, c).fill_null(False).cast(pl.Int32) for c in cols]
+    out = df.select(complete=pl.sum_horizontal(filled) if filled else pl.lit(0), response=_response_length(df), id=pl.col("id"))
+    pii = ctx.artifacts.get("pii")
+    counts = pl.DataFrame(schema={"id": pl.String, "pii": pl.Int64})
+    if pii is not None and "id" in pii.findings.columns:
+        counts = pii.findings.group_by("id").agg(pii=pl.len().cast(pl.Int64))
+    out = out.join(counts, on="id", how="left", maintain_order="left")
+    return out.select("complete", pl.col("pii").fill_null(0), "response")
+
+
+def _filled(df: pl.DataFrame, column: str) -> pl.Expr:
+    if isinstance(df.schema[column], pl.List):
+        return pl.col(column).list.len() > 0
+    return pl.col(column).cast(pl.String).str.strip_chars().str.len_chars() > 0
+
+
+def _response_length(df: pl.DataFrame) -> pl.Expr:
+    for c in ("completion", "response", "chosen", "text"):
+        if c in df.columns:
+            return pl.col(c).cast(pl.String).fill_null("").str.len_chars()
+    if "messages" in df.columns:
+        content = pl.element().struct.field("content").fill_null("")
+        is_assistant = pl.element().struct.field("role") == "assistant"
+        return pl.col("messages").list.eval(pl.when(is_assistant).then(content.str.len_chars()).otherwise(0)).list.sum().fill_null(0)
+    return pl.lit(0)
+
+
+# ---------------------------------------------------------------------------- earlier run
+def resolve_run(value: str, ctx: StageContext) -> Path:
+    """A run directory from a path (relative to the config's folder) or a run id under the runs root."""
+    path = Path(value).expanduser()
+    tried = [path] if path.is_absolute() else [ctx.config_dir / path]
+    if not path.is_absolute() and ctx.runs_root is not None:
+        tried.append(ctx.runs_root / value)
+    for candidate in tried:
+        if (candidate / MANIFEST).is_file():
+            return candidate
+    raise ConfigError(f"`dedup.against`: no tuneprep run at {' or '.join(str(t) for t in tried)}; pass a run directory or a run id")
+
+
+def _load_against(run_dir: Path, fields: list[str]) -> pl.DataFrame:
+    prior = load_dataset(run_dir)
+    missing = [f for f in fields if f not in prior.columns]
+    if missing:
+        raise ConfigError(
+            f"`dedup.against`: the dataset of run `{run_dir.name}` has no column `{missing[0]}`; it must be of this input's kind"
+        )
+    return prior.select("id", *fields)
+
+
+# ---------------------------------------------------------------------------- bulk hashing
+def _map_chunks(texts: pl.Series, fn: Callable[[pl.Series], T], cfg: DedupConfig, ctx: StageContext, what: str) -> list[T]:
+    """``fn`` over chunks of ``texts`` in a pool of threads (numpy releases the GIL), in order."""
+    spans = [(i, min(texts.len(), i + _CHUNK)) for i in range(0, texts.len(), _CHUNK)]
+    workers = cfg.workers or min(os.cpu_count() or 1, 8)
+    run = lambda span: fn(texts.slice(span[0], span[1] - span[0]))  # noqa: E731
+    out: list[T] = []
+    with ctx.progress(f"dedup: {what}", texts.len()) as bar, ThreadPoolExecutor(workers) as pool:
+        results = pool.map(run, spans) if workers > 1 and len(spans) > 1 else map(run, spans)
+        for (lo, hi), result in zip(spans, results, strict=True):
+            out.append(result)
+            bar.advance(hi - lo)
+    return out
+
+
+def _hash_all(texts: pl.Series, cfg: DedupConfig, ctx: StageContext) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One pass over every text: exact keys, MinHash signatures, and whether it has shingles."""
+    m = cfg.minhash
+    perms = mh.permutations(m.num_perm, m.seed)
+    width = m.num_perm if cfg.near else 0
+
+    def one(chunk: pl.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        tok = mh.tokenize(chunk, strip_punctuation=cfg.strip_punctuation)
+        if not cfg.near:
+            return mh.exact_keys(tok), np.zeros((chunk.len(), 0), np.uint32), np.diff(tok.word_offsets) > 0
+        hashes, offsets = mh.shingle_hashes(tok, m.shingle, m.ngram)
+        return mh.exact_keys(tok), mh.signatures(hashes, offsets, perms), np.diff(offsets) > 0
+
+    parts = _map_chunks(texts, one, cfg, ctx, "hashing")
+    if not parts:
+        return np.zeros((0, 2), np.uint64), np.zeros((0, width), np.uint32), np.zeros(0, bool)
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), np.concatenate([p[2] for p in parts])
+
+
+# ---------------------------------------------------------------------------- exact
+def _exact(keys: np.ndarray, fixed: np.ndarray, verdicts: _Verdicts) -> np.ndarray:
+    """Mark exact duplicates of each group's first row; return the rows left for near dedup."""
+    frame = pl.DataFrame({"h1": keys[:, 0], "h2": keys[:, 1], "rank": np.arange(len(keys))})
+    first = frame.select(pl.col("rank").min().over("h1", "h2")).to_series().to_numpy()
+    dup = np.flatnonzero((first != np.arange(len(first))) & ~fixed)
+    verdicts.remove(dup, first[dup], 1.0, "exact_duplicate")
+    return np.flatnonzero(first == np.arange(len(first)))
+
+
+# ---------------------------------------------------------------------------- near
+def _near(
+    table: _Table, nodes: np.ndarray, sigs: np.ndarray, has_shingles: np.ndarray, cfg: DedupConfig, ctx: StageContext, verdicts: _Verdicts
+) -> dict[str, Any]:
+    """Near duplicates among ``nodes`` (table rows, in rank order) with their signatures."""
+    m = cfg.minhash
+    bands, rows = m.lsh_params()
+    live = np.flatnonzero(has_shingles)  # an empty text has no shingles and matches nothing
+    pairs = live[mh.candidate_pairs(mh.band_keys(sigs[live], bands, rows))]
+    fixed = table.fixed[nodes]
+    pairs = pairs[~(fixed[pairs[:, 0]] & fixed[pairs[:, 1]])]
+    if m.verify == "jaccard":
+        scores = _verify_jaccard(table.key.gather(nodes), pairs, cfg, ctx)
+    else:
+        scores = (sigs[pairs[:, 0]] == sigs[pairs[:, 1]]).mean(axis=1) if len(pairs) else np.zeros(0)
+    ok = scores >= m.threshold
+    keeper, similarity = star_clusters(len(nodes), pairs[ok, 0], pairs[ok, 1], scores[ok], fixed)
+    removed = np.flatnonzero(keeper >= 0)
+    verdicts.remove(nodes[removed], nodes[keeper[removed]], similarity[removed], "near_duplicate")
+    counts = {"candidate_pairs": len(pairs), "verified_pairs": int(ok.sum()), "rows_without_shingles": int((~has_shingles).sum())}
+    return {"bands": bands, "rows": rows, **counts}
+
+
+def _verify_jaccard(texts: pl.Series, pairs: np.ndarray, cfg: DedupConfig, ctx: StageContext) -> np.ndarray:
+    """Exact Jaccard similarity of the shingle sets of each candidate pair."""
+    if len(pairs) == 0:
+        return np.zeros(0)
+    m = cfg.minhash
+    docs = np.unique(pairs)
+
+    def one(chunk: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+        return mh.shingle_sets(*mh.shingle_hashes(mh.tokenize(chunk, strip_punctuation=cfg.strip_punctuation), m.shingle, m.ngram))
+
+    parts = _map_chunks(texts.gather(docs), one, cfg, ctx, "verifying")
+    values = np.concatenate([p[0] for p in parts])
+    offsets = np.r_[0, np.cumsum(np.concatenate([np.diff(p[1]) for p in parts]))]
+    local = np.searchsorted(docs, pairs)
+    out = np.empty(len(pairs))
+    for k, (u, v) in enumerate(local.tolist()):
+        out[k] = mh.jaccard(values[offsets[u] : offsets[u + 1]], values[offsets[v] : offsets[v + 1]])
+    return out
+
+
+def star_clusters(n: int, src: np.ndarray, dst: np.ndarray, score: np.ndarray, fixed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Keepers and their duplicates from verified edges ``src -> dst`` (``src`` ranks first).
+
+    The result equals visiting rows in rank order, where an unremoved row becomes a keeper
+    and removes its unremoved verified neighbours ranked after it (``fixed`` rows are
+    always keepers). It is computed in rounds over all edges at once: a row is removed as
+    soon as an earlier neighbour is a keeper, and becomes a keeper once every earlier
+    neighbour is removed. Removed rows remove nothing: no chaining.
+
+    Returns, per row, the keeper it duplicates (-1 if kept) and the similarity to it.
+    """
+    state = np.where(fixed, 1, 0).astype(np.int8)  # 0 undecided, 1 keeper, 2 removed
+    involved = np.zeros(n, bool)
+    involved[src], involved[dst] = True, True
+    state[~involved & (state == 0)] = 1
+    while (state == 0).any():
+        near_keeper = np.zeros(n, bool)
+        near_keeper[dst[state[src] == 1]] = True
+        state[(state == 0) & near_keeper] = 2
+        waiting = np.zeros(n, bool)
+        waiting[dst[state[src] == 0]] = True
+        state[(state == 0) & ~waiting] = 1
+    keeper, similarity = np.full(n, -1, np.int64), np.ones(n)
+    edge = np.flatnonzero((state[src] == 1) & (state[dst] == 2))
+    edge = edge[np.lexsort((src[edge], dst[edge]))]  # by removed row, then earliest keeper
+    first = edge[np.r_[True, dst[edge][1:] != dst[edge][:-1]]] if len(edge) else edge
+    keeper[dst[first]], similarity[dst[first]] = src[first], score[first]
+    return keeper, similarity
+
+
+def _repoint(verdicts: _Verdicts) -> None:
+    """An exact copy of a row that near dedup removed now points at that row's keeper.
+
+    Its similarity to the new keeper equals the removed row's (same key text), and its
+    reason becomes ``near_duplicate``: findings always describe the relation to a kept row.
+    """
+    kept_by = verdicts.kept_by
+    moved = np.flatnonzero((kept_by >= 0) & (verdicts.reason == "exact_duplicate"))
+    moved = moved[kept_by[kept_by[moved]] >= 0]
+    via = kept_by[moved]
+    verdicts.remove(moved, kept_by[via], verdicts.similarity[via], "near_duplicate")
+
+
+# ---------------------------------------------------------------------------- result
+def _result(df: pl.DataFrame, table: _Table, verdicts: _Verdicts, cfg: DedupConfig, near_stats: dict[str, Any]) -> StageResult:
+    removed = np.flatnonzero(verdicts.kept_by >= 0)
+    removed = removed[np.argsort(table.row[removed], kind="stable")]  # input order
+    keepers = verdicts.kept_by[removed]
+    reasons = verdicts.reason[removed].astype(str)
+    findings = pl.DataFrame(
+        {
+            "id": table.ids[removed].astype(str),
+            "kept_id": table.ids[keepers].astype(str),
+            "cluster_id": np.unique(keepers, return_inverse=True)[1].astype(np.int64),  # numbered in keeper rank order
+            "similarity": verdicts.similarity[removed],
+            "reason": reasons,
+            "kept_from": np.where(table.fixed[keepers], "against", "input"),
+        },
+        schema=FINDINGS_SCHEMA,
+    )
+    mask = np.ones(df.height, bool)
+    mask[table.row[removed]] = False
+    dropped = df[table.row[removed]].with_columns(reason=pl.Series(reasons, dtype=pl.String))
+    return StageResult(kept=df.filter(pl.Series(mask)), dropped=dropped, findings=findings, stats=_stats(findings, table, cfg, near_stats))
+
+
+FINDINGS_SCHEMA = {
+    "id": pl.String,
+    "kept_id": pl.String,
+    "cluster_id": pl.Int64,
+    "similarity": pl.Float64,
+    "reason": pl.String,
+    "kept_from": pl.String,
+}
+
+
+def _stats(findings: pl.DataFrame, table: _Table, cfg: DedupConfig, near_stats: dict[str, Any]) -> dict[str, Any]:
+    sizes = findings.group_by("cluster_id").len()["len"] + 1  # removed rows plus their keeper
+    by_reason = dict(findings.group_by("reason").len().rows())
+    out: dict[str, Any] = {
+        "fields": table.fields,
+        "keep": cfg.keep,
+        "removed": findings.height,
+        "exact_duplicates": int(by_reason.get("exact_duplicate", 0)),
+        "near_duplicates": int(by_reason.get("near_duplicate", 0)),
+        "clusters": len(sizes),
+        "cluster_sizes": {str(k): int(v) for k, v in sorted(sizes.value_counts().rows())},
+        "largest_cluster": int(sizes.max()) if len(sizes) else 0,  # type: ignore[arg-type]
+        "against": None,
+    }
+    if table.against is not None:
+        from_against = int((findings["kept_from"] == "against").sum())
+        out["against"] = {"run": str(table.against), "rows": int(table.fixed.sum()), "removed_as_copies": from_against}
+    if cfg.near:
+        m = cfg.minhash
+        out["minhash"] = {
+            "shingle": m.shingle,
+            "ngram": m.ngram,
+            "num_perm": m.num_perm,
+            "threshold": m.threshold,
+            "verify": m.verify,
+            "seed": m.seed,
+            **near_stats,
+        }
+    return out

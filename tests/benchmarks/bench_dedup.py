@@ -1,0 +1,148 @@
+"""Benchmark: the dedup stage against a plain datasketch loop on the same documents.
+
+    .venv/bin/python tests/benchmarks/bench_dedup.py            # 100k docs, then 1M (minutes)
+    .venv/bin/python tests/benchmarks/bench_dedup.py --n 20000 --skip-1m
+
+Both sides get the generated near-duplicate corpus of ``dedup_data`` (about 2 KB per
+document) and the same normalisation and shingling (word bigrams, 128 permutations,
+threshold 0.6). The baseline is the usual loop: per document one ``MinHash``,
+``update_batch`` over its shingles, ``MinHashLSH.query`` then ``insert``; a document
+whose query returns a candidate is a duplicate of it (no verification). Ours is the
+whole stage (exact keys, signatures, LSH, exact-Jaccard verification, clusters).
+
+Each side runs in its own fresh process; peak memory is that process's ``ru_maxrss``
+(and the growth over its resident size after loading the data). Imports are done before
+the clock starts on both sides. Printed: docs/s, the ratio, peak memory, and duplicate
+precision/recall against the generator's truth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _ours(path: str, workers: int | None) -> dict[str, Any]:
+    from curation.dedup import DedupConfig, dedup
+    from curation.stage import StageContext
+
+    df = pl.read_parquet(path)
+    cfg = DedupConfig(workers=workers)
+    cfg.minhash.lsh_params()  # import datasketch/scipy before the clock, as the baseline does
+    before = _rss_mb()
+    t0 = time.perf_counter()
+    result = dedup(df, cfg, StageContext(kind="text"))
+    seconds = time.perf_counter() - t0
+    return {
+        "seconds": seconds,
+        "peak_mb": _peak_mb(),
+        "growth_mb": _peak_mb() - before,
+        "findings": result.findings.select("id", "kept_id"),
+        "kept": result.kept["id"],
+        "stats": result.stats,
+    }
+
+
+def _baseline(path: str) -> dict[str, Any]:
+    from datasketch import MinHash, MinHashLSH
+
+    from curation.minhash import normalize, reference_shingles
+
+    df = pl.read_parquet(path)
+    before = _rss_mb()
+    t0 = time.perf_counter()
+    lsh = MinHashLSH(threshold=0.6, num_perm=128)
+    removed_ids = []
+    for doc_id, text in df.select("id", "text").iter_rows():
+        m = MinHash(num_perm=128)
+        m.update_batch(reference_shingles(normalize(text), "word", 2))
+        hits = lsh.query(m)
+        if hits:
+            removed_ids.append((doc_id, min(hits)))
+        else:
+            lsh.insert(doc_id, m)
+    seconds = time.perf_counter() - t0
+    findings = pl.DataFrame(removed_ids, schema={"id": pl.String, "kept_id": pl.String}, orient="row")
+    kept = df.filter(~pl.col("id").is_in(findings["id"].implode()))["id"]
+    return {"seconds": seconds, "peak_mb": _peak_mb(), "growth_mb": _peak_mb() - before, "findings": findings, "kept": kept}
+
+
+def _in_child(fn: Any, *args: Any) -> dict[str, Any]:
+    with mp.get_context("spawn").Pool(1) as pool:
+        return pool.apply(fn, args)  # type: ignore[no-any-return]
+
+
+def _corpus(n: int, folder: Path) -> tuple[str, pl.DataFrame]:
+    from dedup_data import generate
+
+    t0 = time.perf_counter()
+    df, truth = generate(n, seed=2026)
+    path = folder / f"corpus_{n}.parquet"
+    df.write_parquet(path)
+    print(
+        f"generated {n:,} docs ({df['text'].str.len_bytes().mean() or 0:.0f} bytes on average) in {time.perf_counter() - t0:.0f} s",
+        flush=True,
+    )
+    return str(path), truth
+
+
+def _row(name: str, n: int, res: dict[str, Any], truth: pl.DataFrame) -> dict[str, Any]:
+    from dedup_data import score
+
+    s = score(res["findings"], truth, res["kept"])
+    return {
+        "run": name,
+        "docs": n,
+        "seconds": res["seconds"],
+        "docs/s": n / res["seconds"],
+        "peak MB": res["peak_mb"],
+        "growth MB": res["growth_mb"],
+        **{k: s[k] for k in ("precision", "recall", "groups_lost")},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=100_000, help="documents for the head-to-head run")
+    parser.add_argument("--skip-1m", action="store_true", help="skip the 1M-document run of ours")
+    parser.add_argument("--workers", type=int, default=None, help="hashing threads for ours (default: CPU count)")
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        path, truth = _corpus(args.n, Path(tmp))
+        ours = _in_child(_ours, path, args.workers)
+        print(f"ours: {ours['seconds']:.1f} s; {ours['stats']['minhash']}", flush=True)
+        base = _in_child(_baseline, path)
+        rows += [_row("tuneprep dedup", args.n, ours, truth), _row("datasketch loop", args.n, base, truth)]
+        if not args.skip_1m:
+            big_path, big_truth = _corpus(1_000_000, Path(tmp))
+            big = _in_child(_ours, big_path, args.workers)
+            rows.append(_row("tuneprep dedup", 1_000_000, big, big_truth))
+    table = pl.DataFrame(rows)
+    with pl.Config(tbl_rows=10, tbl_cols=12, float_precision=3, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
+        print(table)
+    print(f"throughput ratio (ours / datasketch loop) on {args.n:,} docs: {rows[0]['docs/s'] / rows[1]['docs/s']:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
