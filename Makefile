@@ -5,7 +5,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint typecheck bench clean-venv
+.PHONY: demo test lint typecheck bench clean-venv chromium
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
@@ -17,8 +17,12 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 demo: $(BIN)/.installed
 	$(BIN)/tuneprep demo
 
-test: $(BIN)/.installed lint typecheck
+test: $(BIN)/.installed chromium lint typecheck
 	$(BIN)/pytest -q
+
+# The report's browser test renders report.html in Debian's headless Chromium.
+chromium:
+	@command -v chromium >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium)
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check curation checks training tests

@@ -57,6 +57,7 @@ def demo(out: Path, kinds: tuple[str, ...], scale: float, quiet: bool) -> None:
     """
     from curation.config import load_config
     from curation.demo import DEMO_KINDS, write_demo
+    from curation.report import build_report
     from curation.runner import run_pipeline
 
     configs = write_demo(out, kinds=kinds or DEMO_KINDS, scale=scale)
@@ -64,6 +65,7 @@ def demo(out: Path, kinds: tuple[str, ...], scale: float, quiet: bool) -> None:
         click.echo(f"== {kind} ==", err=True)
         result = run_pipeline(load_config(path), out_dir=out / "runs" / kind, quiet=quiet, log=None if not quiet else (lambda _m: None))
         click.echo(f"{kind}: {result.rows_in} rows in, {result.rows_out} curated, {result.quarantined} quarantined -> {result.run_dir}")
+        click.echo(f"{kind}: report {build_report(result.run_dir)}")
     click.echo(str(out))
 
 
@@ -81,6 +83,7 @@ def run(config: Path, out: Path | None, quiet: bool) -> None:
       tuneprep run pipeline.yaml --out runs/tickets-2026-11
     """
     from curation.config import load_config
+    from curation.report import build_report
     from curation.runner import run_pipeline
 
     result = run_pipeline(load_config(config), out_dir=out, config_name=config.stem, quiet=quiet)
@@ -88,6 +91,7 @@ def run(config: Path, out: Path | None, quiet: bool) -> None:
         f"{result.rows_in} rows in, {result.rows_out} curated, {result.quarantined} quarantined; dataset {result.dataset_fingerprint[:12]}",
         err=True,
     )
+    click.echo(f"report: {build_report(result.run_dir)}", err=True)
     click.echo(str(result.run_dir))
 
 
@@ -194,6 +198,25 @@ def train(run_dir: Path, config: Path | None, max_steps: int | None, out: Path |
     after = ", ".join(f"{k} {v:.4g}" for k, v in result.metrics["eval_after"].items() if isinstance(v, float))
     click.echo(f"trained {result.task} ({result.method}) on dataset {result.dataset_fingerprint[:12]}: {after or 'no eval split'}", err=True)
     click.echo(str(result.out_dir))
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+def report(run_dir: Path) -> None:
+    """Write the compliance report and dataset card of a run into RUN/report/.
+
+    report.html (one self-contained page to review and sign), report.md, report.json
+    (every number the page shows) and dataset_card.md (Hugging Face card, pre-filled).
+    Reads only the run's manifest, stage stats and check results; run it again after
+    `tuneprep check` to include the validation verdict. Prints the report's path.
+
+    \b
+    Example:
+      tuneprep report runs/tickets-2026-11
+    """
+    from curation.report import build_report
+
+    click.echo(str(build_report(run_dir)))
 
 
 @cli.command()

@@ -1,0 +1,162 @@
+"""Assemble ``report.json``: everything the compliance report shows, read from the run's files.
+
+The report reads files only: ``manifest.json``, ``config.yaml``, each stage's
+``stats.json`` and the SVG charts a stage wrote under its ``charts/`` folder, and the
+``checks`` section of the manifest with the results JSON it points at. It never reads
+the rows themselves, so a report built after ``tuneprep clean`` is the same report.
+Every number the page shows is computed here; the renderers only format.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from curation.errors import RunError
+from curation.report.safety import sanitize_svg, scrub_value
+from curation.rundir import read_manifest
+
+REPORT_FORMAT = 1  # bump when report.json changes shape
+
+
+@dataclass(frozen=True)
+class StageRecord:
+    """One stage of the run as the report sees it: manifest entry plus stats.json."""
+
+    index: int
+    name: str
+    dir: str
+    books: dict[str, int]
+    dropped_by_reason: dict[str, int]
+    config: dict[str, Any]
+    metrics: dict[str, Any]
+    skipped: bool
+    input_fingerprint: str
+    output_fingerprint: str
+    charts: dict[str, str] = field(default_factory=dict)  # chart file name -> sanitised SVG
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    """The run's files, loaded once and handed to every section builder."""
+
+    run_dir: Path
+    manifest: dict[str, Any]
+    config: dict[str, Any]
+    stages: list[StageRecord]
+    checks: dict[str, Any] | None
+
+    def stage(self, name: str) -> StageRecord | None:
+        """The last stage called ``name`` (a stage may be configured twice), or None."""
+        found = [s for s in self.stages if s.name == name]
+        return found[-1] if found else None
+
+    @property
+    def ingest(self) -> StageRecord:
+        return self.stages[0]
+
+    def rel(self, path: str) -> str:
+        """A run-relative path as a link from ``report/report.html``."""
+        return f"../{path}"
+
+
+def load_run(run_dir: Path) -> RunFiles:
+    """Read the manifest, config, stage stats and checks results of a run directory.
+
+    Raises:
+        RunError: the folder is not a run directory, or its manifest lists no stages.
+    """
+    run_dir = Path(run_dir)
+    manifest = read_manifest(run_dir)
+    entries = manifest.get("stages") or []
+    if not entries:
+        raise RunError(f"'{run_dir}' has a manifest without stages; rerun `tuneprep run` to complete it")
+    config_path = run_dir / manifest.get("config", {}).get("path", "config.yaml")
+    config = yaml.safe_load(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
+    stages = [_stage_record(run_dir, e) for e in entries]
+    return RunFiles(run_dir, manifest, config or {}, stages, _checks(run_dir, manifest))
+
+
+def _stage_record(run_dir: Path, entry: Mapping[str, Any]) -> StageRecord:
+    stage_dir = run_dir / entry["dir"]
+    stats_path = stage_dir / "stats.json"
+    stats = json.loads(stats_path.read_text(encoding="utf-8")) if stats_path.is_file() else {}
+    return StageRecord(
+        index=int(entry["index"]),
+        name=str(entry["name"]),
+        dir=str(entry["dir"]),
+        books={k: int(v) for k, v in (stats.get("books") or entry["books"]).items()},
+        dropped_by_reason={k: int(v) for k, v in (stats.get("dropped_by_reason") or entry.get("dropped_by_reason") or {}).items()},
+        config=stats.get("config") or {},
+        metrics=stats.get("metrics") or {},
+        skipped=bool(entry.get("skipped", False)),
+        input_fingerprint=str(entry.get("input_fingerprint", "")),
+        output_fingerprint=str(entry.get("output_fingerprint", "")),
+        charts=_charts(stage_dir),
+    )
+
+
+def _charts(stage_dir: Path) -> dict[str, str]:
+    folder = stage_dir / "charts"
+    if not folder.is_dir():
+        return {}
+    return {p.name: sanitize_svg(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.svg"))}
+
+
+def _checks(run_dir: Path, manifest: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The manifest's ``checks`` section, plus where the Data Docs landed (relative to the run)."""
+    checks = manifest.get("checks")
+    if not isinstance(checks, dict):
+        return None
+    out = dict(checks)
+    docs = sorted((run_dir / "checks").rglob("index.html")) if (run_dir / "checks").is_dir() else []
+    if docs and not out.get("data_docs"):
+        out["data_docs"] = docs[0].relative_to(run_dir).as_posix()
+    verdict_file = run_dir / str(out.get("verdict_file", "checks/verdict.json"))
+    if "outcomes" not in out and verdict_file.is_file():  # per-expectation outcomes live beside the manifest
+        out["outcomes"] = json.loads(verdict_file.read_text(encoding="utf-8")).get("outcomes", [])
+    return out
+
+
+# ---------------------------------------------------------------------------- helpers for sections
+def share(part: float, whole: float) -> float | None:
+    """``part`` as a percentage of ``whole``, one decimal; None when ``whole`` is 0."""
+    return round(100.0 * part / whole, 1) if whole else None
+
+
+def rounded(value: Any, digits: int = 4) -> Any:
+    """Floats to ``digits`` significant digits (what the page shows is what JSON holds)."""
+    if isinstance(value, bool) or not isinstance(value, float):
+        return value
+    return float(f"{value:.{digits}g}")
+
+
+def scalars(metrics: Mapping[str, Any], *, skip: set[str] | frozenset[str] = frozenset(), prefix: str = "") -> dict[str, Any]:
+    """Flatten nested metrics to ``a.b`` -> scalar, for the tables of metrics a section does not know.
+
+    Lists of scalars are kept as lists; lists of mappings and long lists are left to the
+    section (they are usually per-class or per-entity tables).
+    """
+    out: dict[str, Any] = {}
+    for key, value in metrics.items():
+        if key in skip:
+            continue
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(scalars(value, prefix=f"{name}."))
+        elif isinstance(value, (int, float, bool)) or value is None:
+            out[name] = rounded(value)
+        elif isinstance(value, str) and len(value) <= 80:
+            out[name] = scrub_value(value)  # a stage's string metric may echo data: mask it
+        elif isinstance(value, list) and len(value) <= 12 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+            out[name] = [rounded(v) for v in value]
+    return out
+
+
+def books_total(src: RunFiles, key: str) -> int:
+    return sum(s.books.get(key, 0) for s in src.stages)
