@@ -272,6 +272,14 @@ def test_acceptance_check_passes_then_an_edited_row_is_refused(
     assert main(["export", str(run), "--format", "parquet"]) == 1
     err_lines = capsys.readouterr().err.strip().splitlines()
     assert len(err_lines) == 1 and "dataset fingerprint mismatch" in err_lines[0]
+    # the training entry point and its command refuse before loading any model
+    from training.api import train
+
+    with pytest.raises(GateFailed, match="dataset fingerprint mismatch"):
+        train(run)
+    assert main(["train", str(run), "--quiet"]) == 1
+    err_lines = capsys.readouterr().err.strip().splitlines()
+    assert len(err_lines) == 1 and err_lines[0].startswith("error: dataset fingerprint mismatch:")
 
 
 def test_cli_check_fails_with_one_line_per_failed_expectation(
@@ -294,3 +302,9 @@ def test_cli_check_fails_with_one_line_per_failed_expectation(
 def test_cli_check_on_a_missing_run_is_a_one_line_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", str(tmp_path / "nope")]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_unloadable_tokenizer_is_a_config_error(runs: dict[str, Path], tmp_path: Path) -> None:
+    run = copy_run(runs["classification"], tmp_path / "run")
+    with pytest.raises(ConfigError, match=r"`checks.tokenizer`: cannot load a tokenizer from '.*nope' offline"):
+        run_checks(run, config=ChecksConfig(tokenizer=str(tmp_path / "nope")))
