@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -149,10 +149,11 @@ def _record(run_dir: Path, manifest: dict[str, Any], pipeline: PipelineConfig, r
         "expectations": len(result.outcomes),
         "failed": failed,
         "warnings": [o.line() for o in result.warnings],
-        "results": f"{CHECKS_DIR}/{RESULTS}",
-        "verdict_file": f"{CHECKS_DIR}/{VERDICT}",
+        "results_path": f"{CHECKS_DIR}/{RESULTS}",
+        "verdict_path": f"{CHECKS_DIR}/{VERDICT}",
         "data_docs": f"{CHECKS_DIR}/{DOCS}/index.html",
         "config": cfg.model_dump(mode="json"),
+        "outcomes": [asdict(o) for o in result.outcomes],  # for the report; small (one per expectation)
     }
     update_manifest(run_dir, checks=section)
     ledger = Ledger(_ledger_path(run_dir, manifest, pipeline))
@@ -183,7 +184,7 @@ def require_pass(run_dir: Path) -> GateInfo:
     if not checks:
         raise GateFailed(f"run '{run_dir}' has not been validated; run `tuneprep check {run_dir}` first")
     if checks.get("verdict") != "pass":
-        failed = checks.get("failed") or ["see " + str(run_dir / checks.get("verdict_file", CHECKS_DIR))]
+        failed = checks.get("failed") or ["see " + str(run_dir / checks.get("verdict_path", CHECKS_DIR))]
         more = f" (+{len(failed) - 1} more)" if len(failed) > 1 else ""
         raise GateFailed(
             f"checks {checks.get('verdict')} for run '{run_dir}': {failed[0]}{more}; fix the data and rerun `tuneprep check {run_dir}`"

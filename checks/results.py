@@ -33,6 +33,7 @@ class Outcome:
     observed: Any
     message: str
     error: str | None = None
+    expectation: str = ""  # the GX expectation class
 
     @property
     def status(self) -> Literal["ok", "failed", "warning", "error"]:
@@ -90,32 +91,17 @@ def class_detail(spec: Spec, frame: pl.DataFrame) -> str:
 def to_outcome(spec: Spec, raw: RawResult | None, frame: pl.DataFrame) -> Outcome:
     """The outcome of ``spec`` from GX's raw result (missing from the results: an error)."""
     if raw is None:
-        return Outcome(
-            spec.name,
-            spec.check,
-            spec.column,
-            spec.severity,
-            False,
-            None,
-            f"{spec.describe}: no result came back from Great Expectations",
-            "missing result",
-        )
+        return _outcome(spec, False, None, f"{spec.describe}: no result came back from Great Expectations", "missing result")
     if raw.exception is not None:
-        return Outcome(
-            spec.name,
-            spec.check,
-            spec.column,
-            spec.severity,
-            False,
-            None,
-            f"could not evaluate ({spec.describe}): {raw.exception}",
-            raw.exception,
-        )
+        return _outcome(spec, False, None, f"could not evaluate ({spec.describe}): {raw.exception}", raw.exception)
     observed = _observed(raw.result)
     if raw.success:
-        return Outcome(spec.name, spec.check, spec.column, spec.severity, True, observed, f"{spec.describe}: ok")
-    message = _failure_message(spec, observed, class_detail(spec, frame))
-    return Outcome(spec.name, spec.check, spec.column, spec.severity, False, observed, message)
+        return _outcome(spec, True, observed, f"{spec.describe}: ok")
+    return _outcome(spec, False, observed, _failure_message(spec, observed, class_detail(spec, frame)))
+
+
+def _outcome(spec: Spec, success: bool, observed: Any, message: str, error: str | None = None) -> Outcome:
+    return Outcome(spec.name, spec.check, spec.column, spec.severity, success, observed, message, error, spec.expectation)
 
 
 def verdict_of(outcomes: list[Outcome]) -> Verdict:

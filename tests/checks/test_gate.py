@@ -155,6 +155,8 @@ def test_verdict_is_recorded_in_manifest_ledger_and_files(passed: tuple[Path, An
     assert section["dataset_fingerprint"] == result.dataset_fingerprint == read_manifest(run)["dataset"]["fingerprint"]
     assert section["suite_fingerprint"] == result.suite_fingerprint and len(result.suite_fingerprint) == 64
     assert section["warnings"] == result.lines and section["failed"] == []
+    assert [o["name"] for o in section["outcomes"]] == [o.name for o in result.outcomes]
+    assert (run / section["results_path"]).is_file() and (run / section["data_docs"]).is_file()
     rows = Ledger(ledger_path_for(run)).rows("checks", run_id=result.run_id)
     assert [(r["verdict"], r["suite_fp"], r["dataset_fp"]) for r in rows] == [
         ("pass", result.suite_fingerprint, result.dataset_fingerprint)
