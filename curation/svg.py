@@ -77,8 +77,12 @@ def histogram(title: str, series: Mapping[str, np.ndarray], *, bins: int = 30, x
     """Overlaid histograms (as shares of each series) on shared bins, clipped at the 99th percentile."""
     values = [np.asarray(v, dtype=np.float64) for v in series.values() if len(v)]
     both = np.concatenate(values) if values else np.zeros(1)
-    hi = max(float(np.percentile(both, 99)), float(both.min()) + 1.0)
-    edges = np.linspace(float(both.min()), hi, bins + 1)
+    lo, hi = float(both.min()), max(float(np.percentile(both, 99)), float(both.min()) + 1.0)
+    if np.all(both == np.round(both)) and hi - lo < bins:  # small integer range: one bin per integer, no gaps
+        bins = int(hi - lo) + 1
+        edges = np.arange(lo, hi + 2) - 0.5
+    else:
+        edges = np.linspace(lo, hi, bins + 1)
     width, height, left, plot_h = 520, 230, 40, 150
     bar_w = (width - left - 10) / bins
     body = _legend(list(series), 32)
@@ -94,7 +98,7 @@ def histogram(title: str, series: Mapping[str, np.ndarray], *, bins: int = 30, x
                 f'<rect x="{left + i * bar_w:.1f}" y="{42 + plot_h - h:.1f}" width="{bar_w - 1:.1f}" height="{h:.1f}" fill="{PALETTE[j % len(PALETTE)]}" fill-opacity="0.55"/>'
             )
     axis_y = 42 + plot_h + 14
-    body.append(f'<text x="{left}" y="{axis_y}" {_FONT}>{edges[0]:g}</text>')
-    body.append(f'<text x="{width - 10}" y="{axis_y}" {_FONT} text-anchor="end">{edges[-1]:.0f}+</text>')
+    body.append(f'<text x="{left}" y="{axis_y}" {_FONT}>{lo:g}</text>')
+    body.append(f'<text x="{width - 10}" y="{axis_y}" {_FONT} text-anchor="end">{hi:.0f}+</text>')
     body.append(f'<text x="{width / 2:.0f}" y="{axis_y + 14}" {_FONT} text-anchor="middle">{escape(x_label)}</text>')
     return _svg(width, height, body, title)
