@@ -252,8 +252,9 @@ def _learn(rows: pl.DataFrame, cfg: LabelAuditConfig, ctx: StageContext) -> tupl
     with ctx.progress("label audit: out-of-fold models", cfg.folds) as bar:
         probs = out_of_fold_probs(features[audited], y, len(classes), folds=cfg.folds, seed=ctx.seed, on_fold=lambda: bar.advance(1))
     cl = find_label_issues(y, probs, rank_by=cfg.rank_by)
-    # rows with no usable label (missing, unknown, too rare) get a suggestion from a model fitted on all audited rows
-    guess = ~audited & ~rows["label"].is_in(cfg.declared if cfg.declared is not None else classes).fill_null(False).to_numpy()
+    # missing and unknown labels get a suggestion from a model fitted on all audited rows
+    usable = rows["label"].is_in(cfg.declared) if cfg.declared is not None else rows["label"].is_not_null()
+    guess = ~usable.fill_null(False).to_numpy()
     guessed = predict(features[audited], y, features[guess], len(classes), seed=ctx.seed) if guess.any() else np.zeros((0, len(classes)))
     return _learned_columns(rows, classes, audited, y, cl, guess, guessed), _cl_stats(cfg, classes, skipped, y, cl)
 
@@ -352,7 +353,7 @@ def _resolve(members: pl.DataFrame) -> pl.DataFrame:
     first, second = top.filter(pl.col("pos") == 0), top.filter(pl.col("pos") == 1).select("group", n2="n", conf2="conf")
     both = first.join(second, on="group", how="left")
     tie = (pl.col("n") == pl.col("n2")) & (pl.col("conf").is_null() | (pl.col("conf") == pl.col("conf2")))
-    return both.select("group", resolved=pl.when(tie).then(None).otherwise(pl.col("label")), size=pl.col("n").sum())
+    return both.select("group", resolved=pl.when(tie).then(None).otherwise(pl.col("label")))
 
 
 def _conflict_findings(rows: pl.DataFrame, cfg: LabelAuditConfig, ctx: StageContext) -> tuple[pl.DataFrame, dict[str, Any]]:
@@ -361,11 +362,12 @@ def _conflict_findings(rows: pl.DataFrame, cfg: LabelAuditConfig, ctx: StageCont
     members = pl.concat([exact, near]) if near is not None else exact
     sizes = members.group_by("group").agg(size=pl.len())
     shares = members.group_by("group", "label").agg(share=pl.len())
-    resolved = _resolve(members).drop("size").join(sizes, on="group")
+    resolved = _resolve(members).join(sizes, on="group")
     rows_in = members.filter(pl.col("id").is_not_null()).join(resolved, on="group").join(shares, on=["group", "label"])
-    wrong = rows_in.filter(pl.col("resolved").is_null() | (pl.col("resolved") != pl.col("label"))).unique(
-        "id", keep="first", maintain_order=True
-    )
+    wrong = rows_in.filter(pl.col("resolved").is_null() | (pl.col("resolved") != pl.col("label")))
+    # a row in both an exact group and a dedup cluster keeps one finding: one with a suggestion if any (sorted,
+    # because join order is not stable)
+    wrong = wrong.sort(pl.col("id"), pl.col("resolved").is_null(), "detail", "group").unique("id", keep="first", maintain_order=True)
     findings = _finding(
         wrong,
         "label_conflict",

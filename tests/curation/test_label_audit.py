@@ -135,6 +135,16 @@ def test_near_duplicate_conflicts_use_the_dedup_stage_clusters() -> None:
     assert result.stats["conflicts"]["near_duplicate_clusters"] == 1
 
 
+def test_a_row_in_an_exact_group_and_a_dedup_cluster_gets_one_conflict_finding() -> None:
+    df = _frame(["billing", "technical", "technical"], ["Charged twice", "charged TWICE", "Charged twice"])
+    dropped = pl.DataFrame({"id": ["d1"], "text": ["Charged twice!"], "label": ["technical"], "reason": ["near_duplicate"]})
+    findings = pl.DataFrame({"id": ["d1"], "kept_id": ["r0"], "cluster_id": [1]})
+    ctx = _ctx(artifacts={"dedup": StageResult(kept=df, dropped=dropped, findings=findings)})
+    found = _issues(label_audit(df, LabelAuditConfig(**NO_CL), ctx), "label_conflict")
+    # the dedup cluster (r0 billing, d1 technical) is a tie; the exact group resolves to technical
+    assert found.select("id", "suggested_label", "detail").rows() == [("r0", "technical", "exact_text")]
+
+
 # ---- confident learning --------------------------------------------------------------
 
 
