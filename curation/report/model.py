@@ -1,9 +1,10 @@
 """Assemble ``report.json``: everything the compliance report shows, read from the run's files.
 
 The report reads files only: ``manifest.json``, ``config.yaml``, each stage's
-``stats.json`` and the SVG charts a stage wrote under its ``charts/`` folder, and the
-``checks`` section of the manifest with the results JSON it points at. It never reads
-the rows themselves, so a report built after ``tuneprep clean`` is the same report.
+``stats.json`` and the SVG charts a stage wrote under its ``charts/`` folder, the
+``checks`` section of the manifest with the outcomes JSON it points at, and (label audit)
+the ids and labels in a stage's findings. It never reads the rows themselves, so a
+report built after ``tuneprep clean`` is the same report.
 Every number the page shows is computed here; the renderers only format.
 """
 
@@ -117,7 +118,7 @@ def _checks(run_dir: Path, manifest: Mapping[str, Any]) -> dict[str, Any] | None
     docs = sorted((run_dir / "checks").rglob("index.html")) if (run_dir / "checks").is_dir() else []
     if docs and not out.get("data_docs"):
         out["data_docs"] = docs[0].relative_to(run_dir).as_posix()
-    verdict_file = run_dir / str(out.get("verdict_file", "checks/verdict.json"))
+    verdict_file = run_dir / str(out.get("verdict_path") or out.get("verdict_file") or "checks/verdict.json")
     if "outcomes" not in out and verdict_file.is_file():  # per-expectation outcomes live beside the manifest
         out["outcomes"] = json.loads(verdict_file.read_text(encoding="utf-8")).get("outcomes", [])
     return out

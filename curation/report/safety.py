@@ -53,6 +53,11 @@ def scrub_value(value: str) -> str:
     return _NUMBER_RUN.sub(_digits, text)
 
 
+def scrub_id(value: str) -> str:
+    """A row id as the report shows it: content-hash ids stay readable, an e-mail or URL used as an id does not."""
+    return _URL.sub("<url>", _EMAIL.sub("<email>", value))
+
+
 def mask_samples(texts: Sequence[str], pii_options: Mapping[str, Any] | None = None) -> list[str] | None:
     """Mask sample texts by the PII stage's rules, then ``scrub_value``; None when the PII stage is not installed.
 

@@ -334,3 +334,42 @@ def test_preference_run_reports_pair_diagnostics(make_run: Any) -> None:
     assert prefs["summary"]["pairs"] == stats["pairs"] == report["sections"][0]["summary"]["records_curated"]
     assert sum(c["pairs"] for c in prefs["candidates"]) == sum(stats["candidates"].values())
     assert _section(report, "verdict")["summary"]["curated_pct_of_input"] is None  # pairs are not a share of rows
+
+
+def test_pii_section_counts_and_masked_examples_only(run: Path) -> None:
+    metrics = {
+        "entities": ["PERSON", "EMAIL_ADDRESS", "CRYPTO"],
+        "found_by_entity": {"PERSON": 12, "EMAIL_ADDRESS": 3},
+        "residual_by_entity": {"PERSON": 1},
+        "operator_by_entity": {"PERSON": "replace", "EMAIL_ADDRESS": "mask", "CRYPTO": "replace"},
+        "samples_by_entity": {"PERSON": ["K******* A*****", "Zelda Quintanilla"], "EMAIL_ADDRESS": ["j***@e******.com"]},
+        "found_total": 15,
+    }
+    add_stage(run, "pii", metrics)
+    html = build_report(run).read_text()
+    pii = _section(json.loads((run / "report/report.json").read_text()), "pii")
+    rows = {r["entity"]: r for r in pii["entities"]}
+    assert [r["entity"] for r in pii["entities"]] == ["PERSON", "EMAIL_ADDRESS", "CRYPTO"]  # most found first, configured-but-absent kept
+    assert (rows["PERSON"]["found"], rows["PERSON"]["residual"], rows["EMAIL_ADDRESS"]["operator"]) == (12, 1, "mask")
+    assert (rows["CRYPTO"]["found"], rows["CRYPTO"]["residual"]) == (0, 0)
+    assert rows["PERSON"]["masked_examples"] == ["K******* A*****"] and (pii["total_found"], pii["total_residual"]) == (15, 1)
+    assert "Zelda" not in html and "<code>j***@e******.com</code>" in html and "evaluat" in pii["evaluation"]["status"]
+    assert (
+        "Art. 10(5)" in html
+        and next(i for i in _section(assemble(run), "art10")["items"] if i["ref"] == "Art. 10(5)")["status"] == "partial"
+    )
+
+
+def test_dedup_and_label_audit_sections_trace_to_their_stats(make_run: Any) -> None:
+    rows = [*ROWS, *ROWS[:6], {"text": "ORDER 3 ARRIVED LATE, PLEASE HELP WITH TICKET 3", "label": "billing", "source": "email"}]
+    result = make_run(rows, stages=["normalize", "dedup", "label_audit"], name="audit")
+    report = assemble(result.run_dir)
+    dedup, audit = _section(report, "dedup"), _section(report, "label_audit")
+    dstats = _stats(result.run_dir, "stages/02-dedup")
+    astats = _stats(result.run_dir, "stages/03-label_audit")
+    assert "error" not in dedup and "error" not in audit
+    assert dedup["summary"]["removed"] == dstats["metrics"]["removed"] == dstats["books"]["dropped"] >= 6
+    assert sum(c["clusters"] for c in dedup["cluster_sizes"]) == dstats["metrics"]["clusters"]
+    assert {r["label"]: r["rows"] for r in audit["labels"]} == astats["metrics"]["label_counts"]
+    assert {i["issue"]: i["found"] for i in audit["issues"]} == astats["metrics"]["issues"]
+    assert all(" Billing" not in r["label"] for r in audit["labels"])  # hygiene merged the variant

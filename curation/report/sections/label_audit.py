@@ -7,17 +7,21 @@ refusals); the issue table covers both.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-from curation.report.model import RunFiles, scalars, share
+import polars as pl
+
+from curation.report.model import RunFiles, rounded, scalars, share
 from curation.report.render import esc, kv, md_kv, md_table, note, pct, table
-from curation.report.safety import scrub_value
+from curation.report.safety import scrub_id, scrub_value
 from curation.report.sections._stage import common, common_html, common_md, extra_html, extra_md
 
 ID = "label_audit"
 TITLE = "Label audit"
 STAGE = "label_audit"
 
+MOST_SUSPECT = 8  # suspected mislabels listed by id
 _KNOWN = {
     "applies",
     "reason",
@@ -63,6 +67,29 @@ def _labels(m: Mapping[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def _most_suspect(findings: Path) -> list[dict[str, Any]]:
+    """The suspected mislabels with the lowest label quality: row id and labels, never text."""
+    if not findings.is_file():
+        return []
+    f = pl.read_parquet(findings)
+    if not {"id", "issue", "given_label", "suggested_label", "score"} <= set(f.columns):
+        return []
+    worst = f.filter(pl.col("issue") == "label_mislabel").sort("score", "id").head(MOST_SUSPECT)
+    return [
+        {
+            "id": scrub_id(str(r["id"])),
+            "given_label": _visible(str(r["given_label"])),
+            "suggested_label": _visible(str(r["suggested_label"])),
+            "label_quality": rounded(r["score"]),
+        }
+        for r in worst.iter_rows(named=True)
+    ]
+
+
+def _cl(cl: Mapping[str, Any]) -> dict[str, Any]:
+    return {"ran": bool(cl.get("ran", bool(cl))), "reason": scrub_value(str(cl.get("reason", ""))), **{k: cl[k] for k in _CL if k in cl}}
+
+
 def build(src: RunFiles) -> dict[str, Any]:
     rec = src.stage(STAGE)
     assert rec is not None
@@ -76,11 +103,8 @@ def build(src: RunFiles) -> dict[str, Any]:
         "relabeled": m.get("relabeled") if not isinstance(m.get("relabeled"), Mapping) else scalars(m["relabeled"]),
         "issues": _issues(m),
         "labels": _labels(m),
-        "confident_learning": {
-            "ran": bool(cl.get("ran", bool(cl))),
-            "reason": scrub_value(str(cl.get("reason", ""))),
-            **{k: cl[k] for k in _CL if k in cl},
-        },
+        "confident_learning": _cl(cl) if "confident_learning" in m else None,  # classification only
+        "most_suspect": _most_suspect(src.run_dir / rec.dir / "findings.parquet"),
         "issues_by_class": {_visible(str(k)): v for k, v in (cl.get("issues_by_class") or {}).items()},
         "conflicts": scalars(m.get("conflicts") or {}),
         "agreement": scalars(m.get("agreement") or {}),
@@ -119,13 +143,26 @@ def html(data: dict[str, Any]) -> str:
 def _cl_html(data: dict[str, Any]) -> str:
     cl = data["confident_learning"]
     head = "<h4>Suspected mislabels (confident learning)</h4>"
+    if cl is None:  # not classification data
+        return ""
     if not cl["ran"]:
         return head + note(f"Not run: {cl['reason']}.")
     facts = [(k.replace("_", " "), v) for k, v in cl.items() if k not in ("ran", "reason")]
     by_class = (
-        table(["Class", "Suspected mislabels"], list(data["issues_by_class"].items()), numeric=(1,)) if data["issues_by_class"] else ""
+        ("<p class=small>Suspected mislabels per class:</p>" + kv(data["issues_by_class"].items(), columns=3))
+        if data["issues_by_class"]
+        else ""
     )
-    return head + kv(facts, columns=2) + by_class
+
+    worst = data["most_suspect"]
+    examples = ""
+    if worst:
+        rows = [(w["id"], w["given_label"], w["suggested_label"], w["label_quality"]) for w in worst]
+        examples = (
+            "<p class=small>The most suspect rows (lowest label quality first); look them up by id in the run's outputs.</p>"
+            + table(["Row id", "Given label", "Suggested label", "Label quality"], rows, numeric=(3,), mono=(0,))
+        )
+    return head + kv(facts, columns=2) + by_class + examples
 
 
 def markdown(data: dict[str, Any]) -> str:
@@ -144,8 +181,11 @@ def markdown(data: dict[str, Any]) -> str:
             )
         )
     cl = data["confident_learning"]
-    parts.append(
-        md_kv((k, v) for k, v in cl.items() if k not in ("ran", "reason")) if cl["ran"] else f"Confident learning not run: {cl['reason']}."
-    )
+    if cl is not None:
+        parts.append(
+            md_kv((k, v) for k, v in cl.items() if k not in ("ran", "reason"))
+            if cl["ran"]
+            else f"Confident learning not run: {cl['reason']}."
+        )
     parts.append(extra_md("Other recorded metrics", data["other_metrics"]))
     return "\n\n".join(p for p in parts if p)

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from curation.report.model import RunFiles, scalars
-from curation.report.render import chips, esc, kv, md_kv, md_table, note, table
+from curation.report.render import chips, kv, md_kv, md_table, note, prose, table
 from curation.report.safety import scrub_value
 from curation.report.sections._stage import common, common_html, common_md, extra_html, extra_md
 
@@ -70,13 +70,35 @@ def is_masked_shape(sample: Any) -> bool:
     return not re.search(r"[^\W_]{2}", re.sub(r"\.[a-z]{2,}$", "", sample))
 
 
-def _evaluation(m: Mapping[str, Any]) -> dict[str, Any]:
+def _changed_from_defaults(options: Mapping[str, Any]) -> list[str] | None:
+    """Options that differ from the PII stage's defaults (the evaluated configuration); None if unknown."""
+    try:
+        from curation.pii import PiiConfig
+    except ImportError:
+        return None
+    defaults = PiiConfig.model_validate({}).model_dump(mode="json")
+    # options a newer stage added are not in an older run's stats: compare what the run recorded
+    return sorted(k for k in options if k not in ("workers", "batch_size") and defaults.get(k) != options[k])
+
+
+def _evaluation(m: Mapping[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
+    """Whether the PII configuration's accuracy is known: recorded by the stage, or by the evaluation of the defaults."""
     ev = m.get("evaluation")
     if isinstance(ev, Mapping):
-        return {"status": str(ev.get("status", "reported")), "metrics": scalars(ev, skip={"status"})}
+        return {"status": scrub_value(str(ev.get("status", "reported"))), "metrics": scalars(ev, skip={"status"})}
     if isinstance(ev, str):
         return {"status": scrub_value(ev), "metrics": {}}
-    return {"status": "not evaluated: no precision/recall for this configuration is recorded in the run", "metrics": {}}
+    changed = _changed_from_defaults(options)
+    if changed == []:
+        status = (
+            "default configuration: the one measured by tuneprep's PII evaluation (`tests/benchmarks/eval_pii.py`, see `docs/pii.md`) "
+            "on a synthetic labelled corpus; not evaluated on this data"
+        )
+    elif changed:
+        status = f"custom configuration (differs from the evaluated defaults in {', '.join(changed)}): not evaluated; measure recall on a labelled sample of this data"
+    else:
+        status = "not evaluated: no precision or recall for this configuration is recorded"
+    return {"status": status, "metrics": {}}
 
 
 def build(src: RunFiles) -> dict[str, Any]:
@@ -89,7 +111,7 @@ def build(src: RunFiles) -> dict[str, Any]:
         "entities": rows,
         "total_found": total["found"],
         "total_residual": total["residual"] if any(r["residual"] is not None for r in rows) else None,
-        "evaluation": _evaluation(rec.metrics),
+        "evaluation": _evaluation(rec.metrics, rec.config),
         "metrics": scalars(rec.metrics, skip=_KNOWN),
     }
 
@@ -109,7 +131,7 @@ def html(data: dict[str, Any]) -> str:
         out.append(note("The PII stage recorded no entity counts."))
     ev = data["evaluation"]
     out.append(
-        f"<h4>Evaluation of the PII configuration</h4><p>{esc(ev['status'])}</p>" + (kv(ev["metrics"].items()) if ev["metrics"] else "")
+        f"<h4>Evaluation of the PII configuration</h4><p>{prose(ev['status'])}</p>" + (kv(ev["metrics"].items()) if ev["metrics"] else "")
     )
     out.append(extra_html("Other recorded metrics", data["metrics"]))
     return "".join(out)
