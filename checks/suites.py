@@ -166,11 +166,12 @@ def _content(b: _Builder, cfg: ChecksConfig, kind: Kind, columns: list[str], *, 
     else:  # not a silent pass: say that nothing looked for PII
         b.add(
             "residual_pii",
-            "ExpectColumnValuesToNotBeNull",
+            "ExpectColumnMinToBeBetween",
             "a PII stage scanned the data",
             column="_residual_pii",
             default="warning",
             note="no PII stage in this run",
+            min_value=0,
         )
     if kind == "preference" and {"chosen", "rejected"} <= set(columns):
         b.add(

@@ -55,6 +55,7 @@ def test_token_counts_and_duplicate_keys_by_kind() -> None:
     assert out["_n_tokens"].to_list() == [5, 2]  # prompt + the longer answer
     assert out["_chosen_eq_rejected"].to_list() == [False, True]
     assert out["_residual_pii"].to_list() == [3, 3]
+    assert derive(pref, "preference", residual_pii=None)["_residual_pii"].to_list() == [-1, -1]  # no PII stage
     ins = pl.DataFrame({"id": ["a", "b", "c"], "prompt": ["p", "p", "p"], "completion": ["c", "c", "d"], "system": [None, None, "s"]})
     out = derive(ins, "instruction", residual_pii=None)
     assert out["_n_tokens"].to_list() == [2, 2, 3]

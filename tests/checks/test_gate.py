@@ -310,3 +310,27 @@ def test_unloadable_tokenizer_is_a_config_error(runs: dict[str, Path], tmp_path:
     run = copy_run(runs["classification"], tmp_path / "run")
     with pytest.raises(ConfigError, match=r"`checks.tokenizer`: cannot load a tokenizer from '.*nope' offline"):
         run_checks(run, config=ChecksConfig(tokenizer=str(tmp_path / "nope")))
+
+
+def test_demo_corpus_curated_with_dedup_passes_the_gate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Acceptance 1 on the messy demo corpus: once exact duplicates are removed, the default suite passes."""
+    import yaml
+
+    from curation.config import parse_config
+    from curation.demo import write_demo
+    from curation.runner import run_pipeline
+
+    config = write_demo(tmp_path, kinds=("classification",), scale=0.05)["classification"]
+    data = yaml.safe_load(config.read_text())
+    run = run_pipeline(parse_config({**data, "stages": ["normalize", "dedup"]}, base_dir=config.parent), out_dir=tmp_path / "run").run_dir
+    assert main(["check", str(run)]) == 0
+    assert capsys.readouterr().err.splitlines() == ["WARN [warning] residual_pii: no PII stage in this run"]
+    assert require_pass(run).dataset_fingerprint == read_manifest(run)["dataset"]["fingerprint"]
+
+
+def test_empty_dataset_fails_and_still_reports_the_missing_pii_stage(runs: dict[str, Path], tmp_path: Path) -> None:
+    clean = pl.read_parquet(runs["classification"] / DATASET)
+    result = run_checks(copy_run(runs["classification"], tmp_path / "run", clean.clear()))
+    assert result.verdict == "fail" and not result.errors
+    assert "FAIL [critical] min_rows: expected at least 1 rows; observed 0" in result.lines
+    assert "WARN [warning] residual_pii: no PII stage in this run" in result.lines
