@@ -250,6 +250,33 @@ def text_rows(n: int, seed: int) -> list[bytes]:
     return _with_mess(rng, rows, "text")
 
 
+_PRIVACY = [
+    "Under GDPR I want a copy of all personal data you hold about me. My account email is {email}.",
+    "Please erase every record of my data, including call recordings. I am {name}, phone {phone}.",
+    "Which third parties have you shared my personal information with? I never consented to marketing.",
+]
+
+
+def reference_rows(n: int, seed: int) -> list[bytes]:
+    """A sample of "production" tickets: chat-heavy, more Spanish, and a privacy topic the training set lacks."""
+    rng = random.Random(seed + 1)
+    fill = _Fill(rng)
+    rows = []
+    for _ in range(n):
+        if rng.random() < 0.15:
+            text = rng.choice(_PRIVACY).format(**fill.values())
+        else:
+            text = _ticket(rng, fill, _pick(rng, CLASS_SHARES))
+        rows.append(
+            {
+                "text": text,
+                "source": _pick(rng, {"chat": 0.6, "email": 0.3, "web_form": 0.1}),
+                "language": _pick(rng, {"en": 0.8, "es": 0.15, "de": 0.05}),
+            }
+        )
+    return [json.dumps(r, ensure_ascii=False).encode("utf-8") for r in rows]
+
+
 GENERATORS = {"classification": classification_rows, "instruction": instruction_rows, "ratings": ratings_rows, "text": text_rows}
 DEFAULT_ROWS = {"classification": 2000, "instruction": 800, "ratings": 150, "text": 400}
 
@@ -266,6 +293,8 @@ def write_demo(out: Path, *, kinds: tuple[str, ...] = DEMO_KINDS, seed: int = 7,
         n = max(10, int(DEFAULT_ROWS[kind] * scale))
         lines = GENERATORS[kind](n, seed)
         write_bytes(out / "data" / f"{kind}.jsonl", b"\n".join(lines) + b"\n")
+        if kind == "classification":
+            write_bytes(out / "data" / "reference.jsonl", b"\n".join(reference_rows(max(10, n // 4), seed)) + b"\n")
         configs[kind] = out / "configs" / f"{kind}.yaml"
         write_bytes(configs[kind], demo_config_text(kind).encode("utf-8"))
     return configs

@@ -40,6 +40,8 @@ from curation.schema import Kind, kind_columns
 from curation.stage import StageContext, StageResult
 from curation.stages import STAGES, stage_function
 
+# Columns a stage may add that training and export honour (balance's rebalancing).
+TRAINING_COLUMNS = ("sample_weight", "repeat")
 FORMAT_VERSION = 1  # bump when a stage's on-disk output changes meaning, to invalidate resumes
 Log = Callable[[str], None]
 
@@ -322,7 +324,8 @@ def _finish(
     quarantines: list[pl.DataFrame],
     ctx: StageContext,
 ) -> RunResult:
-    dataset = df.select(kind_columns(kind, df.columns))
+    weights = [c for c in TRAINING_COLUMNS if c in df.columns and df[c].null_count() < df.height]
+    dataset = df.select(kind_columns(kind, df.columns) + weights)
     write_parquet(run_dir / DATASET, dataset)
     ingest_q = pl.read_parquet(run_dir / "stages/00-ingest/quarantine_full.parquet")
     later = [
