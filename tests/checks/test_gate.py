@@ -334,3 +334,16 @@ def test_empty_dataset_fails_and_still_reports_the_missing_pii_stage(runs: dict[
     assert result.verdict == "fail" and not result.errors
     assert "FAIL [critical] min_rows: expected at least 1 rows; observed 0" in result.lines
     assert "WARN [warning] residual_pii: no PII stage in this run" in result.lines
+
+
+@pytest.mark.slow
+def test_residual_pii_is_read_from_the_real_pii_stage(tmp_path: Path) -> None:
+    rows = [
+        {**r, "text": f"{r['text']}, write to jane.doe{i}@example.com"} if i % 4 == 0 else r for i, r in enumerate(classification_rows(12))
+    ]
+    run = make_run(tmp_path, rows, name="pii", stages=["normalize", "pii"])
+    stats = json.loads(next((run / "stages").glob("*-pii/stats.json")).read_text())
+    result = run_checks(run)
+    residual = next(o for o in result.outcomes if o.check == "residual_pii")
+    assert (residual.severity, residual.success, residual.observed) == ("critical", True, stats["metrics"]["residual_total"])
+    assert result.verdict == "pass" and result.lines == []
