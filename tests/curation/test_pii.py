@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,10 @@ TEXTS = [
 
 @pytest.fixture(scope="module")
 def engines() -> dict[str, Any]:
-    return {}  # shared by every context in this module: spaCy and the analyzer load once
+    """Shared by every context in this module: spaCy and the default analyzer load once, here."""
+    cache: dict[str, Any] = {}
+    pii(frame(["warm up"]), PiiConfig(), StageContext(kind="text", engines=cache))
+    return cache
 
 
 @pytest.fixture
@@ -52,6 +56,17 @@ def frame(texts: list[str], **extra: list[str]) -> pl.DataFrame:
 def dump(*frames: pl.DataFrame) -> str:
     """Everything in the frames as one string, nested values included."""
     return "\n".join(f.write_ndjson() for f in frames)
+
+
+def read_everything(path: Path) -> str:
+    """A file's content as text: raw bytes, plus parquet rows via polars and SQLite rows via a dump."""
+    text = path.read_bytes().decode("utf-8", errors="replace")
+    if path.suffix == ".parquet":
+        text += pl.read_parquet(path).write_ndjson()
+    elif path.suffix == ".db":
+        with sqlite3.connect(path) as con:
+            text += "\n".join(con.iterdump())
+    return text
 
 
 def test_scrubs_default_entities_and_keeps_decoys(ctx: StageContext) -> None:
@@ -298,3 +313,55 @@ def test_config_errors_are_one_line_each(options: dict[str, Any], message: str) 
         parse_config({"input": {"path": "x.jsonl", "kind": "text"}, "stages": [{"pii": options}]})
     assert len(err.value.lines()) == 1 and message in err.value.lines()[0]
     assert "value error" not in err.value.lines()[0].lower()
+
+
+@pytest.mark.slow
+def test_pipeline_run_leaks_no_raw_value_outside_sensitive_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from curation.runner import run_pipeline
+
+    salt = "pipeline-salt-0123456789abcdef"
+    monkeypatch.setenv("TUNEPREP_PII_SALT", salt)
+    rows = [
+        {"text": TEXTS[0], "label": "account", "source": EMAIL},
+        {"text": TEXTS[0], "label": "account", "source": EMAIL},  # exact duplicate: dedup drops it
+        {"text": TEXTS[1], "label": "billing", "source": "chat"},  # holds an SSN: dropped by the pii stage
+        {"text": TEXTS[2], "label": "billing", "source": "web"},
+        {"text": TEXTS[3], "label": "other", "source": "web"},
+        {"text": f"Thanks, {NAME} ({PHONE})", "label": "other", "source": "chat"},
+    ]
+    data = tmp_path / "data.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in rows) + f'\n{{"text": "broken {EMAIL}\n', encoding="utf-8")
+    stages = ["normalize", "dedup", {"pii": {"drop": {"entities": ["US_SSN"]}, "operators": {"EMAIL_ADDRESS": "hash"}}}]
+    cfg = parse_config({"input": {"path": str(data), "kind": "classification"}, "stages": stages}, base_dir=tmp_path)
+    lines: list[str] = []
+    with caplog.at_level(logging.DEBUG):
+        result = run_pipeline(cfg, out_dir=tmp_path / "runs" / "leak", quiet=True, log=lines.append)
+    run_dir = result.run_dir
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    sensitive = set(manifest["sensitive_paths"])
+    before_pii = {
+        f"stages/{d}/{f}"
+        for d in ("00-ingest", "01-normalize", "02-dedup")
+        for f in ("output.parquet", "dropped.parquet", "quarantine.parquet", "quarantine_full.parquet")
+    }
+    assert "quarantine.parquet" in sensitive and sensitive - {"quarantine.parquet", "stages/03-pii/dropped.parquet"} <= before_pii
+    assert manifest["stages"][3]["name"] == "pii" and not manifest["stages"][3]["sensitive"]
+    # every file of the runs root (ledger included) except the outputs before the pii stage and the quarantine
+    excluded = {run_dir / f for f in sensitive - {"stages/03-pii/dropped.parquet"}}
+    files = [p for p in (tmp_path / "runs").rglob("*") if p.is_file() and p not in excluded]
+    assert {"manifest.json", "config.yaml", "dataset/data.parquet", "stages/03-pii/findings.parquet", "stages/03-pii/stats.json"} <= {
+        str(p.relative_to(run_dir)) for p in files if p.is_relative_to(run_dir)
+    }
+    assert any(p.name == "ledger.db" for p in files)
+    forbidden = [*RAW, salt]
+    leaks = [(str(p.relative_to(tmp_path)), v) for p in files for v in forbidden if v in read_everything(p)]
+    leaks += [("log", v) for v in forbidden if v in "\n".join(lines) + caplog.text]
+    assert leaks == []
+    # not vacuous: the raw values went in, and are where the manifest says raw text is
+    assert EMAIL in read_everything(run_dir / "stages/00-ingest/output.parquet") and SSN in read_everything(
+        run_dir / "stages/02-dedup/output.parquet"
+    )
+    stats = json.loads((run_dir / "stages/03-pii/stats.json").read_text())
+    assert stats["dropped_by_reason"] == {"pii_us_ssn": 1} and stats["metrics"]["residual_total"] == 0
