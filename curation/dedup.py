@@ -20,7 +20,7 @@ Findings hold one row per removed row (``id``, ``kept_id``, ``cluster_id``,
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +39,7 @@ from curation.stage import StageContext, StageResult
 KNOWN_FIELDS = sorted({c for forms in FORMS.values() for form in forms for c in form.columns})
 T = TypeVar("T")
 _CHUNK = 1024  # documents per hashing task: keeps the byte-level arrays in cache
+_SHINGLE_CACHE = 1 << 30  # bytes of shingle hashes kept from the first pass for verification
 _SEP = " \x1f "  # between fields, so that moving words from one field to the next changes the key
 
 
@@ -129,10 +130,10 @@ class _Verdicts:
 def dedup(df: pl.DataFrame, cfg: DedupConfig, ctx: StageContext) -> StageResult:
     """Remove exact and near duplicates; see the module docstring for the method."""
     table = _ranked(df, cfg, ctx)
-    keys, sigs, has_shingles = _hash_all(table.key, cfg, ctx)
+    hashed = _hash_all(table.key, cfg, ctx)
     verdicts = _Verdicts.all_kept(len(table.ids))
-    survivors = _exact(keys, table.fixed, verdicts) if cfg.exact else np.arange(len(table.ids))
-    near_stats = _near(table, survivors, sigs[survivors], has_shingles[survivors], cfg, ctx, verdicts) if cfg.near else {}
+    survivors = _exact(hashed.keys, table.fixed, verdicts) if cfg.exact else np.arange(len(table.ids))
+    near_stats = _near(table, hashed, survivors, cfg, ctx, verdicts) if cfg.near else {}
     _repoint(verdicts)
     return _result(df, table, verdicts, cfg, near_stats)
 
@@ -158,6 +159,8 @@ def raw_key(df: pl.DataFrame, fields: list[str]) -> pl.Series:
             parts.append(pl.col(f).list.eval(turn).list.join("\n"))
         else:
             parts.append(pl.col(f).cast(pl.String))
+    if len(fields) == 1:  # no copy of the text column for the common case
+        return df.select(parts[0].fill_null("").alias("key")).to_series()
     return df.select(pl.concat_str([p.fill_null("") for p in parts], separator=_SEP).alias("key")).to_series()
 
 
@@ -166,7 +169,9 @@ def _ranked(df: pl.DataFrame, cfg: DedupConfig, ctx: StageContext) -> _Table:
     fields = resolve_fields(cfg, ctx.kind, df.columns)
     key = raw_key(df, fields)
     order = _keep_order(df, key, cfg.keep, ctx)
-    ids, rows, keys, fixed = [df["id"].gather(order)], [order], [key.gather(order)], [np.zeros(len(order), bool)]
+    if cfg.keep != "first":
+        key, df = key.gather(order), df.select(pl.col("id").gather(order))
+    ids, rows, keys, fixed = [df["id"]], [order], [key], [np.zeros(len(order), bool)]
     against = resolve_run(cfg.against, ctx) if cfg.against is not None else None
     if against is not None:
         prior = _load_against(against, fields)
@@ -248,37 +253,54 @@ def _load_against(run_dir: Path, fields: list[str]) -> pl.DataFrame:
 
 
 # ---------------------------------------------------------------------------- bulk hashing
-def _map_chunks(texts: pl.Series, fn: Callable[[pl.Series], T], cfg: DedupConfig, ctx: StageContext, what: str) -> list[T]:
-    """``fn`` over chunks of ``texts`` in a pool of threads (numpy releases the GIL), in order."""
+def _map_chunks(texts: pl.Series, fn: Callable[[pl.Series], T], cfg: DedupConfig, ctx: StageContext, what: str) -> Iterator[T]:
+    """``fn`` over chunks of ``texts`` in a pool of threads (numpy releases the GIL), yielded in order."""
     spans = [(i, min(texts.len(), i + _CHUNK)) for i in range(0, texts.len(), _CHUNK)]
     workers = cfg.workers or min(os.cpu_count() or 1, 8)
     run = lambda span: fn(texts.slice(span[0], span[1] - span[0]))  # noqa: E731
-    out: list[T] = []
     with ctx.progress(f"dedup: {what}", texts.len()) as bar, ThreadPoolExecutor(workers) as pool:
         results = pool.map(run, spans) if workers > 1 and len(spans) > 1 else map(run, spans)
         for (lo, hi), result in zip(spans, results, strict=True):
-            out.append(result)
+            yield result
             bar.advance(hi - lo)
-    return out
 
 
-def _hash_all(texts: pl.Series, cfg: DedupConfig, ctx: StageContext) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One pass over every text: exact keys, MinHash signatures, and whether it has shingles."""
+@dataclass
+class _Hashed:
+    """What one pass over the texts gives, per table row."""
+
+    keys: np.ndarray  # (n, 2) uint64: the exact key
+    sigs: np.ndarray  # (n, num_perm) uint32: MinHash hashvalues
+    has_shingles: np.ndarray  # False for an empty key text
+    shingles: dict[int, tuple[np.ndarray, np.ndarray]]  # chunk -> (hashes, offsets), kept within _SHINGLE_CACHE
+
+
+def _hash_all(texts: pl.Series, cfg: DedupConfig, ctx: StageContext) -> _Hashed:
+    """One pass over every text: exact keys, MinHash signatures, and whether it has shingles.
+
+    The shingle hashes of the first chunks are kept (up to ``_SHINGLE_CACHE`` bytes) so
+    that verifying their candidate pairs needs no second tokenisation.
+    """
     m = cfg.minhash
     perms = mh.permutations(m.num_perm, m.seed)
-    width = m.num_perm if cfg.near else 0
 
-    def one(chunk: pl.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def one(chunk: pl.Series) -> tuple[np.ndarray, ...]:
         tok = mh.tokenize(chunk, strip_punctuation=cfg.strip_punctuation)
         if not cfg.near:
             return mh.exact_keys(tok), np.zeros((chunk.len(), 0), np.uint32), np.diff(tok.word_offsets) > 0
         hashes, offsets = mh.shingle_hashes(tok, m.shingle, m.ngram)
-        return mh.exact_keys(tok), mh.signatures(hashes, offsets, perms), np.diff(offsets) > 0
+        return mh.exact_keys(tok), mh.signatures(hashes, offsets, perms), np.diff(offsets) > 0, hashes, offsets
 
-    parts = _map_chunks(texts, one, cfg, ctx, "hashing")
-    if not parts:
-        return np.zeros((0, 2), np.uint64), np.zeros((0, width), np.uint32), np.zeros(0, bool)
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), np.concatenate([p[2] for p in parts])
+    keys, sigs, has_shingles, cache, cached_bytes = [], [], [], {}, 0
+    for i, part in enumerate(_map_chunks(texts, one, cfg, ctx, "hashing")):
+        keys.append(part[0])
+        sigs.append(part[1])
+        has_shingles.append(part[2])
+        if len(part) > 3 and m.verify == "jaccard" and cached_bytes + part[3].nbytes <= _SHINGLE_CACHE:
+            cache[i], cached_bytes = (part[3], part[4]), cached_bytes + part[3].nbytes
+    if not keys:
+        return _Hashed(np.zeros((0, 2), np.uint64), np.zeros((0, m.num_perm if cfg.near else 0), np.uint32), np.zeros(0, bool), {})
+    return _Hashed(np.concatenate(keys), np.concatenate(sigs), np.concatenate(has_shingles), cache)
 
 
 # ---------------------------------------------------------------------------- exact
@@ -292,18 +314,16 @@ def _exact(keys: np.ndarray, fixed: np.ndarray, verdicts: _Verdicts) -> np.ndarr
 
 
 # ---------------------------------------------------------------------------- near
-def _near(
-    table: _Table, nodes: np.ndarray, sigs: np.ndarray, has_shingles: np.ndarray, cfg: DedupConfig, ctx: StageContext, verdicts: _Verdicts
-) -> dict[str, Any]:
-    """Near duplicates among ``nodes`` (table rows, in rank order) with their signatures."""
+def _near(table: _Table, hashed: _Hashed, nodes: np.ndarray, cfg: DedupConfig, ctx: StageContext, verdicts: _Verdicts) -> dict[str, Any]:
+    """Near duplicates among ``nodes`` (table rows left after exact dedup, in rank order)."""
     m = cfg.minhash
     bands, rows = m.lsh_params()
+    sigs, has_shingles, fixed = hashed.sigs[nodes], hashed.has_shingles[nodes], table.fixed[nodes]
     live = np.flatnonzero(has_shingles)  # an empty text has no shingles and matches nothing
     pairs = live[mh.candidate_pairs(mh.band_keys(sigs[live], bands, rows))]
-    fixed = table.fixed[nodes]
     pairs = pairs[~(fixed[pairs[:, 0]] & fixed[pairs[:, 1]])]
     if m.verify == "jaccard":
-        scores = _verify_jaccard(table.key.gather(nodes), pairs, cfg, ctx)
+        scores = _verify_jaccard(table, hashed, nodes[pairs], cfg, ctx)
     else:
         scores = (sigs[pairs[:, 0]] == sigs[pairs[:, 1]]).mean(axis=1) if len(pairs) else np.zeros(0)
     ok = scores >= m.threshold
@@ -314,24 +334,32 @@ def _near(
     return {"bands": bands, "rows": rows, **counts}
 
 
-def _verify_jaccard(texts: pl.Series, pairs: np.ndarray, cfg: DedupConfig, ctx: StageContext) -> np.ndarray:
-    """Exact Jaccard similarity of the shingle sets of each candidate pair."""
-    if len(pairs) == 0:
-        return np.zeros(0)
-    m = cfg.minhash
-    docs = np.unique(pairs)
+def _verify_jaccard(table: _Table, hashed: _Hashed, pairs: np.ndarray, cfg: DedupConfig, ctx: StageContext) -> np.ndarray:
+    """Exact Jaccard similarity of the shingle sets of each candidate pair of table rows."""
+    rows = np.unique(pairs)
+    sets = _shingle_sets(table, hashed, rows, cfg, ctx)
+    local = np.searchsorted(rows, pairs)
+    return np.array([mh.jaccard(sets[u], sets[v]) for u, v in local.tolist()])
 
-    def one(chunk: pl.Series) -> tuple[np.ndarray, np.ndarray]:
-        return mh.shingle_sets(*mh.shingle_hashes(mh.tokenize(chunk, strip_punctuation=cfg.strip_punctuation), m.shingle, m.ngram))
 
-    parts = _map_chunks(texts.gather(docs), one, cfg, ctx, "verifying")
-    values = np.concatenate([p[0] for p in parts])
-    offsets = np.r_[0, np.cumsum(np.concatenate([np.diff(p[1]) for p in parts]))]
-    local = np.searchsorted(docs, pairs)
-    out = np.empty(len(pairs))
-    for k, (u, v) in enumerate(local.tolist()):
-        out[k] = mh.jaccard(values[offsets[u] : offsets[u + 1]], values[offsets[v] : offsets[v + 1]])
+def _shingle_sets(table: _Table, hashed: _Hashed, rows: np.ndarray, cfg: DedupConfig, ctx: StageContext) -> list[np.ndarray]:
+    """Sorted distinct shingle hashes of table ``rows``: from the first pass's cache, else hashed again."""
+    out: list[np.ndarray] = [np.zeros(0, np.uint64)] * len(rows)
+    cached = np.array([r // _CHUNK in hashed.shingles for r in rows.tolist()], bool)
+    for i, r in zip(np.flatnonzero(cached).tolist(), rows[cached].tolist(), strict=True):
+        hashes, offsets = hashed.shingles[r // _CHUNK]
+        out[i] = mh.distinct_sorted(hashes[offsets[r % _CHUNK] : offsets[r % _CHUNK + 1]])
+    rest = np.flatnonzero(~cached)
+    fresh = _map_chunks(table.key.gather(rows[rest]), lambda chunk: _sets_of(chunk, cfg), cfg, ctx, "verifying")
+    for i, values in zip(rest.tolist(), (v for part in fresh for v in part), strict=True):
+        out[i] = values
     return out
+
+
+def _sets_of(chunk: pl.Series, cfg: DedupConfig) -> list[np.ndarray]:
+    tok = mh.tokenize(chunk, strip_punctuation=cfg.strip_punctuation)
+    values, offsets = mh.shingle_sets(*mh.shingle_hashes(tok, cfg.minhash.shingle, cfg.minhash.ngram))
+    return np.split(values, offsets[1:-1])
 
 
 def star_clusters(n: int, src: np.ndarray, dst: np.ndarray, score: np.ndarray, fixed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -44,15 +44,11 @@ _BLOCK = 16_384  # shingles per arithmetic block: (num_perm x block) uint32 stay
 U64 = np.uint64
 
 # Whitespace: ASCII blanks in bulk; the other Unicode spaces become " " in the Python pass.
-_ASCII_SPACE = np.zeros(256, bool)
-_ASCII_SPACE[[9, 10, 11, 12, 13, 32]] = True
 _ASCII_SPACE_RE = re.compile(r"[\t\n\x0b\x0c\r ]+")
 _UNICODE_SPACES = dict.fromkeys([0x85, 0xA0, 0x1680, *range(0x2000, 0x200B), 0x2028, 0x2029, 0x202F, 0x205F, 0x3000], " ")
 _ASCII_PUNCT = np.zeros(256, bool)  # string.punctuation: exactly the ASCII P* and S* characters
 _ASCII_PUNCT[[ord(c) for c in string.punctuation]] = True
 _ASCII_PUNCT_DELETE = str.maketrans("", "", string.punctuation)
-_LOWER = np.arange(256, dtype=np.uint8)
-_LOWER[65:91] += 32  # ASCII A-Z; bytes of multi-byte UTF-8 characters are all >= 0x80
 _TAIL_MASK = np.array([(1 << (8 * k)) - 1 for k in range(8)] + [_M64], dtype=U64)  # low k bytes of a block
 
 
@@ -161,15 +157,18 @@ def tokenize(texts: pl.Series, *, strip_punctuation: bool = False) -> Tokens:
     if wide.len():
         s = s.scatter(wide, [_fold_unicode(t, strip_punctuation) for t in s.gather(wide).to_list()])
     sizes = s.str.len_bytes().to_numpy().astype(np.int64) + 1
-    doc_starts = np.cumsum(sizes) - sizes
-    # The newline between texts is a space, so no word runs from one text into the next.
-    data = _LOWER[np.frombuffer("\n".join(s.to_list()).encode("utf-8"), np.uint8)]
+    doc_starts = np.cumsum(sizes) - sizes + 1
+    # Newlines before, between and after the texts: words never run from one text into the
+    # next, and every word has a space on both sides.
+    raw = np.frombuffer(("\n" + "\n".join(s.to_list()) + "\n").encode("utf-8"), np.uint8)
+    data = raw + (((raw - np.uint8(65)) < 26).view(np.uint8) << np.uint8(5))  # A-Z -> a-z; multi-byte UTF-8 is >= 0x80
     if strip_punctuation:
         keep = ~_ASCII_PUNCT[data]
         doc_starts = np.r_[0, np.cumsum(keep, dtype=np.int64)][doc_starts]
         data = data[keep]
-    edges = np.diff((~_ASCII_SPACE[data]).view(np.int8), prepend=np.int8(0), append=np.int8(0))
-    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    space = (data == 32) | ((data - np.uint8(9)) <= 4)  # space, \t \n \v \f \r
+    edges = np.flatnonzero(space[1:] != space[:-1]) + 1
+    starts, ends = edges[0::2], edges[1::2]
     word_offsets = np.r_[np.searchsorted(starts, doc_starts), len(starts)]
     return Tokens(data, doc_starts, starts, ends, word_offsets, word_hashes(data, starts, ends))
 
@@ -378,6 +377,14 @@ def shingle_sets(hashes: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, n
     keep[1:] |= h[1:] != h[:-1]
     doc = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
     return h[keep], np.r_[0, np.cumsum(np.bincount(doc[keep], minlength=len(offsets) - 1))]
+
+
+def distinct_sorted(hashes: np.ndarray) -> np.ndarray:
+    """The sorted distinct values of one document's shingle hashes (cheaper than ``np.unique``)."""
+    h = np.sort(hashes)
+    keep = np.ones(len(h), bool)
+    np.not_equal(h[1:], h[:-1], out=keep[1:])
+    return h[keep]
 
 
 def jaccard(a: np.ndarray, b: np.ndarray) -> float:

@@ -69,18 +69,22 @@ def test_permutations_are_datasketchs() -> None:
 
 
 def test_signatures_work_as_lean_minhash_in_minhashlsh() -> None:
-    docs = [_text(1), _edit(_text(1), 15), _text(2), _text(3)]
+    docs = [_text(1), _edit(_text(1), 15), _text(2), _edit(_text(2), 30), _edit(_text(2), 3), _text(3), ""]
     tok = mh.tokenize(pl.Series(docs))
     sigs = mh.signatures(*mh.shingle_hashes(tok, "word", 2), mh.permutations(128, 1))
     lsh = MinHashLSH(threshold=0.6, num_perm=128)
-    for i, row in enumerate(sigs):
-        lsh.insert(str(i), LeanMinHash(seed=1, hashvalues=row, scheme="affine32"))
+    for i, row in enumerate(sigs[:-1]):
+        lsh.insert(i, LeanMinHash(seed=1, hashvalues=row, scheme="affine32"))
     query = MinHash(num_perm=128, seed=1, hashfunc=mh.datasketch_hashfunc("word"))
     query.update_batch(mh.reference_shingles(mh.normalize(docs[1]), "word", 2))
-    assert set(lsh.query(query)) == {"0", "1"}
-    # our LSH buckets give the same candidates as MinHashLSH with the same bands
-    pairs = mh.candidate_pairs(mh.band_keys(sigs, lsh.b, lsh.r))
-    assert pairs.tolist() == [[0, 1]]
+    assert query.jaccard(LeanMinHash(seed=1, hashvalues=sigs[0], scheme="affine32")) > 0.6
+    # our LSH buckets give exactly MinHashLSH's candidates for the same bands and rows
+    expected = {
+        (i, j) for i in range(len(docs) - 1) for j in lsh.query(LeanMinHash(seed=1, hashvalues=sigs[i], scheme="affine32")) if i < j
+    }
+    pairs = mh.candidate_pairs(mh.band_keys(sigs[:-1], lsh.b, lsh.r))
+    assert {tuple(p) for p in pairs.tolist()} == expected
+    assert (0, 1) in expected and (2, 3) in expected and (2, 4) not in expected
 
 
 @settings(max_examples=60, deadline=None)
@@ -235,6 +239,31 @@ def test_books_balance_and_rerun_is_identical() -> None:
     for a, b in [(first.kept, second.kept), (first.dropped, second.dropped), (first.findings, second.findings)]:
         assert_frame_equal(a, b)
     assert first.stats == second.stats
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 3), st.sampled_from(["same", "upper", "edit", "fresh"])), min_size=1, max_size=12),
+    st.sampled_from(["first", "longest", "best"]),
+)
+def test_every_removal_is_explained_by_a_kept_row(rows: list[tuple[int, str]], keep: str) -> None:
+    make = {
+        "same": lambda b, i: b,
+        "upper": lambda b, i: b.upper(),
+        "edit": lambda b, i: _edit(b, 7 + i),
+        "fresh": lambda b, i: _text(1000 + i, 40),
+    }
+    texts = [make[kind](_text(base, 40), i) for i, (base, kind) in enumerate(rows)]
+    df = pl.DataFrame({"id": [f"r{i}" for i in range(len(rows))], "text": texts})
+    res = _run(df, keep=keep)
+    assert sorted(res.kept["id"].to_list() + res.dropped["id"].to_list()) == sorted(df["id"].to_list())
+    assert res.findings["id"].to_list() == res.dropped["id"].to_list()
+    assert res.findings["kept_id"].is_in(res.kept["id"].implode()).all()
+    assert (res.findings["similarity"] >= 0.6).all()
+    assert res.findings.group_by("cluster_id").agg(pl.col("kept_id").n_unique())["kept_id"].max() in (None, 1)
+    again = _run(df, keep=keep)
+    assert_frame_equal(res.findings, again.findings)
+    assert_frame_equal(res.kept, again.kept)
 
 
 # ---------------------------------------------------------------------------- benchmark corpus
