@@ -30,7 +30,9 @@ _OFFLINE_CSS = """<style>/* tuneprep: GX Data Docs load Bootstrap from CDNs; thi
 body{font-family:system-ui,sans-serif;margin:1.5rem;color:#222}table{border-collapse:collapse;margin:.5rem 0}
 td,th{border:1px solid #ccc;padding:.25rem .5rem;vertical-align:top;text-align:left}
 pre{white-space:pre-wrap;max-height:20rem;overflow:auto;background:#f6f6f6}.text-danger{color:#b00}.text-success{color:#070}
-img{max-height:50px}</style>"""
+img{max-height:50px}.fixed-top,.sticky-top,nav{position:static!important}
+.fa-check-circle::before{content:"\\2714 pass"}.fa-times::before{content:"\\2718 fail"}
+.fa-exclamation-triangle::before{content:"\\26A0 "}</style>"""
 
 
 @dataclass(frozen=True)
