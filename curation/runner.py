@@ -189,7 +189,8 @@ def run_pipeline(
     run_dir.mkdir(parents=True, exist_ok=True)
     write_bytes(run_dir / "config.yaml", yaml.safe_dump(cfg.to_yaml_dict(), sort_keys=False).encode("utf-8"))
     config_fp = sha256_json(cfg.to_yaml_dict())
-    ledger = Ledger(ledger_path_for(run_dir, str(cfg.resolve(cfg.run.ledger)) if cfg.run.ledger else None))
+    ledger_path = ledger_path_for(run_dir, str(cfg.resolve(cfg.run.ledger)) if cfg.run.ledger else None).resolve()
+    ledger = Ledger(ledger_path)
     started = ledger.start_run(run_id, run_dir, kind=cfg.input.kind, config_fp=config_fp)
     ctx = StageContext(
         kind=cfg.input.kind,
@@ -200,6 +201,7 @@ def run_pipeline(
         progress_factory=make_progress_factory(quiet),
     )
     ctx.engines["input_hashes"] = hashes
+    ctx.engines["ledger_path"] = ledger_path
     try:
         result = _run_stages(cfg, paths, run_dir, run_id, ctx, ledger, started, say)
     except BaseException:
@@ -357,6 +359,7 @@ def _finish(
         "dataset": {"path": str(DATASET), "fingerprint": fp, "rows": dataset.height, "columns": dataset.columns},
         "sensitive_paths": sensitive_paths,
         "versions": library_versions(),
+        "ledger": str(ctx.engines["ledger_path"]),
     }
     old = run_dir / MANIFEST
     if old.is_file():  # keep sections written by later commands only if the data is unchanged

@@ -104,6 +104,7 @@ def test_rerun_reuses_finished_stages_and_ledger_records(make_run: Any) -> None:
     assert (first.run_dir / "stages/01-normalize/output.parquet").stat().st_mtime_ns == mtime
     assert all(s["skipped"] for s in read_manifest(second.run_dir)["stages"])
     ledger = Ledger(first.run_dir.parent / "ledger.db")
+    assert read_manifest(first.run_dir)["ledger"] == str((first.run_dir.parent / "ledger.db").resolve())
     assert [r["status"] for r in ledger.rows("runs")] == ["succeeded", "succeeded"]
     assert [r["status"] for r in ledger.rows("stages")] == ["done", "done", "skipped", "skipped"]
 
