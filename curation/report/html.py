@@ -67,7 +67,7 @@ td.key{white-space:nowrap;font-family:"SFMono-Regular",Menlo,Consolas,monospace;
 .verdict .badge{font-size:15px;padding:3px 12px}
 .verdict .headline{font-size:16px;font-weight:600;margin:8px 0 4px}
 .verdict ul{margin:4px 0 0;padding-left:20px}
-.tiles{display:grid;grid-template-columns:repeat(auto-fit,minmax(122px,1fr));gap:10px;margin:10px 0}
+.tiles{display:grid;grid-template-columns:repeat(5,minmax(0,1fr));gap:10px;margin:10px 0}
 .tile{border:1px solid var(--line);border-radius:6px;padding:10px 12px;background:var(--soft)}
 .tile .big{font-size:22px;font-weight:700;font-variant-numeric:tabular-nums}
 .tile .lbl{font-size:12px;color:var(--muted)}
@@ -89,10 +89,11 @@ table.art10 a{color:var(--accent)}
 .signoff .field .line{display:block;border-bottom:1px solid var(--ink);height:24px}
 .signoff .lbl{font-size:12px;color:var(--muted)}
 footer{margin-top:36px;padding-top:10px;border-top:1px solid var(--line);font-size:12px;color:var(--muted)}
+@media (max-width:720px){.tiles{grid-template-columns:repeat(2,minmax(0,1fr))}nav.toc{columns:1}.charts{grid-template-columns:1fr}}
 @page{size:A4;margin:14mm 12mm}
 @media print{
  body{font-size:10pt;-webkit-print-color-adjust:exact;print-color-adjust:exact}
- .tiles{grid-template-columns:repeat(auto-fit,minmax(84px,1fr));gap:6px}
+ .tiles{gap:6px}
  .tile{padding:6px 8px}.tile .big{font-size:17px}.tile .lbl{font-size:10px}
  table{font-size:9pt}th,td{padding:3px 6px}
  section{margin-top:18px}

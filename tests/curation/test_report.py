@@ -89,7 +89,7 @@ def json_numbers(value: Any) -> set[float]:
     if isinstance(value, bool):
         return set()
     if isinstance(value, (int, float)):
-        return {float(value)}
+        return {abs(float(value))}  # the page's number tokens carry no sign
     if isinstance(value, str):
         return numbers_in(value)
     items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else []

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 from chromium_cdp import load_page
+from test_report import _Text, json_numbers, numbers_in
 
 from curation.cli import main
 from curation.demo import write_demo
@@ -124,3 +125,6 @@ def test_demo_report_numbers_and_card(demo_run: Path) -> None:
         stats: dict[str, Any] = json.loads((demo_run / entry["dir"] / "stats.json").read_text())
         assert {k: row[k] for k in ("rows_in", "kept", "dropped", "quarantined")} == stats["books"]
     assert validate_card_metadata((demo_run / "report/dataset_card.md").read_text()) == []
+    page = _Text()
+    page.feed((demo_run / "report/report.html").read_text())
+    assert numbers_in(" ".join(page.parts)) <= json_numbers(report)

@@ -122,7 +122,7 @@ def _reference(rep: Mapping[str, Any] | None) -> dict[str, Any] | None:
             "facet": f,
             "PSI": rounded(d.get("PSI")),
             "JS": rounded(d.get("JS")),
-            "only_in_reference": [scrub_value(str(v)) for v in d.get("only_in_reference", [])],
+            "only_in_reference": [_visible(scrub_value(str(v))) for v in d.get("only_in_reference", [])],
         }
         for f, d in (rep.get("facets") or {}).items()
         if "skipped" not in d

@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from curation.report.model import RunFiles, scalars
+from curation.report.model import RunFiles, StageRecord, scalars
 from curation.report.render import chips, kv, md_kv, md_table, note, prose, table
 from curation.report.safety import scrub_value
 from curation.report.sections._stage import common, common_html, common_md, extra_html, extra_md
@@ -101,16 +101,22 @@ def _evaluation(m: Mapping[str, Any], options: Mapping[str, Any]) -> dict[str, A
     return {"status": status, "metrics": {}}
 
 
+def totals(rec: StageRecord) -> tuple[int, int | None]:
+    """Entities found, and still found after treatment (None when the stage did not count them)."""
+    rows = _entity_rows(rec.metrics, rec.config)
+    residual = sum(int(r["residual"] or 0) for r in rows) if any(r["residual"] is not None for r in rows) else None
+    return sum(int(r["found"] or 0) for r in rows), residual
+
+
 def build(src: RunFiles) -> dict[str, Any]:
     rec = src.stage(STAGE)
     assert rec is not None
-    rows = _entity_rows(rec.metrics, rec.config)
-    total = {k: sum(int(r[k] or 0) for r in rows) for k in ("found", "residual")}
+    found, residual = totals(rec)
     return {
         **common(rec),
-        "entities": rows,
-        "total_found": total["found"],
-        "total_residual": total["residual"] if any(r["residual"] is not None for r in rows) else None,
+        "entities": _entity_rows(rec.metrics, rec.config),
+        "total_found": found,
+        "total_residual": residual,
         "evaluation": _evaluation(rec.metrics, rec.config),
         "metrics": scalars(rec.metrics, skip=_KNOWN),
     }

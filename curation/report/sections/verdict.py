@@ -7,6 +7,7 @@ from typing import Any
 from curation.report.model import RunFiles, books_total, share
 from curation.report.render import badge, esc, md_kv, num, tiles
 from curation.report.sections import _checks
+from curation.report.sections.pii import totals as pii_totals
 
 ID = "verdict"
 TITLE = "Verdict and summary"
@@ -44,17 +45,27 @@ def build(src: RunFiles) -> dict[str, Any]:
             "rows_quarantined": int(src.manifest.get("quarantine", {}).get("rows", books_total(src, "quarantined"))),
             "stages_run": [s.name for s in src.stages[1:]],
             "pii_stage_ran": pii is not None,
+            "pii_entities_found": pii_totals(pii)[0] if pii else None,
+            "pii_entities_residual": pii_totals(pii)[1] if pii else None,
             "checks_passed": gate.get("passed"),
             "checks_failed": gate.get("failed"),
         },
     }
 
 
-def _tiles(s: dict[str, Any]) -> list[tuple[str, Any, str]]:
+def _data_tiles(s: dict[str, Any]) -> list[tuple[str, Any, str]]:
     items: list[tuple[str, Any, str]] = [("rows read", s["rows_in"], ""), (f"{s['record_kind']} records curated", s["records_curated"], "")]
     if s["curated_pct_of_input"] is not None:
         items.append(("of the rows read", s["curated_pct_of_input"], "%"))
-    items += [("rows dropped (with a reason)", s["rows_dropped"], ""), ("rows quarantined (malformed)", s["rows_quarantined"], "")]
+    return [*items, ("rows dropped (with a reason)", s["rows_dropped"], ""), ("rows quarantined (malformed)", s["rows_quarantined"], "")]
+
+
+def _governance_tiles(s: dict[str, Any]) -> list[tuple[str, Any, str]]:
+    items: list[tuple[str, Any, str]] = []
+    if s.get("pii_entities_found") is not None:
+        items.append(("personal-data entities found and treated", s["pii_entities_found"], ""))
+    if s.get("pii_entities_residual") is not None:
+        items.append(("still found after treatment", s["pii_entities_residual"], ""))
     if s["checks_passed"] is not None:
         items += [("checks passed", s["checks_passed"], ""), ("checks failed", s["checks_failed"], "")]
     return items
@@ -67,10 +78,12 @@ def html(data: dict[str, Any]) -> str:
     if data["incomplete_sections"]:
         incomplete = f"<p class=error>This report is incomplete: the section(s) {esc(', '.join(data['incomplete_sections']))} could not be built.</p>"
     stages = ", ".join(s["stages_run"]) or "none"
+    if not s["pii_stage_ran"]:
+        stages += ". No PII stage ran: personal data was neither detected nor treated"
     return (
         f'<div class="verdict {esc(data["status"])}">{badge(data["status"])}<p class=headline>{esc(data["headline"])}</p>'
         f"{'<ul>' + reasons + '</ul>' if reasons else ''}</div>{incomplete}"
-        f"{tiles(_tiles(s))}<p>Stages run after ingest: {esc(stages)}.</p>"
+        f"{tiles(_data_tiles(s))}{tiles(_governance_tiles(s)) if _governance_tiles(s) else ''}<p>Stages run after ingest: {esc(stages)}.</p>"
     )
 
 
@@ -78,5 +91,5 @@ def markdown(data: dict[str, Any]) -> str:
     s = data["summary"]
     lines = [f"**{data['status'].upper().replace('_', ' ')}** — {data['headline']}", ""]
     lines += [f"- {r}" for r in data["reasons"]]
-    lines += ["", md_kv((label + (f" ({unit})" if unit else ""), num(v)) for label, v, unit in _tiles(s))]
+    lines += ["", md_kv((label + (f" ({unit})" if unit else ""), num(v)) for label, v, unit in _data_tiles(s) + _governance_tiles(s))]
     return "\n".join(lines)
