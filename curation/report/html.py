@@ -44,6 +44,8 @@ code,pre{font-family:"SFMono-Regular",Menlo,Consolas,monospace;font-size:12px;ba
 code{padding:1px 4px;word-break:break-all}
 pre{padding:10px 12px;border:1px solid var(--line);white-space:pre-wrap;word-break:break-word;max-height:none}
 pre.config{column-count:2;column-gap:28px;column-rule:1px solid var(--line)}
+details.config{margin:14px 0}
+details.config summary{cursor:pointer;font-weight:600}
 table{border-collapse:collapse;width:100%;margin:8px 0 12px;font-size:13px}
 caption{text-align:left;font-weight:600;padding:4px 0}
 th,td{border-bottom:1px solid var(--line);padding:5px 8px;text-align:left;vertical-align:top}
@@ -54,7 +56,10 @@ td{overflow-wrap:break-word}
 dl.kv{display:grid;grid-template-columns:max-content 1fr;gap:3px 16px;margin:8px 0 12px;font-size:13px}
 dl.kv dt{color:var(--muted)}
 dl.kv dd{margin:0;word-break:break-word}
-dl.kv.c3{grid-template-columns:repeat(3,max-content minmax(0,1fr))}
+.kvcols{column-gap:28px;margin:8px 0 12px;font-size:13px}
+.kvcols.c2{columns:2}.kvcols.c3{columns:3}
+.kvcols .pair{break-inside:avoid;padding:1.5px 0;overflow-wrap:anywhere}
+.kvcols .k{color:var(--muted);margin-right:6px}
 td.mono,th.mono{font-family:"SFMono-Regular",Menlo,Consolas,monospace;font-size:11.5px;word-break:break-all}
 td.key{white-space:nowrap;font-family:"SFMono-Regular",Menlo,Consolas,monospace;font-size:12px}
 .badge{display:inline-block;padding:1px 8px;border-radius:10px;font-size:11.5px;font-weight:700;letter-spacing:.3px;white-space:nowrap;border:1px solid currentColor}
@@ -71,7 +76,8 @@ td.key{white-space:nowrap;font-family:"SFMono-Regular",Menlo,Consolas,monospace;
 .tile{border:1px solid var(--line);border-radius:6px;padding:10px 12px;background:var(--soft)}
 .tile .big{font-size:22px;font-weight:700;font-variant-numeric:tabular-nums}
 .tile .lbl{font-size:12px;color:var(--muted)}
-.books{font-weight:600}
+.books{font-weight:600;break-after:avoid}
+td>code{white-space:nowrap;display:inline-block;margin:1px 0}
 .charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(440px,1fr));gap:12px;margin:10px 0;align-items:start}
 figure.chart{margin:0;padding:8px;border:1px solid var(--line);border-radius:6px;min-width:0;overflow:hidden}
 figure.chart svg{width:100%;height:auto}
@@ -94,6 +100,7 @@ footer{margin-top:36px;padding-top:10px;border-top:1px solid var(--line);font-si
 @media print{
  body{font-size:10pt;-webkit-print-color-adjust:exact;print-color-adjust:exact}
  .tiles{gap:6px}
+ .charts{grid-template-columns:repeat(2,minmax(0,1fr));gap:8px}
  .tile{padding:6px 8px}.tile .big{font-size:17px}.tile .lbl{font-size:10px}
  table{font-size:9pt}th,td{padding:3px 6px}
  section{margin-top:18px}

@@ -85,8 +85,11 @@ def table(
 
 def kv(pairs: Iterable[tuple[str, Any]], *, columns: int = 1) -> str:
     """A definition list of label/value pairs, in ``columns`` side-by-side columns."""
+    if columns > 1:  # flowing columns of label/value pairs: long labels cannot squeeze a value
+        items = "".join(f"<div class=pair><span class=k>{esc(k)}</span> <span class=v>{cell(v)}</span></div>" for k, v in pairs)
+        return f'<div class="kvcols c{columns}">{items}</div>'
     items = "".join(f"<dt>{esc(k)}</dt><dd>{cell(v)}</dd>" for k, v in pairs)
-    return f'<dl class="kv c{columns}">{items}</dl>' if columns > 1 else f"<dl class=kv>{items}</dl>"
+    return f"<dl class=kv>{items}</dl>"
 
 
 def badge(status: str) -> str:

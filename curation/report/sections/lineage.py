@@ -102,9 +102,8 @@ def html(data: dict[str, Any]) -> str:
         + "<h4>Stage chain</h4><p class=small>Each stage's input fingerprint covers the previous output, its options and the seed; equal fingerprints mean identical data.</p>"
         + chain
         + cleaned
-        + f"<h4>Resolved configuration (<code>{esc(data['config']['path'])}</code>)</h4><pre class=config>{esc(_config_text(data))}</pre>"
-        + "<h4>Software</h4>"
-        + kv(data["versions"].items(), columns=3)
+        + f"<details class=config><summary>Resolved configuration (<code>{esc(data['config']['path'])}</code>): every option with its default filled in</summary>"
+        f"<pre class=config>{esc(_config_text(data))}</pre></details>" + "<h4>Software</h4>" + kv(data["versions"].items(), columns=3)
     )
 
 
