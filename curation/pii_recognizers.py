@@ -188,7 +188,8 @@ _NOT_PHONE = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}|\d{4}-\d{2}-\d{2}|\d{1,2}[/.-]
 _ID_BEFORE = re.compile(
     r"(?:\b(?:PO|order|invoice|inv|ticket|ref|reference|case|account|acct|sku|tracking|serial|id|no)\.?|#)\s*:?\s*$", re.IGNORECASE
 )
-_GLUED_BEFORE = re.compile(r"[A-Za-z][-_#/]$")  # "ORD-2024-711685": the digits belong to an identifier
+_GLUED_BEFORE = re.compile(r"[A-Za-z][-_#/]?$")  # "ORD-2024-711685", "INC7925327": the digits belong to an identifier
+_CARD_SHAPE = re.compile(r"\d{4}([ -]?)\d{4}\1\d{4}\1\d{1,7}")  # grouped like a card: left to the Luhn-checked card recognizer
 MIN_PHONE_DIGITS = 7  # shorter "numbers" are extensions, short codes or noise
 
 
@@ -214,7 +215,9 @@ def phone_recognizer(regions: list[str]) -> EntityRecognizer:
             return EntityRecognizer.remove_duplicates(results)  # type: ignore[no-any-return]
 
         def _in_window(self, window: str, offset: int, nlp_artifacts: Any) -> list[Any]:
-            for region in self.supported_regions:
+            # An international number ("+1 ...") parses the same whatever the default region.
+            regions = self.supported_regions[:1] if window.lstrip(" (").startswith("+") else self.supported_regions
+            for region in regions:
                 matches = phonenumbers.PhoneNumberMatcher(window, region, leniency=self.leniency or 0)
                 found = [
                     self._get_recognizer_result(m, window, region, nlp_artifacts)
@@ -236,9 +239,15 @@ def _digits(value: str) -> int:
 
 def _could_be_phone(text: str, run: re.Match[str]) -> bool:
     value = run.group().strip()
-    if _digits(value) < MIN_PHONE_DIGITS or _NOT_PHONE.fullmatch(value) or _GLUED_BEFORE.search(text, max(0, run.start() - 2), run.start()):
+    if _digits(value) < MIN_PHONE_DIGITS or _NOT_PHONE.fullmatch(value) or (_CARD_SHAPE.fullmatch(value) and _luhn(value)):
         return False
-    return not (value.isdigit() and _ID_BEFORE.search(text, max(0, run.start() - 16), run.start()))
+    glued = _GLUED_BEFORE.search(text, max(0, run.start() - 2), run.start()) or text[run.end() : run.end() + 1].isalpha()
+    return not glued and not (value.isdigit() and _ID_BEFORE.search(text, max(0, run.start() - 16), run.start()))
+
+
+def _luhn(value: str) -> bool:
+    digits = [int(c) for c in value if c.isdigit()][::-1]
+    return sum(d if i % 2 == 0 else (2 * d - 9 if d > 4 else 2 * d) for i, d in enumerate(digits)) % 10 == 0
 
 
 def clean_person_spans(text: str, spans: list[Span]) -> list[Span]:
