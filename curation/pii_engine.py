@@ -92,7 +92,7 @@ def _nlp_engine_class() -> type:
             words = [t.lemma_ or t.lower_ for t in doc] if doc.has_annotation("LEMMA") else [t.lower_ for t in doc]
             super().__init__(
                 entities=entities,
-                tokens=[t.text for t in doc],  # Presidio only takes len() of each; a list avoids a Token per lookup
+                tokens=[t.text for t in doc],  # type: ignore[arg-type]  # Presidio only takes len() of each
                 tokens_indices=[t.idx for t in doc],
                 lemmas=words,
                 nlp_engine=engine,
