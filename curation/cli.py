@@ -49,24 +49,36 @@ def cli() -> None:
 @click.option("--scale", type=click.FloatRange(0.01, 100), default=1.0, show_default=True, help="Multiply the demo corpus sizes.")
 @QUIET
 def demo(out: Path, kinds: tuple[str, ...], scale: float, quiet: bool) -> None:
-    """Generate the messy demo corpora and run the whole pipeline on them.
+    """Generate the messy demo corpora, then curate, check and report each one.
+
+    Ends with the path of each run's report; exits 1 if a run fails its checks.
 
     \b
     Example:
       tuneprep demo --out /tmp/demo --kind classification
     """
+    from checks.gate import run_checks
     from curation.config import load_config
     from curation.demo import DEMO_KINDS, write_demo
+    from curation.errors import GateFailed
     from curation.report import build_report
     from curation.runner import run_pipeline
 
     configs = write_demo(out, kinds=kinds or DEMO_KINDS, scale=scale)
+    failed = []
     for kind, path in configs.items():
         click.echo(f"== {kind} ==", err=True)
-        result = run_pipeline(load_config(path), out_dir=out / "runs" / kind, quiet=quiet, log=None if not quiet else (lambda _m: None))
-        click.echo(f"{kind}: {result.rows_in} rows in, {result.rows_out} curated, {result.quarantined} quarantined -> {result.run_dir}")
+        result = run_pipeline(load_config(path), out_dir=out / "runs" / kind, quiet=quiet)
+        checked = run_checks(result.run_dir)
+        for line in checked.lines:
+            click.echo(line, err=True)
+        failed += [kind] if checked.verdict != "pass" else []
+        click.echo(
+            f"{kind}: {result.rows_in} rows in, {result.rows_out} curated, {result.quarantined} quarantined; checks {checked.verdict}"
+        )
         click.echo(f"{kind}: report {build_report(result.run_dir)}")
-    click.echo(str(out))
+    if failed:
+        raise GateFailed(f"demo runs failed their checks: {', '.join(failed)}; see the lines above")
 
 
 @cli.command()
@@ -175,7 +187,28 @@ def export(run_dir: Path, fmt: str, validation: float, seed: int | None, max_tok
 
 @cli.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option("--config", "config", type=click.Path(path_type=Path), default=None, help="YAML of `train:` options (default: the run's own).")
+def report(run_dir: Path) -> None:
+    """Write the compliance report and dataset card of a run into RUN/report/.
+
+    report.html (one self-contained page to review and sign), report.md, report.json
+    (every number the page shows) and dataset_card.md (Hugging Face card, pre-filled).
+    Reads only the run's manifest, stage stats and check results; run it again after
+    `tuneprep check` to include the validation verdict. Prints the report's path.
+
+    \b
+    Example:
+      tuneprep report runs/tickets-2026-11
+    """
+    from curation.report import build_report
+
+    click.echo(str(build_report(run_dir)))
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option(
+    "--config", "config", type=click.Path(path_type=Path), default=None, help="YAML of `train:` options (default: the run's own)."
+)
 @click.option("--max-steps", type=click.IntRange(1), default=None, help="Optimizer steps (default: `train.max_steps`, else one pass).")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Output folder (default RUN/training/<task>-<method>).")
 @click.option("--resume", is_flag=True, help="Continue from the checkpoint in the output folder.")
@@ -196,27 +229,10 @@ def train(run_dir: Path, config: Path | None, max_steps: int | None, out: Path |
     say = None if quiet else (lambda m: click.echo(m, err=True))
     result = train_run(run_dir, config=config, max_steps=max_steps, out_dir=out, resume=resume, quiet=quiet, log=say)
     after = ", ".join(f"{k} {v:.4g}" for k, v in result.metrics["eval_after"].items() if isinstance(v, float))
-    click.echo(f"trained {result.task} ({result.method}) on dataset {result.dataset_fingerprint[:12]}: {after or 'no eval split'}", err=True)
+    click.echo(
+        f"trained {result.task} ({result.method}) on dataset {result.dataset_fingerprint[:12]}: {after or 'no eval split'}", err=True
+    )
     click.echo(str(result.out_dir))
-
-
-@cli.command()
-@click.argument("run_dir", type=click.Path(path_type=Path))
-def report(run_dir: Path) -> None:
-    """Write the compliance report and dataset card of a run into RUN/report/.
-
-    report.html (one self-contained page to review and sign), report.md, report.json
-    (every number the page shows) and dataset_card.md (Hugging Face card, pre-filled).
-    Reads only the run's manifest, stage stats and check results; run it again after
-    `tuneprep check` to include the validation verdict. Prints the report's path.
-
-    \b
-    Example:
-      tuneprep report runs/tickets-2026-11
-    """
-    from curation.report import build_report
-
-    click.echo(str(build_report(run_dir)))
 
 
 @cli.command()

@@ -66,6 +66,73 @@ _TICKETS = {
         "Your team fixed my issue in minutes. Best customer service I have had, {name} was very kind.",
     ],
 }
+# Extra sentences per class and in general: a ticket combines several, as real ones do,
+# so that two genuine tickets share a template's words but are not near-duplicates.
+_DETAILS = {
+    "billing": [
+        "The charge appeared on {days} March.",
+        "I checked my bank statement twice.",
+        "My plan should be the basic one, not premium.",
+        "The receipt number is {ticket}.",
+        "I was promised a discount when I signed up.",
+        "This is the second time this happened this year.",
+        "The amount does not match the price on your website.",
+        "I paid with PayPal the first time, not with a card.",
+        "Please send me a corrected invoice as a PDF.",
+        "My company needs a VAT receipt for this payment.",
+    ],
+    "technical": [
+        "I tried a factory reset but it did not help.",
+        "The problem started after a power cut.",
+        "Other devices on the same network work fine.",
+        "The status light is solid orange.",
+        "It works for a while when I unplug it and plug it back in.",
+        "The log shows a timeout after {days} seconds.",
+        "I am on the latest version of the mobile app.",
+        "My colleague has the same model and no problem.",
+        "The fan is very loud when this happens.",
+        "I already contacted you last week about this.",
+    ],
+    "account": [
+        "I changed my phone recently and lost my authenticator.",
+        "The verification code never arrives.",
+        "My old email address was deactivated by my employer.",
+        "I would like to keep my purchase history if possible.",
+        "The account is shared with my partner.",
+        "I get a message that my account is locked.",
+        "I opened this account about {days} years ago.",
+        "Please confirm by email once it is done.",
+    ],
+    "shipping": [
+        "The tracking page says delivered but nothing is here.",
+        "I paid for express delivery.",
+        "Nobody rang the bell, I was home all day.",
+        "The label on the box had the wrong postcode.",
+        "I need it before the weekend for a gift.",
+        "Two items were missing from the box.",
+        "The courier's phone line is always busy.",
+    ],
+    "feedback": [
+        "The setup took less than five minutes.",
+        "I will recommend you to my friends.",
+        "The instructions in the box were very clear.",
+        "Keep up the great work.",
+        "The new update fixed every problem I had.",
+        "Your chat support answers much faster than before.",
+    ],
+}
+_CONTEXT = [
+    "I have been a customer for years.",
+    "This is quite urgent for me.",
+    "I use it mostly for work.",
+    "I am writing from my partner's email.",
+    "Sorry for the long message.",
+    "I already read the help center article.",
+    "Please answer by email rather than phone.",
+    "I am travelling until next week.",
+    "",
+    "",
+]
 _OPENERS = ["", "Hello, ", "Hi team, ", "Good morning. ", "Dear support, "]
 _CLOSERS = ["", " Thanks.", " Thank you!", " Regards, {name}", " Best, {name}. Ticket {ticket}"]
 _DISCLAIMER = "\n\nCONFIDENTIALITY NOTICE: This message and any attachments are intended only for the addressee and may contain confidential information. If you received it in error, please delete it and notify the sender."
@@ -132,7 +199,8 @@ def _label_variant(rng: random.Random, label: str) -> str:
 
 def _ticket(rng: random.Random, fill: _Fill, label: str) -> str:
     v = fill.values()
-    body = rng.choice(_TICKETS[label]).format(**v)
+    parts = [rng.choice(_TICKETS[label]), *rng.sample(_DETAILS[label], rng.randint(1, 2)), rng.choice(_CONTEXT)]
+    body = " ".join(p for p in parts if p).format(**v)
     text = rng.choice(_OPENERS) + body + rng.choice(_CLOSERS).format(**v)
     return text + _DISCLAIMER if rng.random() < 0.15 else text
 
@@ -179,6 +247,20 @@ def classification_rows(n: int, seed: int) -> list[bytes]:
     return _with_mess(rng, rows, "text")
 
 
+_APOLOGY = [
+    "I am sorry for the trouble.",
+    "Thanks for reaching out.",
+    "Thank you for your patience.",
+    "I understand how frustrating this is.",
+    "",
+]
+_SIGNOFF = [
+    "Is there anything else I can help with?",
+    "Have a great day.",
+    "Let me know if this solves it.",
+    "Reply to this message if you need more help.",
+    "",
+]
 _ANSWERS = {
     "billing": "I am sorry about the billing problem. I have checked your account and issued a refund for the duplicate charge; it will appear within 5 business days.",
     "technical": "Thanks for the details. Please update {product} to the latest firmware, then hold the reset button for ten seconds. If the error persists, reply with the new error code.",
@@ -195,7 +277,7 @@ def instruction_rows(n: int, seed: int) -> list[bytes]:
     for _ in range(n):
         label = _pick(rng, CLASS_SHARES)
         prompt = _ticket(rng, fill, label)
-        completion = _ANSWERS[label].format(**fill.values())
+        completion = " ".join(p for p in (rng.choice(_APOLOGY), _ANSWERS[label], rng.choice(_SIGNOFF)) if p).format(**fill.values())
         r = rng.random()
         if r < 0.03:
             completion = "I'm sorry, but as an AI language model I cannot help with that request."
@@ -243,7 +325,8 @@ def text_rows(n: int, seed: int) -> list[bytes]:
     for _ in range(n):
         v = fill.values()
         label = _pick(rng, CLASS_SHARES)
-        steps = " ".join(rng.sample(list(_ANSWERS.values()), 3)).format(**v)
+        pool = [*_DETAILS[label], *_CONTEXT[:8], *_ANSWERS.values(), *(s for t in _TICKETS.values() for s in t)]
+        steps = " ".join(rng.sample(pool, rng.randint(5, 8))).format(**v)
         rows.append(
             {"text": f"Knowledge base: {v['product']} ({label}).\n\n{steps}\n\nLast edited by {v['name']} ({v['email']}).", "source": "kb"}
         )

@@ -37,6 +37,9 @@ def load_encoder(model: str = DEFAULT_MODEL) -> Any:
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # our own bar covers the work that takes time
 
     path = embedded_minilm_dir() if model == DEFAULT_MODEL else Path(model)
     if not path.exists():
