@@ -238,7 +238,7 @@ def prepare(df: pl.DataFrame, task: Task, tokenizer: Any, *, max_length: int, ev
         "train_rows": len(train_idx),
         "eval_rows": len(eval_idx),
         "train_examples": examples,
-        "train_batches_rows": len(train),
+        "train_packed_rows": len(train),
         "truncated": cut_train + cut_eval,
     }
     return Prepared(task, train, held, labels, stats)

@@ -290,7 +290,8 @@ def fit(
             optimizer.zero_grad(set_to_none=True)
 
             state["step"] = step + 1
-            state["curve"].append({"step": step + 1, "loss": step_loss, "lr": lr})
+            elapsed = state["seconds"] + time.perf_counter() - started
+            state["curve"].append({"step": step + 1, "loss": step_loss, "lr": lr, "seconds": round(elapsed, 3)})
             bar.advance(1)
             if (step + 1) % max(1, total // 10) == 0 or step + 1 == total:
                 say(f"step {step + 1}/{total}  loss {step_loss:.4f}  lr {lr:.2e}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -117,7 +118,9 @@ def add_lora(model: Any, task: Task, *, r: int, alpha: int) -> Any:
     config = LoraConfig(
         r=r, lora_alpha=alpha, lora_dropout=0.0, target_modules="all-linear", task_type="SEQ_CLS" if task == "classify" else "CAUSAL_LM"
     )
-    return get_peft_model(model, config)
+    with warnings.catch_warnings():  # peft still asks transformers 5 for a renamed attribute
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        return get_peft_model(model, config)
 
 
 def causal_parts(model: Any) -> tuple[Any, Any]:

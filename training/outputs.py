@@ -43,6 +43,18 @@ def _eval_table(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     return ["| metric | before | after |", "|---|---|---|", *rows]
 
 
+def _loading(cfg: TrainConfig) -> str:
+    auto = "AutoModelForSequenceClassification" if cfg.task == "classify" else "AutoModelForCausalLM"
+    if cfg.method == "full":
+        return f"`transformers.{auto}.from_pretrained('model')`; the tokenizer is in the same folder."
+    base = (
+        "`training.models.load_model(model, task, labels=..., pad_id=...)`"
+        if cfg.model and cfg.model.startswith("embedded:")
+        else f"`transformers.{auto}.from_pretrained('{cfg.model}')`"
+    )
+    return f"`model/` is a PEFT adapter: load the base with {base}, then `peft.PeftModel.from_pretrained(base, 'model')`."
+
+
 def model_card(cfg: TrainConfig, metrics: dict[str, Any], job: dict[str, Any]) -> str:
     """A short markdown card: provenance first, then how it was trained and how it did."""
     method = f"LoRA (r={cfg.lora_r}, alpha={cfg.lora_alpha}) on every linear layer" if cfg.method == "lora" else "full fine-tuning"
@@ -65,11 +77,6 @@ def model_card(cfg: TrainConfig, metrics: dict[str, Any], job: dict[str, Any]) -
         *_eval_table(metrics["eval_before"], metrics["eval_after"]),
         "",
         "## Loading",
-        "The weights and tokenizer are in `model/`"
-        + (
-            " as a PEFT adapter: `peft.AutoPeftModel...from_pretrained('model')` on top of the base model above."
-            if cfg.method == "lora"
-            else " as a full transformers checkpoint."
-        ),
+        _loading(cfg),
     ]
     return "\n".join(lines) + "\n"
