@@ -241,7 +241,7 @@ def pii(df: pl.DataFrame, cfg: PiiConfig, ctx: StageContext) -> StageResult:
     scrubbed = _rebuild(df, fields, results)
     findings = _findings(df["id"], cells, results)
     reasons = _drop_reasons(df["id"], findings, cfg)
-    drop = pl.Series([r is not None for r in reasons])
+    drop = pl.Series([r is not None for r in reasons], dtype=pl.Boolean)
     kept = scrubbed.filter(~drop)
     dropped = with_reason(scrubbed.filter(drop), pl.lit(pl.Series([r for r in reasons if r is not None], dtype=pl.String)))
     stats = _stats(cfg, fields, cells, unique, findings, kept["id"])
@@ -273,7 +273,7 @@ def _cells(df: pl.DataFrame, fields: list[str]) -> list[tuple[int, str, str]]:
                 cells += [(i, f"messages[{j}].content", m["content"]) for j, m in enumerate(msgs or []) if m and m.get("content")]
         else:
             cells += [(i, f, t) for i, t in enumerate(df[f].to_list()) if t]
-    return cells
+    return sorted(cells, key=lambda c: c[0])  # row order, fields in scan order within a row
 
 
 def _rebuild(df: pl.DataFrame, fields: list[str], results: dict[str, TextResult]) -> pl.DataFrame:

@@ -182,6 +182,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1000, help="texts in the corpus")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=2, help="timing rounds; the best wall time of each run counts")
     args = parser.parse_args()
     corpus = make_corpus(args.n, seed=args.seed)
     texts = [s.text for s in corpus]
@@ -197,30 +198,44 @@ def main() -> None:
     _, build_o, _ = timed(run_ours, texts[:10], ctx, cfg)
     print(f"engine build + warm-up: presidio {build_b:.1f} s, ours {build_o:.1f} s")
 
-    (base_out, base_spans), base_wall, base_cpu = timed(run_presidio, texts, analyzer, anonymizer)
-    (ours_out, ours_spans), ours_wall, ours_cpu = timed(run_ours, texts, ctx, cfg)
+    base_out, base_spans = run_presidio(texts, analyzer, anonymizer)
+    ours_out, ours_spans = run_ours(texts, ctx, cfg)
+    print_accuracy(score(corpus, ours_out, ours_spans), score(corpus, base_out, base_spans), len(texts))
+
     from curation.pii import _engine  # the stage's engine, to time analyze + anonymize alone
 
     engine = _engine(cfg, ctx)
-    _, scrub_wall, scrub_cpu = timed(lambda: engine.run(texts, rescan=False))
-    _, one_wall, one_cpu = timed(run_ours, texts, ctx, cfg.model_copy(update={"workers": 1}))
-
-    print_accuracy(score(corpus, ours_out, ours_spans), score(corpus, base_out, base_spans), len(texts))
-    print("\n## Throughput (same texts, wall clock after warm-up)\n")
-    print(
-        f"| {'run':52} | {'wall s':>7} | {'cpu s':>7} | {'texts/s':>8} | {'vs presidio':>11} |\n|{'-' * 54}|{'-' * 8}:|{'-' * 8}:|{'-' * 9}:|{'-' * 12}:|"
-    )
-    rows = [
-        ("presidio defaults, per-row analyze + anonymize", base_wall, base_cpu),
-        ("ours: stage, default workers, with residual scan", ours_wall, ours_cpu),
-        ("ours: analyze + anonymize only, default workers", scrub_wall, scrub_cpu),
-        ("ours: stage, workers=1, with residual scan", one_wall, one_cpu),
+    contenders = [
+        ("presidio defaults, per-row analyze + anonymize", lambda: run_presidio(texts, analyzer, anonymizer)),
+        ("ours: stage, default workers, with residual scan", lambda: run_ours(texts, ctx, cfg)),
+        ("ours: analyze + anonymize only, default workers", lambda: engine.run(texts, rescan=False)),
+        ("ours: stage, workers=1, with residual scan", lambda: run_ours(texts, ctx, cfg.model_copy(update={"workers": 1}))),
     ]
+    print_throughput(best_of(contenders, args.rounds), len(texts))
+
+
+def best_of(contenders: list[tuple[str, Any]], rounds: int) -> list[tuple[str, float, float]]:
+    """(name, wall, cpu) of each contender's fastest run; rounds alternate the order so load drifts even out."""
+    best: dict[str, tuple[float, float]] = {}
+    for r in range(rounds):
+        for name, fn in contenders if r % 2 == 0 else contenders[::-1]:
+            _, wall, cpu = timed(fn)
+            if name not in best or wall < best[name][0]:
+                best[name] = (wall, cpu)
+    return [(name, *best[name]) for name, _ in contenders]
+
+
+def print_throughput(rows: list[tuple[str, float, float]], n: int) -> None:
+    print("\n## Throughput (same texts, best wall clock of the rounds, after warm-up)\n")
+    print(f"| {'run':52} | {'wall s':>7} | {'texts/s':>8} | {'vs presidio':>11} | {'cpu ms/text':>11} | {'cpu vs presidio':>15} |")
+    print(f"|{'-' * 54}|{'-' * 8}:|{'-' * 9}:|{'-' * 12}:|{'-' * 12}:|{'-' * 16}:|")
+    base_wall, base_cpu = rows[0][1], rows[0][2]
     for name, wall, cpu in rows:
-        print(f"| {name:52} | {wall:7.2f} | {cpu:7.2f} | {len(texts) / wall:8.1f} | {base_wall / wall:10.2f}x |")
-    print(
-        f"\ntarget: >= {THROUGHPUT_TARGET}x on 2 cores; load average now {os.getloadavg()[0]:.1f} (a shared machine slows the multi-process runs most)"
-    )
+        print(
+            f"| {name:52} | {wall:7.2f} | {n / wall:8.1f} | {base_wall / wall:10.2f}x | {1000 * cpu / n:11.2f} | {base_cpu / cpu:14.2f}x |"
+        )
+    print(f"\ntarget: >= {THROUGHPUT_TARGET}x wall on 2 cores. Load average now {os.getloadavg()[0]:.1f}: on a shared machine the")
+    print("wall ratio of the multi-process runs understates; CPU time includes the worker processes.")
 
 
 if __name__ == "__main__":

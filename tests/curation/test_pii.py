@@ -365,3 +365,12 @@ def test_pipeline_run_leaks_no_raw_value_outside_sensitive_files(
     )
     stats = json.loads((run_dir / "stages/03-pii/stats.json").read_text())
     assert stats["dropped_by_reason"] == {"pii_us_ssn": 1} and stats["metrics"]["residual_total"] == 0
+
+
+def test_empty_frame_and_null_texts(ctx: StageContext) -> None:
+    empty = pl.DataFrame({"id": [], "text": []}, schema={"id": pl.String, "text": pl.String})
+    result = pii(empty, PiiConfig(drop={"entities": ["US_SSN"]}), ctx)
+    assert result.kept.is_empty() and result.dropped.columns == ["id", "text", "reason"] and result.findings.is_empty()
+    assert result.stats["found_total"] == 0 and result.stats["residual_total"] == 0
+    nulls = pii(pl.DataFrame({"id": ["a", "b"], "text": [None, f"mail {EMAIL}"]}), PiiConfig(), ctx)
+    assert nulls.kept["text"].to_list() == [None, "mail <EMAIL_ADDRESS>"]
