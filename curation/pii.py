@@ -384,17 +384,21 @@ def _stats(
 def mask_value(value: str, entity_type: str) -> str:
     """The most a report may show of a PII value: its shape, e.g. ``j***@e******.com``.
 
-    Letters after the first of each word and every digit become ``*``; separators stay.
-    An email keeps the first letter of its local part (then ``***``) and of its domain,
-    and its top-level domain.
+    Names and places (``PERSON``, ``STREET_ADDRESS``, ``LOCATION``, ``ORGANIZATION``,
+    ``NRP``) keep the first letter of each word (``M**** L****``, ``*** M*** S*****``);
+    an e-mail keeps the first letter of its local part (then ``***``) and of its domain,
+    and its top-level domain; anything else keeps only its separators (``***-**-****``).
     """
     if entity_type == "EMAIL_ADDRESS" and value.count("@") == 1 and "." in value.split("@")[1]:
         local, domain = value.split("@")
         host, _, tld = domain.rpartition(".")
         return f"{local[:1]}***@{host[:1]}{'*' * (len(host) - 1)}.{tld}"
-    if len(value) <= 2:
-        return "*" * len(value)
+    if entity_type not in _WORDY or len(value) <= 2:
+        return re.sub(r"[^\W_]", "*", value)
     return re.sub(r"[^\W\d_]+|\d", lambda m: m.group()[:1] + "*" * (len(m.group()) - 1) if m.group()[0].isalpha() else "*", value)
+
+
+_WORDY = frozenset({"PERSON", "STREET_ADDRESS", "LOCATION", "ORGANIZATION", "NRP"})  # initials say little
 
 
 def scrub_texts(texts: list[str], cfg: PiiConfig, ctx: StageContext) -> list[str]:

@@ -259,7 +259,9 @@ def test_scrub_texts_and_mask_value_helpers(ctx: StageContext) -> None:
     assert mask_value("john.smith@example.com", "EMAIL_ADDRESS") == "j***@e******.com"
     assert mask_value(PHONE, "PHONE_NUMBER") == "(***) ***-****"
     assert mask_value(NAME, "PERSON") == "Z**** Q**********"
-    assert mask_value(IBAN, "IBAN_CODE") == "D*" + "*" * 20
+    assert mask_value(IBAN, "IBAN_CODE") == "*" * len(IBAN)
+    assert mask_value("2001:db8::7", "IP_ADDRESS") == "****:***::*"
+    assert mask_value(ADDRESS, "STREET_ADDRESS") == "*** E******** T******, S**********, I* *****"
 
 
 @pytest.mark.slow
