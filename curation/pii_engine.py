@@ -20,6 +20,7 @@ import importlib.util
 import logging
 import multiprocessing as mp
 import os
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -348,8 +349,12 @@ class PiiEngine:
         chunks = [texts[i : i + size] for i in range(0, len(texts), size)]
         if workers < 2 or len(texts) < PARALLEL_MIN_TEXTS or "fork" not in mp.get_all_start_methods():
             return [r for chunk in chunks for r in _advancing(self.process(chunk, rescan=rescan), advance)]
-        with mp.get_context("fork").Pool(min(workers, len(chunks)), initializer=_set_worker, initargs=(self,)) as pool:
-            return [r for part in pool.imap(partial(_work, rescan=rescan), chunks) for r in _advancing(part, advance)]
+        with warnings.catch_warnings():
+            # Python 3.12+ warns on fork from a threaded process; the workers run only spaCy
+            # and Presidio (no polars, no locks of the parent) and inherit the loaded model.
+            warnings.filterwarnings("ignore", message=r".*use of fork\(\) may lead to deadlocks", category=DeprecationWarning)
+            with mp.get_context("fork").Pool(min(workers, len(chunks)), initializer=_set_worker, initargs=(self,)) as pool:
+                return [r for part in pool.imap(partial(_work, rescan=rescan), chunks) for r in _advancing(part, advance)]
 
 
 def _trim(text: str, s: Span) -> Span:
