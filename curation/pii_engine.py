@@ -287,7 +287,7 @@ class PiiEngine:
         if not spans:
             return _Scrubbed([], text, [])
         results = [RecognizerResult(s.entity, s.start, s.end, s.score) for s in spans]
-        engine_result = self.anonymizer.anonymize(text, results, self.operators)
+        engine_result = self.anonymizer.anonymize(text, results, self.operators, merge_entities_with_spaces=False)  # resolve() merged
         items = sorted(engine_result.items, key=lambda it: it.start)
         assert len(items) == len(spans), "anonymizer merged resolved spans"
         pieces, shift = [], 0
