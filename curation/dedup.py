@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from curation import minhash as mh
 from curation.errors import ConfigError
 from curation.rundir import MANIFEST, load_dataset
-from curation.schema import FORMS, detect_form, text_fields
+from curation.schema import FORMS, Kind, detect_form, text_fields
 from curation.stage import StageContext, StageResult
 
 KNOWN_FIELDS = sorted({c for forms in FORMS.values() for form in forms for c in form.columns})
@@ -138,7 +138,7 @@ def dedup(df: pl.DataFrame, cfg: DedupConfig, ctx: StageContext) -> StageResult:
     return _result(df, table, verdicts, cfg, near_stats)
 
 
-def resolve_fields(cfg: DedupConfig, kind: Any, columns: list[str]) -> list[str]:
+def resolve_fields(cfg: DedupConfig, kind: Kind, columns: list[str]) -> list[str]:
     """The dedup fields present in the frame; raises ConfigError naming the missing one."""
     fields = cfg.fields or text_fields(kind, columns)
     missing = [f for f in fields if f not in columns]

@@ -136,8 +136,9 @@ def normalize(text: str, *, strip_punctuation: bool = False) -> str:
 class Tokens:
     """A chunk of texts as normalised UTF-8 bytes and word ranges (no Python object per word).
 
-    ``data`` holds the texts joined by newlines, lowercased and punctuation-stripped but
-    with their original whitespace; text ``d`` starts at ``doc_starts[d]``. Words are the
+    ``data`` holds the texts lowercased and punctuation-stripped but with their original
+    whitespace, with a newline before, between and after them; text ``d`` starts at
+    ``doc_starts[d]``. Words are the
     maximal runs of non-space bytes: ``starts``/``ends`` their byte ranges, ``word_hashes``
     their hashes, ``word_offsets`` the words of each text.
     """

@@ -327,6 +327,9 @@ def test_pipeline_findings_are_reachable_from_the_manifest(make_run: Any) -> Non
     stats = json.loads((stage_dir / "stats.json").read_text())
     assert stats["metrics"]["cluster_sizes"] == {"3": 1}
     assert "text" not in findings.columns and a not in json.dumps(stats)
+    again = make_run(rows, kind="text", stages=["dedup"], name="again")  # a fresh run directory: computed again
+    assert again.dataset_fingerprint == run.dataset_fingerprint
+    assert_frame_equal(pl.read_parquet(again.run_dir / entry["dir"] / "findings.parquet"), findings)
 
 
 def test_against_an_earlier_run_removes_exactly_the_copies(make_run: Any, tmp_path: Path) -> None:
