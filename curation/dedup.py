@@ -5,7 +5,8 @@
 2. Exact duplicates share a key text; each group keeps one row (the keep policy picks it).
 3. Near duplicates: MinHash signatures of the survivors' shingles (vectorised, in
    ``curation.minhash``), LSH bands give candidate pairs, each candidate pair is verified
-   by the exact Jaccard similarity of the shingle sets, and clusters are formed without
+   by the exact Jaccard similarity of the shingle sets (with several fields, each field
+   on its own, and the smallest similarity counts), and clusters are formed without
    chaining: rows are visited in keep-priority order, an unremoved row becomes a keeper
    and removes the rows verified as duplicates *of it*. A row similar only to a removed
    row stays, so one bridging row never joins two unrelated rows, and every cluster keeps
@@ -33,10 +34,23 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from curation import minhash as mh
 from curation.errors import ConfigError
 from curation.rundir import MANIFEST, load_dataset
-from curation.schema import FORMS, Kind, detect_form, text_fields
+from curation.schema import FORMS, Kind, detect_form
 from curation.stage import StageContext, StageResult
 
 KNOWN_FIELDS = sorted({c for forms in FORMS.values() for form in forms for c in form.columns})
+# Default fields per form: the content that makes two rows the same example. A system prompt
+# is left out (the same exchange under another system prompt is still a copy); ratings keep
+# their judgment columns, so that each annotator's rating of a response stays a separate row.
+DEFAULT_FIELDS: dict[str, tuple[str, ...]] = {
+    "text": ("text",),
+    "messages": ("messages",),
+    "prompt_completion": ("prompt", "completion"),
+    "classification": ("text",),
+    "pairwise": ("prompt", "response_a", "response_b", "winner", "annotator"),
+    "transcripts": ("chosen", "rejected", "annotator"),
+    "scores": ("prompt", "response", "score", "rank", "annotator"),
+    "preference": ("prompt", "chosen", "rejected"),
+}
 T = TypeVar("T")
 _CHUNK = 1024  # documents per hashing task: keeps the byte-level arrays in cache
 _SHINGLE_CACHE = 1 << 30  # bytes of shingle hashes kept from the first pass for verification
@@ -77,7 +91,7 @@ class MinHashConfig(BaseModel):
 class DedupConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    fields: list[str] | None = None  # default: the kind's free-text columns
+    fields: list[str] | None = None  # default: the form's content columns (DEFAULT_FIELDS)
     exact: bool = True
     near: bool = True
     strip_punctuation: bool = False  # also ignore punctuation and symbols in the key text
@@ -105,6 +119,7 @@ class _Table:
     ids: np.ndarray  # ids (object array of str)
     row: np.ndarray  # input row number, -1 for rows of the `against` run
     key: pl.Series  # the dedup fields joined, not yet normalised
+    parts: pl.DataFrame | None  # each field (part) on its own, when there are several
     fixed: np.ndarray  # True for rows of the `against` run: never removed
     fields: list[str]
     against: Path | None
@@ -130,7 +145,7 @@ class _Verdicts:
 def dedup(df: pl.DataFrame, cfg: DedupConfig, ctx: StageContext) -> StageResult:
     """Remove exact and near duplicates; see the module docstring for the method."""
     table = _ranked(df, cfg, ctx)
-    hashed = _hash_all(table.key, cfg, ctx)
+    hashed = _hash_all(table.key, cfg, ctx, cache_shingles=cfg.minhash.verify == "jaccard" and table.parts is None)
     verdicts = _Verdicts.all_kept(len(table.ids))
     survivors = _exact(hashed.keys, table.fixed, verdicts) if cfg.exact else np.arange(len(table.ids))
     near_stats = _near(table, hashed, survivors, cfg, ctx, verdicts) if cfg.near else {}
@@ -139,47 +154,64 @@ def dedup(df: pl.DataFrame, cfg: DedupConfig, ctx: StageContext) -> StageResult:
 
 
 def resolve_fields(cfg: DedupConfig, kind: Kind, columns: list[str]) -> list[str]:
-    """The dedup fields present in the frame; raises ConfigError naming the missing one."""
-    fields = cfg.fields or text_fields(kind, columns)
-    missing = [f for f in fields if f not in columns]
+    """The dedup fields: as configured, else the form's defaults that are present.
+
+    Raises ConfigError naming a configured field that is not a column.
+    """
+    form = detect_form(kind, columns)
+    if cfg.fields is None:
+        return [c for c in DEFAULT_FIELDS.get(form.name, form.text_fields) if c in columns]
+    missing = [f for f in cfg.fields if f not in columns]
     if missing:
-        form = detect_form(kind, columns).name
-        available = ", ".join(text_fields(kind, columns))
-        raise ConfigError(f"`dedup.fields`: `{missing[0]}` is not a column of this {kind} ({form}) data; available: {available}")
-    return fields
+        available = ", ".join(c for c in columns if c in KNOWN_FIELDS)
+        raise ConfigError(f"`dedup.fields`: `{missing[0]}` is not a column of this {kind} ({form.name}) data; available: {available}")
+    return list(cfg.fields)
 
 
 # ---------------------------------------------------------------------------- key text
-def raw_key(df: pl.DataFrame, fields: list[str]) -> pl.Series:
-    """The dedup fields of each row joined into one string (normalised later, in bulk)."""
-    parts = []
+def key_columns(df: pl.DataFrame, fields: list[str]) -> pl.DataFrame:
+    """The texts a row is judged on, not yet normalised (that happens in bulk, later).
+
+    ``key``: every field joined (exact keys and MinHash). With more than one part, also
+    ``part0``, ``part1``...: each field on its own (a ``messages`` field gives two parts,
+    the system and user turns, and the assistant turns), compared one by one when
+    verifying, so that the same prompt with a different answer is not a duplicate.
+    """
+    role = pl.element().struct.field("role")
+    content = pl.element().struct.field("content").fill_null("")
+    turn = role.fill_null("") + ": " + content
+    keys, parts = [], []
     for f in fields:
         if isinstance(df.schema[f], pl.List):
-            turn = pl.element().struct.field("role").fill_null("") + ": " + pl.element().struct.field("content").fill_null("")
-            parts.append(pl.col(f).list.eval(turn).list.join("\n"))
+            keys.append(pl.col(f).list.eval(turn).list.join("\n"))
+            parts.append(pl.col(f).list.eval(pl.when(role != "assistant").then(turn)).list.drop_nulls().list.join("\n"))
+            parts.append(pl.col(f).list.eval(pl.when(role == "assistant").then(content)).list.drop_nulls().list.join("\n"))
         else:
+            keys.append(pl.col(f).cast(pl.String))
             parts.append(pl.col(f).cast(pl.String))
-    if len(fields) == 1:  # no copy of the text column for the common case
-        return df.select(parts[0].fill_null("").alias("key")).to_series()
-    return df.select(pl.concat_str([p.fill_null("") for p in parts], separator=_SEP).alias("key")).to_series()
+    key = keys[0].fill_null("") if len(keys) == 1 else pl.concat_str([k.fill_null("") for k in keys], separator=_SEP)
+    more = {f"part{i}": p.fill_null("") for i, p in enumerate(parts)} if len(parts) > 1 else {}
+    return df.select(key=key, **more)
 
 
 # ---------------------------------------------------------------------------- keep order
 def _ranked(df: pl.DataFrame, cfg: DedupConfig, ctx: StageContext) -> _Table:
     fields = resolve_fields(cfg, ctx.kind, df.columns)
-    key = raw_key(df, fields)
-    order = _keep_order(df, key, cfg.keep, ctx)
+    texts = key_columns(df, fields)
+    order = _keep_order(df, texts["key"], cfg.keep, ctx)
+    ids = df["id"]
     if cfg.keep != "first":
-        key, df = key.gather(order), df.select(pl.col("id").gather(order))
-    ids, rows, keys, fixed = [df["id"]], [order], [key], [np.zeros(len(order), bool)]
+        texts, ids = texts[order], ids.gather(order)
+    frames, rows, fixed = [texts.with_columns(id=ids)], [order], [np.zeros(len(order), bool)]
     against = resolve_run(cfg.against, ctx) if cfg.against is not None else None
     if against is not None:
         prior = _load_against(against, fields)
-        ids.insert(0, prior["id"].cast(pl.String))
+        frames.insert(0, key_columns(prior, fields).with_columns(id=prior["id"].cast(pl.String)))
         rows.insert(0, np.full(prior.height, -1))
-        keys.insert(0, raw_key(prior, fields))
         fixed.insert(0, np.ones(prior.height, bool))
-    return _Table(pl.concat(ids).to_numpy(), np.concatenate(rows), pl.concat(keys), np.concatenate(fixed), fields, against)
+    table = pl.concat(frames)
+    parts = table.drop("key", "id") if table.width > 2 else None
+    return _Table(table["id"].to_numpy(), np.concatenate(rows), table["key"], parts, np.concatenate(fixed), fields, against)
 
 
 def _keep_order(df: pl.DataFrame, key: pl.Series, keep: str, ctx: StageContext) -> np.ndarray:
@@ -275,7 +307,7 @@ class _Hashed:
     shingles: dict[int, tuple[np.ndarray, np.ndarray]]  # chunk -> (hashes, offsets), kept within _SHINGLE_CACHE
 
 
-def _hash_all(texts: pl.Series, cfg: DedupConfig, ctx: StageContext) -> _Hashed:
+def _hash_all(texts: pl.Series, cfg: DedupConfig, ctx: StageContext, *, cache_shingles: bool) -> _Hashed:
     """One pass over every text: exact keys, MinHash signatures, and whether it has shingles.
 
     The shingle hashes of the first chunks are kept (up to ``_SHINGLE_CACHE`` bytes) so
@@ -296,7 +328,7 @@ def _hash_all(texts: pl.Series, cfg: DedupConfig, ctx: StageContext) -> _Hashed:
         keys.append(part[0])
         sigs.append(part[1])
         has_shingles.append(part[2])
-        if len(part) > 3 and m.verify == "jaccard" and cached_bytes + part[3].nbytes <= _SHINGLE_CACHE:
+        if len(part) > 3 and cache_shingles and cached_bytes + part[3].nbytes <= _SHINGLE_CACHE:
             cache[i], cached_bytes = (part[3], part[4]), cached_bytes + part[3].nbytes
     if not keys:
         return _Hashed(np.zeros((0, 2), np.uint64), np.zeros((0, m.num_perm if cfg.near else 0), np.uint32), np.zeros(0, bool), {})
@@ -335,22 +367,33 @@ def _near(table: _Table, hashed: _Hashed, nodes: np.ndarray, cfg: DedupConfig, c
 
 
 def _verify_jaccard(table: _Table, hashed: _Hashed, pairs: np.ndarray, cfg: DedupConfig, ctx: StageContext) -> np.ndarray:
-    """Exact Jaccard similarity of the shingle sets of each candidate pair of table rows."""
+    """Exact Jaccard similarity of the shingle sets of each candidate pair of table rows.
+
+    With several parts (fields), the smallest of the per-part similarities.
+    """
     rows = np.unique(pairs)
-    sets = _shingle_sets(table, hashed, rows, cfg, ctx)
-    local = np.searchsorted(rows, pairs)
-    return np.array([mh.jaccard(sets[u], sets[v]) for u, v in local.tolist()])
+    local = np.searchsorted(rows, pairs).tolist()
+    if table.parts is None:
+        sets = _shingle_sets(table.key, rows, hashed.shingles, cfg, ctx)
+        return np.array([mh.jaccard(sets[u], sets[v]) for u, v in local])
+    scores = np.ones(len(pairs))
+    for name in table.parts.columns:
+        sets = _shingle_sets(table.parts[name], rows, {}, cfg, ctx)
+        np.minimum(scores, [mh.jaccard(sets[u], sets[v]) for u, v in local], out=scores)
+    return scores
 
 
-def _shingle_sets(table: _Table, hashed: _Hashed, rows: np.ndarray, cfg: DedupConfig, ctx: StageContext) -> list[np.ndarray]:
-    """Sorted distinct shingle hashes of table ``rows``: from the first pass's cache, else hashed again."""
+def _shingle_sets(
+    texts: pl.Series, rows: np.ndarray, cache: dict[int, tuple[np.ndarray, np.ndarray]], cfg: DedupConfig, ctx: StageContext
+) -> list[np.ndarray]:
+    """Sorted distinct shingle hashes of ``texts[rows]``: from the first pass's cache, else hashed again."""
     out: list[np.ndarray] = [np.zeros(0, np.uint64)] * len(rows)
-    cached = np.array([r // _CHUNK in hashed.shingles for r in rows.tolist()], bool)
+    cached = np.array([r // _CHUNK in cache for r in rows.tolist()], bool)
     for i, r in zip(np.flatnonzero(cached).tolist(), rows[cached].tolist(), strict=True):
-        hashes, offsets = hashed.shingles[r // _CHUNK]
+        hashes, offsets = cache[r // _CHUNK]
         out[i] = mh.distinct_sorted(hashes[offsets[r % _CHUNK] : offsets[r % _CHUNK + 1]])
     rest = np.flatnonzero(~cached)
-    fresh = _map_chunks(table.key.gather(rows[rest]), lambda chunk: _sets_of(chunk, cfg), cfg, ctx, "verifying")
+    fresh = _map_chunks(texts.gather(rows[rest]), lambda chunk: _sets_of(chunk, cfg), cfg, ctx, "verifying")
     for i, values in zip(rest.tolist(), (v for part in fresh for v in part), strict=True):
         out[i] = values
     return out

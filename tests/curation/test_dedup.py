@@ -223,6 +223,47 @@ def test_messages_and_multi_field_keys() -> None:
     assert _run(pc, "instruction", near=False).dropped.height == 0  # words moved between fields differ
 
 
+def test_several_fields_must_each_be_near_duplicates() -> None:
+    prompt, answer = _text(50, 60), _text(51, 60)
+    df = pl.DataFrame(
+        {
+            "id": ["a", "b", "c", "d"],
+            "prompt": [prompt, prompt, prompt, _text(52, 60)],
+            "completion": [answer, _text(53, 60), _edit(answer, 25), answer],
+            "system": [None, None, "You are terse.", None],
+        }
+    )
+    res = _run(df, "instruction")
+    assert res.findings.select("id", "kept_id").rows() == [("c", "a")]  # b: another answer; d: another question
+    words = lambda t: set(mh.reference_shingles(mh.normalize(t), "word", 2))  # noqa: E731
+    wa, wc = words(answer), words(df["completion"][2])
+    assert res.findings["similarity"][0] == pytest.approx(len(wa & wc) / len(wa | wc))  # the completion, the lesser part
+    assert res.stats["fields"] == ["prompt", "completion"]  # the system prompt is not part of the example by default
+
+
+def test_ratings_keep_each_annotators_judgment() -> None:
+    df = pl.DataFrame(
+        {
+            "id": ["1", "2", "3", "4"],
+            "prompt": ["Where is my order?"] * 4,
+            "response": ["It ships tomorrow."] * 4,
+            "score": [4.0, 3.0, 4.0, 4.0],
+            "annotator": ["ann_a", "ann_b", "ann_c", "ann_a"],
+        }
+    )
+    res = _run(df, "ratings")
+    assert res.findings.select("id", "kept_id", "reason").rows() == [("4", "1", "exact_duplicate")]  # a double submission
+
+
+def test_conversations_compare_prompt_and_answer_turns() -> None:
+    msg = lambda u, a: [{"role": "user", "content": u}, {"role": "assistant", "content": a}]  # noqa: E731
+    question, answer = _text(60, 50), _text(61, 50)
+    df = pl.DataFrame(
+        {"id": ["1", "2", "3"], "messages": [msg(question, answer), msg(question, _text(62, 50)), msg(question, _edit(answer, 25))]}
+    )
+    assert _run(df, "instruction").findings.select("id", "kept_id").rows() == [("3", "1")]
+
+
 def test_empty_and_null_texts() -> None:
     df = pl.DataFrame({"id": ["1", "2", "3", "4"], "text": ["", None, "   ", "real text here"]})
     res = _run(df)
