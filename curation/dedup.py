@@ -52,7 +52,8 @@ DEFAULT_FIELDS: dict[str, tuple[str, ...]] = {
     "preference": ("prompt", "chosen", "rejected"),
 }
 T = TypeVar("T")
-_CHUNK = 1024  # documents per hashing task: keeps the byte-level arrays in cache
+_CHUNK = 1024  # documents per hashing task: keeps the byte-level arrays in cache...
+_CHUNK_BYTES = 8 << 20  # ...and fewer when the texts are long
 _SHINGLE_CACHE = 1 << 30  # bytes of shingle hashes kept from the first pass for verification
 _SEP = " \x1f "  # between fields, so that moving words from one field to the next changes the key
 
@@ -285,9 +286,22 @@ def _load_against(run_dir: Path, fields: list[str]) -> pl.DataFrame:
 
 
 # ---------------------------------------------------------------------------- bulk hashing
+def chunk_starts(texts: pl.Series) -> np.ndarray:
+    """Chunk boundaries: at most ``_CHUNK`` texts and about ``_CHUNK_BYTES`` bytes each (at least one text)."""
+    ends = np.cumsum(texts.str.len_bytes().fill_null(0).to_numpy(), dtype=np.int64)
+    bounds, start = [0], 0
+    while start < len(ends):
+        base = ends[start - 1] if start else 0
+        stop = min(start + _CHUNK, int(np.searchsorted(ends, base + _CHUNK_BYTES, side="right")))
+        start = max(stop, start + 1)
+        bounds.append(start)
+    return np.array(bounds, np.int64)
+
+
 def _map_chunks(texts: pl.Series, fn: Callable[[pl.Series], T], cfg: DedupConfig, ctx: StageContext, what: str) -> Iterator[T]:
     """``fn`` over chunks of ``texts`` in a pool of threads (numpy releases the GIL), yielded in order."""
-    spans = [(i, min(texts.len(), i + _CHUNK)) for i in range(0, texts.len(), _CHUNK)]
+    bounds = chunk_starts(texts)
+    spans = list(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True))
     workers = cfg.workers or min(os.cpu_count() or 1, 8)
     run = lambda span: fn(texts.slice(span[0], span[1] - span[0]))  # noqa: E731
     with ctx.progress(f"dedup: {what}", texts.len()) as bar, ThreadPoolExecutor(workers) as pool:
@@ -388,10 +402,13 @@ def _shingle_sets(
 ) -> list[np.ndarray]:
     """Sorted distinct shingle hashes of ``texts[rows]``: from the first pass's cache, else hashed again."""
     out: list[np.ndarray] = [np.zeros(0, np.uint64)] * len(rows)
-    cached = np.array([r // _CHUNK in cache for r in rows.tolist()], bool)
-    for i, r in zip(np.flatnonzero(cached).tolist(), rows[cached].tolist(), strict=True):
-        hashes, offsets = cache[r // _CHUNK]
-        out[i] = mh.distinct_sorted(hashes[offsets[r % _CHUNK] : offsets[r % _CHUNK + 1]])
+    bounds = chunk_starts(texts)
+    chunk = np.searchsorted(bounds, rows, side="right") - 1
+    cached = np.array([c in cache for c in chunk.tolist()], bool)
+    for i in np.flatnonzero(cached).tolist():
+        hashes, offsets = cache[int(chunk[i])]
+        at = int(rows[i] - bounds[chunk[i]])
+        out[i] = mh.distinct_sorted(hashes[offsets[at] : offsets[at + 1]])
     rest = np.flatnonzero(~cached)
     fresh = _map_chunks(texts.gather(rows[rest]), lambda chunk: _sets_of(chunk, cfg), cfg, ctx, "verifying")
     for i, values in zip(rest.tolist(), (v for part in fresh for v in part), strict=True):

@@ -307,6 +307,24 @@ def test_every_removal_is_explained_by_a_kept_row(rows: list[tuple[int, str]], k
     assert_frame_equal(res.kept, again.kept)
 
 
+def test_chunking_threads_and_shingle_cache_do_not_change_the_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    from curation import dedup as stage
+
+    texts = [_text(i % 7, 40 + i % 5) for i in range(30)] + [_edit(_text(i, 45), 9) for i in range(7)] + ["x" * 50_000]
+    df = pl.DataFrame({"id": [f"r{i}" for i in range(len(texts))], "text": texts})
+    whole = _run(df, workers=1)
+    monkeypatch.setattr(stage, "_CHUNK", 4)
+    monkeypatch.setattr(stage, "_CHUNK_BYTES", 1000)
+    monkeypatch.setattr(stage, "_SHINGLE_CACHE", 3000)  # the first chunks cached, the rest hashed again
+    bounds = stage.chunk_starts(df["text"])
+    assert bounds[0] == 0 and bounds[-1] == df.height and (np.diff(bounds) >= 1).all() and (np.diff(bounds) <= 4).all()
+    assert bounds[-2] == df.height - 1  # the 50 KB text is a chunk of its own
+    chunked = _run(df, workers=3)
+    assert_frame_equal(chunked.findings, whole.findings)
+    assert_frame_equal(chunked.kept, whole.kept)
+    assert whole.findings.height > 20
+
+
 # ---------------------------------------------------------------------------- benchmark corpus
 @pytest.mark.slow
 def test_generated_benchmark_precision_and_recall() -> None:
