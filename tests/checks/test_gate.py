@@ -347,3 +347,15 @@ def test_residual_pii_is_read_from_the_real_pii_stage(tmp_path: Path) -> None:
     residual = next(o for o in result.outcomes if o.check == "residual_pii")
     assert (residual.severity, residual.success, residual.observed) == ("critical", True, stats["metrics"]["residual_total"])
     assert result.verdict == "pass" and result.lines == []
+
+
+def test_run_checks_accepts_a_relative_run_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from curation.config import parse_config
+    from curation.runner import run_pipeline
+
+    data = tmp_path / "in.jsonl"
+    data.write_text("\n".join(f'{{"text": "ticket {i} about a refund", "label": "billing"}}' for i in range(5)) + "\n")
+    run_pipeline(parse_config({"input": {"path": str(data), "kind": "classification"}, "stages": ["normalize"]}), out_dir=tmp_path / "r")
+    monkeypatch.chdir(tmp_path)
+    result = run_checks(Path("r"))
+    assert result.verdict == "pass" and result.docs_path.is_file()
