@@ -354,8 +354,8 @@ def test_run_checks_accepts_a_relative_run_dir(tmp_path: Path, monkeypatch: pyte
     from curation.runner import run_pipeline
 
     data = tmp_path / "in.jsonl"
-    data.write_text("\n".join(f'{{"text": "ticket {i} about a refund", "label": "billing"}}' for i in range(5)) + "\n")
+    data.write_text("\n".join(f'{{"text": "ticket {i} about a refund", "label": "{"ab"[i % 2]}"}}' for i in range(6)) + "\n")
     run_pipeline(parse_config({"input": {"path": str(data), "kind": "classification"}, "stages": ["normalize"]}), out_dir=tmp_path / "r")
     monkeypatch.chdir(tmp_path)
     result = run_checks(Path("r"))
-    assert result.verdict == "pass" and result.docs_path.is_file()
+    assert result.verdict == "pass" and result.docs_path.is_file(), result.lines
