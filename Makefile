@@ -4,6 +4,7 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: demo test lint typecheck bench clean-venv chromium
 
@@ -21,8 +22,8 @@ test: $(BIN)/.installed chromium lint typecheck
 	$(BIN)/pytest -q
 
 # The report's browser test renders report.html in Debian's headless Chromium.
-chromium:
-	@command -v chromium >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium)
+chromium:  # needs root (or sudo) for apt-get
+	@command -v chromium >/dev/null || ($(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium)
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check curation checks training tests
