@@ -11,8 +11,9 @@
    and removes the rows verified as duplicates *of it*. A row similar only to a removed
    row stays, so one bridging row never joins two unrelated rows, and every cluster keeps
    its keeper.
-4. With ``against: RUN`` the curated dataset of an earlier run is prepended as rows that
-   are always kept, so a new batch loses exactly its copies of what was curated before.
+4. With ``against: RUN`` (or a list of runs) the curated datasets of earlier runs are
+   prepended as rows that are always kept, so a new batch loses exactly its copies of
+   what was curated before.
 
 Findings hold one row per removed row (``id``, ``kept_id``, ``cluster_id``,
 ``similarity``, ``reason``, ``kept_from``) and never any text.
@@ -97,7 +98,7 @@ class DedupConfig(BaseModel):
     near: bool = True
     strip_punctuation: bool = False  # also ignore punctuation and symbols in the key text
     keep: Literal["first", "longest", "best"] = "first"
-    against: str | None = None  # an earlier run (directory or run id) whose dataset is kept
+    against: str | list[str] | None = None  # earlier runs (directories or run ids) whose datasets are kept
     minhash: MinHashConfig = Field(default_factory=MinHashConfig)  # type: ignore[arg-type]
     workers: int | None = Field(None, ge=1)  # hashing threads; default: the CPU count (at most 8)
 
@@ -118,12 +119,13 @@ class _Table:
     """The rows to deduplicate in keep-priority order (earlier-run rows first)."""
 
     ids: np.ndarray  # ids (object array of str)
-    row: np.ndarray  # input row number, -1 for rows of the `against` run
+    row: np.ndarray  # input row number, -1 for rows of an `against` run
     key: pl.Series  # the dedup fields joined, not yet normalised
     parts: pl.DataFrame | None  # each field (part) on its own, when there are several
-    fixed: np.ndarray  # True for rows of the `against` run: never removed
+    fixed: np.ndarray  # True for rows of an `against` run: never removed
     fields: list[str]
-    against: Path | None
+    source: np.ndarray  # "input", or the run id of the `against` run a row comes from
+    against: list[Path]
 
 
 @dataclass
@@ -203,16 +205,16 @@ def _ranked(df: pl.DataFrame, cfg: DedupConfig, ctx: StageContext) -> _Table:
     ids = df["id"]
     if cfg.keep != "first":
         texts, ids = texts[order], ids.gather(order)
-    frames, rows, fixed = [texts.with_columns(id=ids)], [order], [np.zeros(len(order), bool)]
-    against = resolve_run(cfg.against, ctx) if cfg.against is not None else None
-    if against is not None:
-        prior = _load_against(against, fields)
-        frames.insert(0, key_columns(prior, fields).with_columns(id=prior["id"].cast(pl.String)))
+    frames, rows = [texts.with_columns(id=ids, source=pl.lit("input"))], [order]
+    against = [resolve_run(r, ctx) for r in ([cfg.against] if isinstance(cfg.against, str) else cfg.against or [])]
+    for run_dir in reversed(against):
+        prior = _load_against(run_dir, fields)
+        frames.insert(0, key_columns(prior, fields).with_columns(id=prior["id"].cast(pl.String), source=pl.lit(run_dir.name)))
         rows.insert(0, np.full(prior.height, -1))
-        fixed.insert(0, np.ones(prior.height, bool))
     table = pl.concat(frames)
-    parts = table.drop("key", "id") if table.width > 2 else None
-    return _Table(table["id"].to_numpy(), np.concatenate(rows), table["key"], parts, np.concatenate(fixed), fields, against)
+    parts = table.drop("key", "id", "source") if table.width > 3 else None
+    row = np.concatenate(rows)
+    return _Table(table["id"].to_numpy(), row, table["key"], parts, row < 0, fields, table["source"].to_numpy(), against)
 
 
 def _keep_order(df: pl.DataFrame, key: pl.Series, keep: str, ctx: StageContext) -> np.ndarray:
@@ -478,7 +480,7 @@ def _result(df: pl.DataFrame, table: _Table, verdicts: _Verdicts, cfg: DedupConf
             "cluster_id": np.unique(keepers, return_inverse=True)[1].astype(np.int64),  # numbered in keeper rank order
             "similarity": verdicts.similarity[removed],
             "reason": reasons,
-            "kept_from": np.where(table.fixed[keepers], "against", "input"),
+            "kept_from": table.source[keepers].astype(str),
         },
         schema=FINDINGS_SCHEMA,
     )
@@ -512,9 +514,15 @@ def _stats(findings: pl.DataFrame, table: _Table, cfg: DedupConfig, near_stats: 
         "largest_cluster": int(sizes.max()) if len(sizes) else 0,  # type: ignore[arg-type]
         "against": None,
     }
-    if table.against is not None:
-        from_against = int((findings["kept_from"] == "against").sum())
-        out["against"] = {"run": str(table.against), "rows": int(table.fixed.sum()), "removed_as_copies": from_against}
+    if table.against:
+        copies = int((findings["kept_from"] != "input").sum())
+        runs = ", ".join(p.name for p in table.against)
+        out["against"] = {
+            "runs": runs,
+            "paths": [str(p) for p in table.against],
+            "rows": int(table.fixed.sum()),
+            "removed_as_copies": copies,
+        }
     if cfg.near:
         m = cfg.minhash
         out["minhash"] = {

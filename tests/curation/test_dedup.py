@@ -404,11 +404,20 @@ def test_against_an_earlier_run_removes_exactly_the_copies(make_run: Any, tmp_pa
     dedup_dir = next(p for p in (second.run_dir / "stages").iterdir() if p.name.endswith("dedup"))
     findings = pl.read_parquet(dedup_dir / "findings.parquet")
     assert findings.select("id", "kept_id", "reason", "kept_from").rows() == [
-        ("b0", "a1", "exact_duplicate", "against"),
-        ("b1", "a3", "near_duplicate", "against"),
+        ("b0", "a1", "exact_duplicate", "day1"),
+        ("b1", "a3", "near_duplicate", "day1"),
     ]
     assert pl.read_parquet(second.run_dir / "dataset" / "data.parquet")["id"].to_list() == ["b2", "b3"]
-    by_path = dedup(pl.DataFrame(batch), DedupConfig(against=str(first.run_dir)), StageContext(kind="text"))
-    assert by_path.kept["id"].to_list() == ["b2", "b3"]
+    metrics = json.loads((dedup_dir / "stats.json").read_text())["metrics"]["against"]
+    assert (metrics["runs"], metrics["rows"], metrics["removed_as_copies"]) == ("day1", 5, 2)
+    # a third batch against both earlier runs; a path relative to the config's folder works too
+    third = [
+        {"id": "c0", "text": batch[2]["text"].upper()},
+        {"id": "c1", "text": first_rows[0]["text"]},
+        {"id": "c2", "text": _text(300, 70)},
+    ]
+    ctx = StageContext(kind="text", config_dir=tmp_path, runs_root=first.run_dir.parent)
+    res = dedup(pl.DataFrame(third), DedupConfig(against=["runs/day1", "day2"]), ctx)
+    assert res.findings.select("id", "kept_id", "kept_from").rows() == [("c0", "b2", "day2"), ("c1", "a0", "day1")]
     with pytest.raises(ConfigError, match="`dedup.against`: no tuneprep run"):
         dedup(pl.DataFrame(batch), DedupConfig(against="nope"), StageContext(kind="text", config_dir=tmp_path, runs_root=tmp_path))
