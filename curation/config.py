@@ -56,8 +56,20 @@ class ChecksConfig(Strict):
     # per check name (checks.suites.CHECKS); "off" removes the check from the suite
     severity: dict[
         Literal[
-            "required_columns", "column_types", "not_null", "not_empty", "unique_ids", "no_exact_duplicates", "label_set", "min_rows",
-            "min_rows_per_class", "max_class_share", "token_length", "residual_pii", "chosen_differs", "messages_roles",
+            "required_columns",
+            "column_types",
+            "not_null",
+            "not_empty",
+            "unique_ids",
+            "no_exact_duplicates",
+            "label_set",
+            "min_rows",
+            "min_rows_per_class",
+            "max_class_share",
+            "token_length",
+            "residual_pii",
+            "chosen_differs",
+            "messages_roles",
         ],
         Literal["critical", "warning", "off"],
     ] = Field(default_factory=dict)
