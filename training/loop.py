@@ -249,7 +249,13 @@ def fit(
         reference = functools.partial(
             with_reference, model, batch_size=cfg.batch_size, pad_id=job.pad_id, to_device=to_device, autocast=autocast
         )
-        data = dataclasses.replace(data, train=reference(data.train), eval=reference(data.eval))
+        visited = sorted(
+            set(take(len(data.train), total * cfg.batch_size * cfg.grad_accum, seed=cfg.seed, cursor=0))
+        )  # a short run needs few
+        train = list(data.train)
+        for i, scored in zip(visited, reference([train[i] for i in visited]), strict=True):
+            train[i] = scored
+        data = dataclasses.replace(data, train=train, eval=reference(data.eval))
         model.train()
 
     state = load_checkpoint(job, model, optimizer) if resume else None

@@ -100,6 +100,10 @@ def load_model(name: str, task: Task, *, labels: list[str], pad_id: int) -> Any:
 
     path, extra = source(name)
     kwargs: dict[str, Any] = {"dtype": torch.float32, "attn_implementation": "sdpa", **extra}
+    if "gguf_file" in extra:
+        from transformers import GgufConfig
+
+        kwargs["quantization_config"] = GgufConfig(dequantize=True)  # dense float32 weights: trainable, LoRA or full
     with _quiet_transformers():
         if task == "classify":
             id2label = dict(enumerate(labels))
@@ -108,6 +112,9 @@ def load_model(name: str, task: Task, *, labels: list[str], pad_id: int) -> Any:
             model.config.pad_token_id = pad_id  # decoder classifiers find the last token by it
         else:
             model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    quantizer = getattr(model, "hf_quantizer", None)
+    if "gguf_file" in extra and quantizer is not None:  # dequantized on load: a plain dense model, so let it save like one
+        quantizer.remove_quantization_config(model)
     return model
 
 
@@ -143,5 +150,9 @@ def load_trainable_state(model: Any, state: dict[str, torch.Tensor]) -> None:
 
 def save_model(model: Any, tokenizer: Any, out: Path) -> None:
     """The adapter (LoRA) or the full weights, plus the tokenizer, as safetensors."""
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
+    with _quiet_transformers():
+        if hasattr(model, "peft_config"):  # adapters never touch the embeddings: skip peft's probe of the base folder for a resized vocab
+            model.save_pretrained(out, save_embedding_layers=False)
+        else:
+            model.save_pretrained(out)
+        tokenizer.save_pretrained(out)

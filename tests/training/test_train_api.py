@@ -114,6 +114,18 @@ def test_cli_refuses_with_exit_1_and_one_line(checked_run: Maker, lm_dir: Path, 
     assert len(err) == 1 and err[0].startswith("error: checks fail")
 
 
+def test_cli_trains_and_prints_the_output_folder(
+    checked_run: Maker, lm_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from curation.cli import main
+
+    run_dir = checked_run(text_rows(16), "text", train={"model": str(lm_dir), "max_length": 64})
+    assert main(["train", str(run_dir), "--max-steps", "2", "--out", str(tmp_path / "cli"), "-q"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip().splitlines()[-1] == str(tmp_path / "cli") and "trained cpt (lora)" in captured.err
+    assert json.loads((tmp_path / "cli" / "metrics.json").read_text())["steps"] == 2
+
+
 def test_task_that_does_not_fit_the_data_is_a_config_error(checked_run: Maker, lm_dir: Path, tmp_path: Path) -> None:
     run_dir = checked_run(qa_rows(16), "instruction", train={"model": str(lm_dir)})
     (tmp_path / "dpo.yaml").write_text("task: dpo\n")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import math
 from pathlib import Path
@@ -16,7 +17,7 @@ from tiny import label_rows, pair_rows, qa_rows, text_rows
 from curation.config import TrainConfig
 from curation.errors import RunError
 from training.data import IGNORE, Prepared, collate_rows, cpt_rows, pack, prepare
-from training.loop import Job, backward_step, fit, get_lr, loss_step
+from training.loop import Job, backward_step, fit, get_lr, load_checkpoint, loss_step, save_checkpoint
 from training.models import add_lora, load_model, load_tokenizer, trainable_state
 
 ROWS = {"sft": qa_rows(48), "cpt": text_rows(40), "classify": label_rows(48), "dpo": pair_rows(32)}
@@ -158,3 +159,13 @@ def test_cuda_step_uses_bf16_autocast_and_fused_adamw(lm_dir: Path, tmp_path: Pa
     model, data, job = setup("sft", lm_dir, tmp_path, method="full", max_steps=5)
     metrics = fit(model, data, job)
     assert metrics["device"] == "cuda" and metrics["eval_after"]["loss"] < metrics["eval_before"]["loss"]
+
+
+def test_a_checkpoint_from_another_job_is_refused(lm_dir: Path, tmp_path: Path) -> None:
+    model, _, job = setup("sft", lm_dir, tmp_path)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad])
+    save_checkpoint(job, model, optimizer, {"step": 3, "cursor": 12})
+    assert load_checkpoint(job, model, optimizer) == {"step": 3, "cursor": 12}
+    other = dataclasses.replace(job, fingerprint="another config")
+    with pytest.raises(RunError, match="belongs to another config"):
+        load_checkpoint(other, model, optimizer)
