@@ -189,8 +189,7 @@ def run_pipeline(
     run_dir.mkdir(parents=True, exist_ok=True)
     write_bytes(run_dir / "config.yaml", yaml.safe_dump(cfg.to_yaml_dict(), sort_keys=False).encode("utf-8"))
     config_fp = sha256_json(cfg.to_yaml_dict())
-    ledger_path = ledger_path_for(run_dir, str(cfg.resolve(cfg.run.ledger)) if cfg.run.ledger else None).resolve()
-    ledger = Ledger(ledger_path)
+    ledger = Ledger(ledger_path_for(run_dir, str(cfg.resolve(cfg.run.ledger)) if cfg.run.ledger else None))
     started = ledger.start_run(run_id, run_dir, kind=cfg.input.kind, config_fp=config_fp)
     ctx = StageContext(
         kind=cfg.input.kind,
@@ -201,7 +200,6 @@ def run_pipeline(
         progress_factory=make_progress_factory(quiet),
     )
     ctx.engines["input_hashes"] = hashes
-    ctx.engines["ledger_path"] = ledger_path
     try:
         result = _run_stages(cfg, paths, run_dir, run_id, ctx, ledger, started, say)
     except BaseException:
@@ -359,7 +357,7 @@ def _finish(
         "dataset": {"path": str(DATASET), "fingerprint": fp, "rows": dataset.height, "columns": dataset.columns},
         "sensitive_paths": sensitive_paths,
         "versions": library_versions(),
-        "ledger": str(ctx.engines["ledger_path"]),
+        "ledger": str(cfg.resolve(cfg.run.ledger).resolve()) if cfg.run.ledger else None,  # None: <runs root>/ledger.db
     }
     old = run_dir / MANIFEST
     if old.is_file():  # keep sections written by later commands only if the data is unchanged

@@ -104,7 +104,7 @@ def test_rerun_reuses_finished_stages_and_ledger_records(make_run: Any) -> None:
     assert (first.run_dir / "stages/01-normalize/output.parquet").stat().st_mtime_ns == mtime
     assert all(s["skipped"] for s in read_manifest(second.run_dir)["stages"])
     ledger = Ledger(first.run_dir.parent / "ledger.db")
-    assert read_manifest(first.run_dir)["ledger"] == str((first.run_dir.parent / "ledger.db").resolve())
+    assert read_manifest(first.run_dir)["ledger"] is None  # the default: beside the run, wherever it moves
     assert [r["status"] for r in ledger.rows("runs")] == ["succeeded", "succeeded"]
     assert [r["status"] for r in ledger.rows("stages")] == ["done", "done", "skipped", "skipped"]
 
@@ -155,3 +155,9 @@ def test_sigkill_mid_run_then_resume_gives_same_fingerprint(tmp_path: Path) -> N
             _final_files_are_whole(killed_dir)
     subprocess.run([*cmd, str(killed_dir)], capture_output=True, check=True)
     assert read_manifest(killed_dir)["dataset"]["fingerprint"] == read_manifest(tmp_path / "ref")["dataset"]["fingerprint"]
+
+
+def test_configured_ledger_is_recorded_in_manifest(make_run: Any, tmp_path: Path) -> None:
+    result = make_run(GOOD, stages=["normalize"], run={"ledger": "audit/ledger.db"})
+    assert read_manifest(result.run_dir)["ledger"] == str((tmp_path / "audit/ledger.db").resolve())
+    assert [r["status"] for r in Ledger(tmp_path / "audit/ledger.db").rows("runs")] == ["succeeded"]
