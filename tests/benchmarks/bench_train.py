@@ -164,9 +164,9 @@ def one(args: argparse.Namespace) -> dict[str, Any]:
 def main() -> None:
     cuda = torch.cuda.is_available()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--steps", type=int, default=30 if cuda else 6)
+    p.add_argument("--steps", type=int, default=30 if cuda else 20)
     p.add_argument(
-        "--warmup", type=int, default=5 if cuda else 1, help="first steps left out of the timing (compilation, allocator warm-up)"
+        "--warmup", type=int, default=5 if cuda else 3, help="first steps left out of the timing (compilation, allocator warm-up)"
     )
     p.add_argument("--batch-size", type=int, default=8 if cuda else 2)
     p.add_argument("--seq", type=int, default=2048 if cuda else 256)
