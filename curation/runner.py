@@ -22,7 +22,7 @@ import yaml
 
 from curation.config import PipelineConfig
 from curation.errors import InputError
-from curation.ingest import QUARANTINE_SCHEMA, Ingested, file_sha256, ingest, resolve_inputs
+from curation.ingest import QUARANTINE_SCHEMA, file_sha256, ingest, resolve_inputs
 from curation.ledger import Ledger, ledger_path_for
 from curation.progress import make_progress_factory
 from curation.rundir import (
@@ -125,22 +125,22 @@ def _load_stage(stage_dir: Path, input_fp: str) -> tuple[StageResult, dict[str, 
 
 
 def _ingest_stage(
-    cfg: PipelineConfig, paths: list[Path], stage_dir: Path, ctx: StageContext, log: Log
-) -> tuple[StageResult, dict[str, Any], Ingested | None, bool]:
+    cfg: PipelineConfig, inputs: dict[Path, str], stage_dir: Path, ctx: StageContext, log: Log
+) -> tuple[StageResult, dict[str, Any], bool]:
     input_fp = sha256_json(
         {
             "input": cfg.input.model_dump(mode="json"),
-            "files": [str(p) for p in paths],
-            "hashes": ctx.engines["input_hashes"],
+            "files": [str(p) for p in inputs],
+            "hashes": list(inputs.values()),
             "v": FORMAT_VERSION,
         }
     )
     loaded = _load_stage(stage_dir, input_fp)
     if loaded is not None:
         log("ingest: unchanged, reusing")
-        return loaded[0], loaded[1], None, True
+        return loaded[0], loaded[1], True
     with ctx.progress("reading input", None) as bar:
-        data = ingest(paths, cfg.input.kind, dict(cfg.input.fields), advance=bar.advance)
+        data = ingest(list(inputs), cfg.input.kind, dict(cfg.input.fields), advance=bar.advance)
     q = data.quarantine.select("id", "error", "source", "line")
     result = StageResult(kept=data.rows, dropped=data.rows.clear().with_columns(reason=pl.lit(None, pl.String)), quarantined=q)
     stats = {
@@ -157,7 +157,7 @@ def _ingest_stage(
         {"input_fingerprint": input_fp, "output_fingerprint": frame_fingerprint(data.rows), "kind": cfg.input.kind},
     )
     write_parquet(stage_dir / "quarantine_full.parquet", data.quarantine)
-    return result, stats, data, False
+    return result, stats, False
 
 
 def run_pipeline(
@@ -182,9 +182,8 @@ def run_pipeline(
         InputError: the input cannot be read, or every row was quarantined.
     """
     say: Log = log or ((lambda _m: None) if quiet else (lambda m: print(m, file=sys.stderr)))
-    paths = resolve_inputs(cfg.input.path, cfg.base_dir)
-    hashes = [file_sha256(p) for p in paths]
-    run_dir = Path(out_dir) if out_dir else Path(runs_root) / default_run_id(cfg, config_name, hashes)
+    inputs = {p: file_sha256(p) for p in resolve_inputs(cfg.input.path, cfg.base_dir)}
+    run_dir = Path(out_dir) if out_dir else Path(runs_root) / default_run_id(cfg, config_name, list(inputs.values()))
     run_id = run_dir.name
     run_dir.mkdir(parents=True, exist_ok=True)
     write_bytes(run_dir / "config.yaml", yaml.safe_dump(cfg.to_yaml_dict(), sort_keys=False).encode("utf-8"))
@@ -199,9 +198,8 @@ def run_pipeline(
         runs_root=run_dir.parent,
         progress_factory=make_progress_factory(quiet),
     )
-    ctx.engines["input_hashes"] = hashes
     try:
-        result = _run_stages(cfg, paths, run_dir, run_id, ctx, ledger, started, say)
+        result = _run_stages(cfg, inputs, run_dir, run_id, ctx, ledger, started, say)
     except BaseException:
         ledger.finish_run(run_id, started, status="failed", dataset_fp=None, rows_in=None, rows_out=None)
         raise
@@ -212,11 +210,11 @@ def run_pipeline(
 
 
 def _run_stages(
-    cfg: PipelineConfig, paths: list[Path], run_dir: Path, run_id: str, ctx: StageContext, ledger: Ledger, started: float, say: Log
+    cfg: PipelineConfig, inputs: dict[Path, str], run_dir: Path, run_id: str, ctx: StageContext, ledger: Ledger, started: float, say: Log
 ) -> RunResult:
     stages_dir = run_dir / "stages"
     t0 = time.perf_counter()
-    current, stats, _, skipped = _ingest_stage(cfg, paths, stages_dir / "00-ingest", ctx, say)
+    current, stats, skipped = _ingest_stage(cfg, inputs, stages_dir / "00-ingest", ctx, say)
     books = stats["books"]
     ledger.record_stage(
         run_id,
@@ -284,7 +282,7 @@ def _run_stages(
             f"{name}: {b['rows_in']} in, {b['kept']} kept, {b['dropped']} dropped{f' ({reasons})' if reasons else ''}, {b['quarantined']} quarantined{' [reused]' if skipped else ''}"
         )
         df, kind, prev_fp = result.kept, success["kind"], success["output_fingerprint"]
-    return _finish(cfg, paths, run_dir, run_id, df, kind, entries, quarantines, ctx)
+    return _finish(cfg, inputs, run_dir, run_id, df, kind, entries, quarantines)
 
 
 def _manifest_entry(
@@ -315,14 +313,13 @@ def _manifest_entry(
 
 def _finish(
     cfg: PipelineConfig,
-    paths: list[Path],
+    inputs: dict[Path, str],
     run_dir: Path,
     run_id: str,
     df: pl.DataFrame,
     kind: Kind,
     entries: list[dict[str, Any]],
     quarantines: list[pl.DataFrame],
-    ctx: StageContext,
 ) -> RunResult:
     weights = [c for c in TRAINING_COLUMNS if c in df.columns and df[c].null_count() < df.height]
     dataset = df.select(kind_columns(kind, df.columns) + weights)
@@ -351,7 +348,7 @@ def _finish(
         "kind": kind,
         "input_kind": cfg.input.kind,
         "config": {"path": "config.yaml", "fingerprint": sha256_json(cfg.to_yaml_dict())},
-        "inputs": [{"path": str(p), "sha256": h} for p, h in zip(paths, ctx.engines["input_hashes"], strict=True)],
+        "inputs": [{"path": str(p), "sha256": h} for p, h in inputs.items()],
         "stages": entries,
         "quarantine": {"path": "quarantine.parquet", "rows": quarantine.height},
         "dataset": {"path": str(DATASET), "fingerprint": fp, "rows": dataset.height, "columns": dataset.columns},
