@@ -20,6 +20,7 @@ import importlib.util
 import logging
 import multiprocessing as mp
 import os
+import re
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -54,6 +55,7 @@ NER_LABELS = {  # Presidio entity -> the spaCy labels that map onto it (Presidio
 NER_MAPPING = {label: entity for entity, labels in NER_LABELS.items() for label in labels}
 PARALLEL_MIN_TEXTS = 512  # below this, forking workers costs more than it saves
 CHUNK_TEXTS = 256  # texts per work item sent to a worker
+SENTENCE_CACHE = 20_000  # parsed sentences kept per process (boilerplate repeats across rows)
 
 
 def offline_presidio() -> None:
@@ -246,16 +248,30 @@ class PiiEngine:
         self.pipes = _ner_pipes(self.nlp, any(e in NER_LABELS for e in self.entities))
         self.floor = min([cfg.threshold, *cfg.thresholds.values()])
         self.kept = {e for e in self.entities if cfg.operator_for(e) == "keep"}
+        self.sentences: dict[str, Any] = {}  # sentence -> spaCy doc (see detect)
 
     # -- detection ---------------------------------------------------------
-    def detect(self, texts: list[str]) -> list[list[Span]]:
-        """Resolved findings for each text (one spaCy pass over the batch)."""
+    def detect(self, texts: list[str], sentences: dict[str, Any] | None = None) -> list[list[Span]]:
+        """Resolved findings for each text.
+
+        spaCy runs once per distinct sentence (``sentences`` caches their docs): repeated
+        boilerplate is parsed once, and the residual scan of a scrubbed text re-parses only
+        the sentences a replacement changed.
+        """
+        from spacy.tokens import Doc
+
+        cache: dict[str, Any] = {} if sentences is None else sentences
         out: list[list[Span]] = [[] for _ in texts]
         todo = [i for i, t in enumerate(texts) if t and not t.isspace()]
+        pieces = {i: split_sentences(texts[i]) for i in todo}
+        new = list(dict.fromkeys(p for i in todo for p in pieces[i] if p not in cache))
         with self.nlp.select_pipes(enable=self.pipes):
-            docs = self.nlp.pipe((texts[i] for i in todo), batch_size=self.cfg.batch_size)
-            for i, doc in zip(todo, docs, strict=True):
-                out[i] = self._analyze(texts[i], self.analyzer.nlp_engine._doc_to_nlp_artifact(doc, LANGUAGE))
+            cache.update(zip(new, self.nlp.pipe(new, batch_size=self.cfg.batch_size), strict=True))
+        for i in todo:
+            docs = [cache[p] for p in pieces[i]]
+            doc = docs[0] if len(docs) == 1 else Doc.from_docs(docs, ensure_whitespace=False)
+            assert doc.text == texts[i], "sentence docs must reassemble the text"
+            out[i] = self._analyze(texts[i], self.analyzer.nlp_engine._doc_to_nlp_artifact(doc, LANGUAGE))
         return out
 
     def _analyze(self, text: str, artifacts: Any) -> list[Span]:
@@ -321,11 +337,14 @@ class PiiEngine:
 
         ``rescan=False`` skips the residual scan (benchmarks time analyze + anonymize alone).
         """
-        done = [self.scrub(t, s) for t, s in zip(texts, self.detect(texts), strict=True)]
+        if len(self.sentences) > SENTENCE_CACHE:
+            self.sentences.clear()
+        sentences = self.sentences  # shared by the first pass, the residual scan and later chunks
+        done = [self.scrub(t, s) for t, s in zip(texts, self.detect(texts, sentences), strict=True)]
         residual: dict[int, list[Span]] = {}
         todo = [i for i, d in enumerate(done) if d.spans] if rescan else []
         for round_ in range(self.cfg.residual_rounds + 1):
-            found = self.detect([done[i].text for i in todo])
+            found = self.detect([done[i].text for i in todo], sentences)
             residual = {i: r for i, f in zip(todo, found, strict=True) if (r := self._outside(done[i], f))}
             if round_ == self.cfg.residual_rounds or not residual:
                 break
@@ -355,6 +374,20 @@ class PiiEngine:
             warnings.filterwarnings("ignore", message=r".*use of fork\(\) may lead to deadlocks", category=DeprecationWarning)
             with mp.get_context("fork").Pool(min(workers, len(chunks)), initializer=_set_worker, initargs=(self,)) as pool:
                 return [r for part in pool.imap(partial(_work, rescan=rescan), chunks) for r in _advancing(part, advance)]
+
+
+_SENTENCE_END = re.compile(r"[.!?]+\s+")
+
+
+def split_sentences(text: str) -> list[str]:
+    """``text`` cut after sentence ends (not line breaks: form lines need their neighbours); the pieces concatenate back to ``text``."""
+    pieces, start = [], 0
+    for m in _SENTENCE_END.finditer(text):
+        pieces.append(text[start : m.end()])
+        start = m.end()
+    if start < len(text):
+        pieces.append(text[start:])
+    return pieces
 
 
 def _trim(text: str, s: Span) -> Span:

@@ -376,3 +376,11 @@ def test_empty_frame_and_null_texts(ctx: StageContext) -> None:
     assert result.stats["found_total"] == 0 and result.stats["residual_total"] == 0
     nulls = pii(pl.DataFrame({"id": ["a", "b"], "text": [None, f"mail {EMAIL}"]}), PiiConfig(), ctx)
     assert nulls.kept["text"].to_list() == [None, "mail <EMAIL_ADDRESS>"]
+
+
+def test_sentence_pieces_reassemble_the_text() -> None:
+    from curation.pii_engine import split_sentences
+
+    for text in ["", "One.", "Hi John. Call me at 555-0100!  Thanks?\nBye. ", "no end", "a.b@c.com is mine. ok"]:
+        assert "".join(split_sentences(text)) == text
+    assert split_sentences("Hi John. Call me. x@y.com ok") == ["Hi John. ", "Call me. ", "x@y.com ok"]
