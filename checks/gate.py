@@ -23,7 +23,7 @@ from checks.results import CheckResult, to_outcome, verdict_of
 from checks.suites import build_suite, suite_fingerprint
 from curation.config import ChecksConfig, PipelineConfig, parse_config
 from curation.errors import ConfigError, GateFailed, RunError
-from curation.ledger import Ledger, ledger_path_for
+from curation.ledger import run_ledger
 from curation.rundir import (
     DATASET,
     atomic_dir,
@@ -87,14 +87,6 @@ def _tokenizer(cfg: ChecksConfig) -> Any:
         ) from None
 
 
-def _ledger_path(run_dir: Path, manifest: dict[str, Any], pipeline: PipelineConfig) -> Path:
-    """The run's ledger: the manifest's record, else an absolute `run.ledger`, else the runs root's."""
-    if manifest.get("ledger"):
-        return Path(manifest["ledger"])
-    configured = pipeline.run.ledger
-    return ledger_path_for(run_dir, configured if configured and Path(configured).is_absolute() else None)
-
-
 def run_checks(run_dir: Path, *, config: ChecksConfig | None = None) -> CheckResult:
     """Validate a run's curated dataset and record the verdict.
 
@@ -156,7 +148,7 @@ def _record(run_dir: Path, manifest: dict[str, Any], pipeline: PipelineConfig, r
         "outcomes": [asdict(o) for o in result.outcomes],  # for the report; small (one per expectation)
     }
     update_manifest(run_dir, checks=section)
-    ledger = Ledger(_ledger_path(run_dir, manifest, pipeline))
+    ledger = run_ledger(run_dir, manifest)
     ledger.record_check(
         result.run_id,
         verdict=result.verdict,

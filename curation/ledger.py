@@ -114,3 +114,8 @@ class Ledger:
 def ledger_path_for(run_dir: Path, configured: str | None = None) -> Path:
     """The ledger a run records to: ``configured`` if given, else ``<runs root>/ledger.db``."""
     return Path(configured) if configured else Path(run_dir).resolve().parent / "ledger.db"
+
+
+def run_ledger(run_dir: Path, manifest: dict[str, Any]) -> Ledger:
+    """The ledger of an existing run: the one its manifest records (`run.ledger`), else the runs root's."""
+    return Ledger(ledger_path_for(run_dir, manifest.get("ledger")))

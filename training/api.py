@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from curation.config import TrainConfig
 from curation.errors import ConfigError, GateFailed
-from curation.ledger import Ledger, ledger_path_for
+from curation.ledger import run_ledger
 from curation.rundir import frame_fingerprint, load_dataset, read_manifest, sha256_json, update_manifest
 
 TASK_FOR_KIND = {"instruction": "sft", "text": "cpt", "classification": "classify", "preference": "dpo"}
@@ -119,7 +119,7 @@ def fine_tune(
     if frame_fingerprint(df) != gate["dataset_fingerprint"]:
         raise GateFailed(f"the dataset of '{run_dir}' changed since it was validated; rerun `tuneprep check {run_dir}`")
     out = Path(out_dir) if out_dir is not None else run_dir / "training" / f"{cfg.task}-{cfg.method}"
-    ledger = Ledger(_ledger_path(run_dir, manifest))
+    ledger = run_ledger(run_dir, manifest)
     try:
         metrics, model_name = _run_job(cfg, df, out, gate, resume=resume, quiet=quiet, log=log)
     except Exception as e:
@@ -155,16 +155,6 @@ def fine_tune(
         run_dir, training=[*read_manifest(run_dir).get("training", []), {**entry, "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}]
     )
     return TrainResult(out, gate["run_id"], str(cfg.task), cfg.method, model_name, gate["dataset_fingerprint"], metrics)
-
-
-def _ledger_path(run_dir: Path, manifest: dict[str, Any]) -> Path:
-    """The run's ledger, found as the checks gate finds it: the manifest's, `run.ledger`, or the runs root's."""
-    if manifest.get("ledger"):
-        return Path(manifest["ledger"])
-    path = run_dir / "config.yaml"
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None
-    configured = (data.get("run") or {}).get("ledger") if isinstance(data, dict) else None
-    return ledger_path_for(run_dir, configured if configured and Path(configured).is_absolute() else None)
 
 
 def _run_job(
