@@ -2,31 +2,24 @@
 
 from __future__ import annotations
 
-import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-# tests/benchmarks holds data generators that the tests reuse at small sizes.
+# tests/benchmarks holds data generators that the tests reuse at small sizes; tests/ holds
+# uniquely named helper modules (never import from `conftest`: each test folder has one).
 sys.path.insert(0, str(Path(__file__).parent / "benchmarks"))
-
-
-def write_jsonl(path: Path, rows: Sequence[Any]) -> Path:
-    """Write rows as JSON lines; bytes/str items are written verbatim (malformed lines)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as f:
-        for row in rows:
-            line = row if isinstance(row, bytes) else row.encode("utf-8") if isinstance(row, str) else json.dumps(row).encode("utf-8")
-            f.write(line + b"\n")
-    return path
+sys.path.insert(0, str(Path(__file__).parent))
 
 
 @pytest.fixture
 def make_run(tmp_path: Path) -> Callable[..., Any]:
     """``make_run(rows, kind=..., stages=[...], **sections) -> RunResult`` on the real runner."""
+    from jsonl_files import write_jsonl
+
     from curation.config import parse_config
     from curation.runner import run_pipeline
 

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import write_jsonl
+from jsonl_files import write_jsonl
 
 from curation.cli import cli, main
 

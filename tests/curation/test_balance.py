@@ -11,9 +11,9 @@ from typing import Any
 
 import polars as pl
 import pytest
-from conftest import write_jsonl
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from jsonl_files import write_jsonl
 from polars.testing import assert_frame_equal
 
 from curation.balance import BalanceConfig, balance

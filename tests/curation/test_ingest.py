@@ -5,7 +5,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from conftest import write_jsonl
+from jsonl_files import write_jsonl
 
 from curation.errors import InputError
 from curation.ingest import content_id, ingest, resolve_inputs

@@ -11,9 +11,9 @@ from typing import Any
 
 import polars as pl
 import pytest
-from conftest import write_jsonl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from jsonl_files import write_jsonl
 
 from curation.config import parse_config
 from curation.ledger import Ledger
