@@ -137,7 +137,7 @@ class PiiConfig(_Strict):
     drop: DropPolicy = Field(default_factory=DropPolicy)  # type: ignore[arg-type]
     residual_rounds: int = Field(1, ge=0, le=3)  # re-scrub what the residual scan finds, this many times
     workers: int = Field(0, ge=0)  # processes for analysis; 0 = every available core
-    batch_size: int = Field(64, ge=1)  # texts per spaCy batch
+    batch_size: int = Field(64, ge=1)  # sentences per spaCy batch
 
     @field_validator("thresholds")
     @classmethod

@@ -384,3 +384,25 @@ def test_sentence_pieces_reassemble_the_text() -> None:
     for text in ["", "One.", "Hi John. Call me at 555-0100!  Thanks?\nBye. ", "no end", "a.b@c.com is mine. ok"]:
         assert "".join(split_sentences(text)) == text
     assert split_sentences("Hi John. Call me. x@y.com ok") == ["Hi John. ", "Call me. ", "x@y.com ok"]
+
+
+def test_numpy_matmul_ner_finds_what_blis_finds(ctx: StageContext) -> None:
+    """The engine's NER multiplies through numpy's BLAS; a stock spaCy load (blis) finds the same entities."""
+    import spacy
+    from pii_corpus import make_corpus
+    from thinc.api import NumpyOps
+
+    from curation.pii import DEFAULT_MODEL, _engine
+
+    engine = _engine(PiiConfig(), ctx)
+    assert all(not node.ops.use_blis for node in engine.nlp.get_pipe("ner").model.walk() if isinstance(node.ops, NumpyOps))
+    stock = spacy.load(DEFAULT_MODEL, enable=["ner"])
+    texts = [*TEXTS, *(s.text for s in make_corpus(150, seed=5))]
+
+    def entities(nlp: Any) -> list[list[tuple[int, int, str]]]:
+        with nlp.select_pipes(enable=["ner"]):
+            return [[(e.start_char, e.end_char, e.label_) for e in doc.ents] for doc in nlp.pipe(texts, batch_size=32)]
+
+    fast = entities(engine.nlp)
+    assert fast == entities(stock)
+    assert sum(len(e) for e in fast) > 100  # the comparison covers real entities
