@@ -433,6 +433,22 @@ def load_salt(cfg: PiiConfig, config_dir: Path) -> bytes:
     return salt
 
 
+def salt_identity(cfg: PiiConfig, ctx: StageContext) -> dict[str, str]:
+    """A one-way digest of the hash salt, for the runner's resume check ({} when nothing is hashed).
+
+    Another salt gives other surrogates, so a rerun with a new salt must not reuse the
+    stage's output. The digest is domain-separated from the surrogates (a salted hash of
+    a fixed label) and only ever enters the hashed input fingerprint.
+    """
+    if not _uses_hash(cfg):
+        return {}
+    return {"salt": hashlib.sha256(b"tuneprep resume check\0" + load_salt(cfg, ctx.config_dir)).hexdigest()}
+
+
+def _uses_hash(cfg: PiiConfig) -> bool:
+    return "hash" in {cfg.operator_for(e) for e in cfg.all_entities()} | {cfg.operator}
+
+
 def _engine(cfg: PiiConfig, ctx: StageContext) -> PiiEngine:
     """The stage's engine: spaCy and the analyzer come from ``ctx.engine`` (built once per run)."""
     from curation import pii_engine as pe
@@ -443,6 +459,5 @@ def _engine(cfg: PiiConfig, ctx: StageContext) -> PiiEngine:
     detection = cfg.model_dump(mode="json", exclude={"operator", "operators", "salt", "drop", "residual_rounds", "workers"})
     key = f"presidio:{cfg.model}:{hashlib.sha256(json.dumps(detection, sort_keys=True).encode()).hexdigest()[:16]}"
     analyzer = ctx.engine(key, lambda: pe.build_analyzer(cfg, nlp))
-    uses_hash = "hash" in {cfg.operator_for(e) for e in cfg.all_entities()} | {cfg.operator}
-    salt = load_salt(cfg, ctx.config_dir) if uses_hash else None
+    salt = load_salt(cfg, ctx.config_dir) if _uses_hash(cfg) else None
     return pe.PiiEngine(cfg, analyzer, pe.build_operators(cfg, salt))

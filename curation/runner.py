@@ -38,7 +38,7 @@ from curation.rundir import (
 )
 from curation.schema import Kind, kind_columns
 from curation.stage import StageContext, StageResult
-from curation.stages import STAGES, stage_function
+from curation.stages import STAGES, resume_inputs, stage_function
 
 # Columns a stage may add that training and export honour (balance's rebalancing).
 TRAINING_COLUMNS = ("sample_weight", "repeat")
@@ -238,11 +238,12 @@ def _run_stages(
         name = stage.name
         stage_dir = stages_dir / f"{idx:02d}-{name}"
         options = stage.options.model_dump(mode="json")
-        input_fp = sha256_json(
-            {"input": prev_fp, "stage": name, "options": options, "kind": kind, "seed": cfg.run.seed, "v": FORMAT_VERSION}
-        )
         t0 = time.perf_counter()
         ctx.kind = kind
+        secret = resume_inputs(name, stage.options, ctx)  # e.g. the PII salt's digest: a new salt recomputes
+        input_fp = sha256_json(
+            {"input": prev_fp, "stage": name, "options": options, "kind": kind, "seed": cfg.run.seed, "v": FORMAT_VERSION, **secret}
+        )
         loaded = _load_stage(stage_dir, input_fp)
         if loaded is not None:
             result, st, success = loaded

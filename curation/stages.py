@@ -19,12 +19,13 @@ class StageSpec:
     function: str
     config: str
     sensitive_output: bool = False  # True where the output may still hold raw PII
+    resume_inputs: str | None = None  # function (options, ctx) -> dict: what besides the options decides the output (a secret's digest)
 
 
 STAGES: dict[str, StageSpec] = {
     "normalize": StageSpec("curation.normalize", "normalize", "NormalizeConfig", sensitive_output=True),
     "dedup": StageSpec("curation.dedup", "dedup", "DedupConfig", sensitive_output=True),
-    "pii": StageSpec("curation.pii", "pii", "PiiConfig"),
+    "pii": StageSpec("curation.pii", "pii", "PiiConfig", resume_inputs="salt_identity"),
     "label_audit": StageSpec("curation.label_audit", "label_audit", "LabelAuditConfig"),
     "balance": StageSpec("curation.balance", "balance", "BalanceConfig"),
     "preferences": StageSpec("curation.preferences", "preferences", "PreferencesConfig"),
@@ -39,3 +40,11 @@ def stage_config_class(name: str) -> type[BaseModel]:
 def stage_function(name: str) -> Any:
     spec = STAGES[name]
     return getattr(importlib.import_module(spec.module), spec.function)
+
+
+def resume_inputs(name: str, options: BaseModel, ctx: Any) -> dict[str, Any]:
+    """What, besides its options, decides a stage's output (e.g. the hash salt's digest); {} for most stages."""
+    spec = STAGES[name]
+    if spec.resume_inputs is None:
+        return {}
+    return getattr(importlib.import_module(spec.module), spec.resume_inputs)(options, ctx)  # type: ignore[no-any-return]

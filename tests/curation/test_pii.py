@@ -19,6 +19,7 @@ from curation import pii_engine
 from curation.config import parse_config
 from curation.errors import ConfigError
 from curation.pii import FINDINGS_SCHEMA, PiiConfig, mask_value, pii, scrub_texts
+from curation.rundir import read_manifest
 from curation.schema import MESSAGE
 from curation.stage import StageContext
 
@@ -161,6 +162,26 @@ def test_hash_is_stable_across_rows_and_depends_on_the_salt(ctx: StageContext, m
     monkeypatch.setenv("TUNEPREP_PII_SALT", "another-salt-of-32-bytes-01234567")
     b = pii(df, cfg, ctx).kept["text"].to_list()
     assert b[0] != a[0] and b[0].startswith("Write to ")
+
+
+def test_a_rerun_with_another_salt_rehashes_instead_of_reusing(make_run: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = [{"text": f"Write to {EMAIL}.", "label": "a"}, {"text": "Nothing here.", "label": "b"}]
+    stages = [{"pii": {"operator": "hash"}}]
+
+    def run() -> tuple[bool, str]:
+        result = make_run(rows, stages=stages)
+        stage = next(s for s in read_manifest(result.run_dir)["stages"] if s["name"] == "pii")
+        written = "".join(read_everything(p) for p in result.run_dir.rglob("*") if p.is_file())
+        assert "salt-of-32-bytes" not in written  # the salt itself is nowhere, the resume check included
+        return stage["skipped"], pl.read_parquet(result.run_dir / "dataset/data.parquet")["text"].sort().to_list()[1]
+
+    monkeypatch.setenv("TUNEPREP_PII_SALT", "first-salt-of-32-bytes-0123456789")
+    assert run()[0] is False
+    skipped, first = run()
+    assert skipped and first.startswith("Write to ")  # same salt: resumed
+    monkeypatch.setenv("TUNEPREP_PII_SALT", "another-salt-of-32-bytes-01234567")
+    skipped, second = run()
+    assert not skipped and second != first  # new salt: hashed again, never the old surrogates
 
 
 def test_hash_salt_from_file_and_short_or_missing_salt_is_one_line_error(
