@@ -200,6 +200,8 @@ def pair(tokenizer: Any, prompt: str, chosen: str, rejected: str, max_length: in
 # ---------------------------------------------------------------------------- prepare
 def _tokenise(df: pl.DataFrame, task: Task, tokenizer: Any, max_length: int, labels: list[str]) -> tuple[list[Any], int]:
     """Examples for ``df`` and how many were truncated."""
+    if df.is_empty():  # e.g. the held-out part under `eval_fraction: 0` (a tokenizer fails on an empty batch)
+        return [], 0
     if task == "sft":
         made = [sft_row(tokenizer, msgs, max_length) for msgs in conversations(df)]
         return [r for r, _ in made], sum(t for _, t in made)

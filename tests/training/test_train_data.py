@@ -170,6 +170,12 @@ def test_prepare_every_task(tokenizer: Any, task: Any, rows: list[dict[str, Any]
         assert data.labels == ["account", "billing", "shipping"]
 
 
+@pytest.mark.parametrize(("task", "rows"), [("sft", qa_rows(8)), ("classify", label_rows(6)), ("dpo", pair_rows(8))])
+def test_prepare_without_a_held_out_split(tokenizer: Any, task: Any, rows: list[dict[str, Any]]) -> None:
+    data = prepare(pl.DataFrame(rows), task, tokenizer, max_length=64, eval_fraction=0.0, seed=0, packing=False)
+    assert len(data.train) == len(rows) and data.eval == [] and data.stats["eval_rows"] == 0
+
+
 def test_prepare_names_missing_columns(tokenizer: Any) -> None:
     with pytest.raises(SchemaError, match="needs the columns prompt, chosen, rejected"):
         prepare(pl.DataFrame({"text": ["a"]}), "dpo", tokenizer, max_length=64, eval_fraction=0.1, seed=0, packing=False)
