@@ -173,7 +173,10 @@ def _run_job(
     torch.manual_seed(cfg.seed)  # the new head and the LoRA matrices start the same on every (re)run
     random.seed(cfg.seed)
     tokenizer = load_tokenizer(cfg.model, cfg.task)
-    data = prepare(df, cfg.task, tokenizer, max_length=cfg.max_length, eval_fraction=cfg.eval_fraction, seed=cfg.seed, packing=cfg.packing)
+    data = prepare(
+        df, cfg.task, tokenizer, max_length=cfg.max_length, eval_fraction=cfg.eval_fraction, seed=cfg.seed, packing=cfg.packing,
+        balance_weights=cfg.balance_weights,
+    )  # fmt: skip
     model = load_model(cfg.model, cfg.task, labels=data.labels, pad_id=tokenizer.pad_token_id)
     if cfg.method == "lora":
         model = add_lora(model, cfg.task, r=cfg.lora_r, alpha=cfg.lora_alpha)
