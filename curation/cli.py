@@ -225,12 +225,16 @@ def train(run_dir: Path, config: Path | None, max_steps: int | None, out: Path |
       tuneprep train runs/tickets-2026-11 --config train.yaml --resume
     """
     from training.api import train as train_run
+    from training.outputs import describe_balance
 
     say = None if quiet else (lambda m: click.echo(m, err=True))
     result = train_run(run_dir, config=config, max_steps=max_steps, out_dir=out, resume=resume, quiet=quiet, log=say)
     after = ", ".join(f"{k} {v:.4g}" for k, v in result.metrics["eval_after"].items() if isinstance(v, float))
+    balance = describe_balance(result.metrics["data"]["balance"])
     click.echo(
-        f"trained {result.task} ({result.method}) on dataset {result.dataset_fingerprint[:12]}: {after or 'no eval split'}", err=True
+        f"trained {result.task} ({result.method}) on dataset {result.dataset_fingerprint[:12]}: {after or 'no eval split'}"
+        + (f"; balance: {balance}" if balance else ""),
+        err=True,
     )
     click.echo(str(result.out_dir))
 

@@ -94,6 +94,7 @@ class TrainConfig(Strict):
     beta: float = Field(0.1, gt=0)  # dpo: strength of the pull towards the reference
     packing: bool = True  # sft/cpt: several examples per block, never attending across examples
     compile: bool = False  # torch.compile the model (CUDA only; pays off on long runs)
+    balance_weights: bool = True  # use the balance stage's `sample_weight` and `repeat` columns when present
 
 
 class StageConfig(Strict):

@@ -134,6 +134,7 @@ def fine_tune(
         )
         raise
     summary = {k: metrics[k] for k in ("steps", "eval_before", "eval_after", "train_seconds", "tokens_per_second")}
+    summary["balance"] = metrics["data"]["balance"]
     ledger.record_training(
         gate["run_id"],
         out_dir=out,
@@ -167,13 +168,18 @@ def _run_job(
     from training.data import prepare
     from training.loop import Job, fit
     from training.models import add_lora, load_model, load_tokenizer
-    from training.outputs import write_outputs
+    from training.outputs import describe_balance, write_outputs
 
     assert cfg.task is not None and cfg.model is not None
     torch.manual_seed(cfg.seed)  # the new head and the LoRA matrices start the same on every (re)run
     random.seed(cfg.seed)
     tokenizer = load_tokenizer(cfg.model, cfg.task)
-    data = prepare(df, cfg.task, tokenizer, max_length=cfg.max_length, eval_fraction=cfg.eval_fraction, seed=cfg.seed, packing=cfg.packing)
+    data = prepare(
+        df, cfg.task, tokenizer, max_length=cfg.max_length, eval_fraction=cfg.eval_fraction, seed=cfg.seed, packing=cfg.packing,
+        balance_weights=cfg.balance_weights,
+    )  # fmt: skip
+    if log is not None and (note := describe_balance(data.stats["balance"])):
+        log(f"balance: {note}")
     model = load_model(cfg.model, cfg.task, labels=data.labels, pad_id=tokenizer.pad_token_id)
     if cfg.method == "lora":
         model = add_lora(model, cfg.task, r=cfg.lora_r, alpha=cfg.lora_alpha)

@@ -9,6 +9,11 @@
 - ``dpo``: prompt, chosen and rejected token ids; a batch holds the chosen rows, then the
   rejected rows (TRL's layout).
 
+The balance stage's columns, when present: ``repeat`` copies a training row that many
+times (after the split, so copies never straddle train and eval) and ``sample_weight``
+rides on every training example (per token for sft/cpt, so packing keeps it) and turns
+into a ``weights`` tensor in the batch. Held-out examples carry no weights.
+
 Causal-LM batches carry ``position_ids`` that restart at every packed example and no
 attention mask: transformers then builds a block-diagonal causal mask, so no token
 attends across examples. Targets are pre-shifted: ``targets[b, t]`` is the token that
@@ -17,9 +22,10 @@ position ``t`` must predict, or -100.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import polars as pl
@@ -29,6 +35,7 @@ from curation.errors import SchemaError
 
 Task = Literal["sft", "cpt", "classify", "dpo"]
 IGNORE = -100
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -38,12 +45,14 @@ class Row:
     ids: list[int]
     trained: list[bool]  # ids[i] is a loss target (predicted from the tokens before it)
     positions: list[int]  # restart at 0 at every example
+    weights: list[float] | None = None  # per token: its example's `sample_weight`; None: unweighted
 
 
 @dataclass(frozen=True)
 class Labelled:
     ids: list[int]
     label: int
+    weight: float | None = None  # the row's `sample_weight`; None: unweighted
 
 
 @dataclass(frozen=True)
@@ -52,6 +61,7 @@ class Pair:
     chosen: list[int]
     rejected: list[int]
     ref: tuple[float, float] | None = None  # reference log-probs (chosen, rejected), full fine-tuning only
+    weight: float | None = None  # the row's `sample_weight`; None: unweighted
 
 
 @dataclass(frozen=True)
@@ -62,7 +72,7 @@ class Prepared:
     train: list[Any]
     eval: list[Any]
     labels: list[str] = field(default_factory=list)  # classify: index -> label name
-    stats: dict[str, int] = field(default_factory=dict)
+    stats: dict[str, Any] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------- split and order
@@ -160,19 +170,34 @@ def cpt_rows(tokenizer: Any, text: str, max_length: int) -> list[Row]:
     return rows
 
 
+def token_weights(row: Row) -> list[float]:
+    """The row's per-token weights; 1.0 each when it has none."""
+    return row.weights if row.weights is not None else [1.0] * len(row.ids)
+
+
+def _concat(rows: list[Row], *, weighted: bool) -> Row:
+    return Row(
+        [i for r in rows for i in r.ids],
+        [t for r in rows for t in r.trained],
+        [p for r in rows for p in r.positions],
+        [w for r in rows for w in token_weights(r)] if weighted else None,
+    )
+
+
 def pack(rows: list[Row], max_length: int) -> list[Row]:
-    """Greedily concatenate rows, in order, into blocks of at most ``max_length`` tokens."""
+    """Greedily concatenate rows, in order, into blocks of at most ``max_length`` tokens (weights travel along)."""
+    weighted = any(r.weights is not None for r in rows)
     blocks: list[Row] = []
-    ids: list[int] = []
-    trained: list[bool] = []
-    positions: list[int] = []
+    current: list[Row] = []
+    size = 0
     for row in rows:
-        if ids and len(ids) + len(row.ids) > max_length:
-            blocks.append(Row(ids, trained, positions))
-            ids, trained, positions = [], [], []
-        ids, trained, positions = ids + row.ids, trained + row.trained, positions + row.positions
-    if ids:
-        blocks.append(Row(ids, trained, positions))
+        if current and size + len(row.ids) > max_length:
+            blocks.append(_concat(current, weighted=weighted))
+            current, size = [], 0
+        current.append(row)
+        size += len(row.ids)
+    if current:
+        blocks.append(_concat(current, weighted=weighted))
     return blocks
 
 
@@ -197,38 +222,169 @@ def pair(tokenizer: Any, prompt: str, chosen: str, rejected: str, max_length: in
     return Pair(p_ids, c_ids, r_ids), truncated
 
 
+# ---------------------------------------------------------------------------- balance columns
+BALANCE_COLUMNS = ("sample_weight", "repeat")  # written by the balance stage (docs/balance.md)
+_TURN_OFF = "or set `train.balance_weights: false` to ignore the balance columns"
+
+
+@dataclass(frozen=True)
+class Balance:
+    """The balance stage's per-row columns, validated, nulls read as 1; None where absent, all null or not used."""
+
+    weights: list[float] | None
+    repeats: list[int] | None
+    ignored: list[str]  # columns present but not used (`balance_weights: false`)
+
+
+def _where(df: pl.DataFrame, bad: pl.Series) -> str:
+    first = bad.arg_true()[0]
+    row = f"row `{df['id'][first]}`" if "id" in df.columns else f"row {first}"
+    return f"{row} and {int(bad.sum()) - 1} more" if bad.sum() > 1 else row
+
+
+def _sample_weights(df: pl.DataFrame) -> list[float]:
+    column = df["sample_weight"]
+    if not column.dtype.is_numeric():
+        raise SchemaError(f"`sample_weight` must be a number column, got {column.dtype}; rerun the `balance` stage {_TURN_OFF}")
+    weights = column.cast(pl.Float64).fill_null(1.0)
+    bad = ~weights.is_finite() | (weights < 0)  # NaN and inf are not finite
+    if bad.any():
+        value = weights.filter(bad)[0]
+        raise SchemaError(f"`sample_weight` must be a finite number >= 0, got {value} at {_where(df, bad)}; fix the weights {_TURN_OFF}")
+    if (weights == 0).all():
+        raise SchemaError(f"every `sample_weight` is 0, so no row would be learned from; check `balance.target.shares` {_TURN_OFF}")
+    return weights.to_list()
+
+
+def _repeats(df: pl.DataFrame) -> list[int]:
+    column = df["repeat"]
+    if not column.dtype.is_integer():
+        raise SchemaError(
+            f"`repeat` must be an integer column (copies of the row), got {column.dtype}; rerun the `balance` stage {_TURN_OFF}"
+        )
+    repeats = column.cast(pl.Int64).fill_null(1)
+    bad = repeats < 1
+    if bad.any():
+        raise SchemaError(f"`repeat` must be at least 1, got {repeats.filter(bad)[0]} at {_where(df, bad)}; fix the counts {_TURN_OFF}")
+    return repeats.to_list()
+
+
+def balance_columns(df: pl.DataFrame, *, use: bool) -> Balance:
+    """The ``sample_weight`` and ``repeat`` columns of ``df``, checked, when present and ``use`` is on.
+
+    Raises:
+        SchemaError: a weight is negative, NaN or infinite, every weight is 0, a repeat is
+            below 1, or a column has the wrong type.
+    """
+    present = [c for c in BALANCE_COLUMNS if c in df.columns and df[c].null_count() < df.height]
+    if not use:
+        return Balance(None, None, present)
+    weights = _sample_weights(df) if "sample_weight" in present else None
+    repeats = _repeats(df) if "repeat" in present else None
+    return Balance(weights, repeats, [])
+
+
+def _with_weight(example: Any, weight: float) -> Any:
+    if isinstance(example, Row):
+        return dataclasses.replace(example, weights=[weight] * len(example.ids))
+    return dataclasses.replace(example, weight=weight)
+
+
+def expand(groups: list[list[Any]], weights: list[float] | None, repeats: list[int] | None) -> list[Any]:
+    """Training examples: each row's weight attached, rows of weight 0 left out, ``repeat`` copies of each row.
+
+    ``groups[i]`` holds row i's examples (cpt cuts a document into several). Copy k of
+    every row comes after all copies k-1, so packing spreads a row's copies over blocks.
+    Without weights and repeats this is the rows' examples in order.
+    """
+    if weights is not None:
+        groups = [[_with_weight(x, w) for x in group] for group, w in zip(groups, weights, strict=True)]
+    copies = repeats or [1] * len(groups)
+    active = [i for i in range(len(groups)) if weights is None or weights[i] > 0]
+    out: list[Any] = []
+    made = 0  # copies of each active row so far
+    while active:
+        out += [x for i in active for x in groups[i]]
+        made += 1
+        active = [i for i in active if copies[i] > made]
+    return out
+
+
+def _at(values: list[T] | None, idx: list[int]) -> list[T] | None:
+    return None if values is None else [values[i] for i in idx]
+
+
+def _balance_stats(balance: Balance, train_idx: list[int]) -> dict[str, Any]:
+    """What the balance columns did to the training split, for metrics.json and the model card."""
+    weights = _at(balance.weights, train_idx)
+    kept = [i for i, w in zip(train_idx, weights or [1.0] * len(train_idx), strict=True) if w != 0]
+    return {
+        "weighted": weights is not None,
+        "weight_min": round(min(weights), 6) if weights else None,
+        "weight_max": round(max(weights), 6) if weights else None,
+        "zero_weight_rows": len(train_idx) - len(kept),
+        "repeat_added_rows": sum(balance.repeats[i] - 1 for i in kept) if balance.repeats is not None else 0,
+        "ignored_columns": balance.ignored,
+    }
+
+
 # ---------------------------------------------------------------------------- prepare
-def _tokenise(df: pl.DataFrame, task: Task, tokenizer: Any, max_length: int, labels: list[str]) -> tuple[list[Any], int]:
-    """Examples for ``df`` and how many were truncated."""
+def _tokenise(df: pl.DataFrame, task: Task, tokenizer: Any, max_length: int, labels: list[str]) -> tuple[list[list[Any]], int]:
+    """The examples of each row of ``df`` (one, or a document's pieces for cpt) and how many were truncated."""
+    if df.is_empty():  # e.g. the held-out part under `eval_fraction: 0` (a tokenizer fails on an empty batch)
+        return [], 0
     if task == "sft":
         made = [sft_row(tokenizer, msgs, max_length) for msgs in conversations(df)]
-        return [r for r, _ in made], sum(t for _, t in made)
+        return [[r] for r, _ in made], sum(t for _, t in made)
     if task == "cpt":
-        rows = [r for text in df["text"].to_list() for r in cpt_rows(tokenizer, text, max_length)]
-        return rows, len(rows) - df.height
+        pieces = [cpt_rows(tokenizer, text, max_length) for text in df["text"].to_list()]
+        return pieces, sum(map(len, pieces)) - df.height
     if task == "classify":
         index = {name: i for i, name in enumerate(labels)}
         enc = tokenizer(df["text"].to_list(), truncation=True, max_length=max_length)["input_ids"]
-        return [Labelled(ids, index[lab]) for ids, lab in zip(enc, df["label"].to_list(), strict=True)], sum(
+        return [[Labelled(ids, index[lab])] for ids, lab in zip(enc, df["label"].to_list(), strict=True)], sum(
             len(e) >= max_length for e in enc
         )
     made_pairs = [pair(tokenizer, p, c, r, max_length) for p, c, r in df.select("prompt", "chosen", "rejected").iter_rows()]
-    return [p for p, _ in made_pairs], sum(t for _, t in made_pairs)
+    return [[p] for p, _ in made_pairs], sum(t for _, t in made_pairs)
 
 
 REQUIRED = {"sft": ("prompt", "completion"), "cpt": ("text",), "classify": ("text", "label"), "dpo": ("prompt", "chosen", "rejected")}
 
 
-def prepare(df: pl.DataFrame, task: Task, tokenizer: Any, *, max_length: int, eval_fraction: float, seed: int, packing: bool) -> Prepared:
-    """Split ``df`` (seeded), tokenise both parts and pack the training rows if asked."""
+def prepare(
+    df: pl.DataFrame,
+    task: Task,
+    tokenizer: Any,
+    *,
+    max_length: int,
+    eval_fraction: float,
+    seed: int,
+    packing: bool,
+    balance_weights: bool = True,
+) -> Prepared:
+    """Split ``df`` (seeded), tokenise both parts, apply the balance columns to the training part, pack if asked.
+
+    Args:
+        balance_weights: use the ``sample_weight`` and ``repeat`` columns when present.
+
+    Raises:
+        SchemaError: a required column is missing, the balance columns are invalid, or no row is left to train on.
+    """
     needed = ("messages",) if task == "sft" and "messages" in df.columns else REQUIRED[task]
     missing = [c for c in needed if c not in df.columns]
     if missing:
         raise SchemaError(f"task `{task}` needs the columns {', '.join(needed)}; the dataset lacks {', '.join(missing)}")
+    balance = balance_columns(df, use=balance_weights)
     labels = sorted(set(df["label"].to_list())) if task == "classify" else []
     train_idx, eval_idx = split_indices(df.height, eval_fraction, seed)
-    train, cut_train = _tokenise(df[train_idx], task, tokenizer, max_length, labels)
-    held, cut_eval = _tokenise(df[eval_idx], task, tokenizer, max_length, labels)
+    groups, cut_train = _tokenise(df[train_idx], task, tokenizer, max_length, labels)
+    held_groups, cut_eval = _tokenise(df[eval_idx], task, tokenizer, max_length, labels)
+    weights = _at(balance.weights, train_idx)
+    if weights and not any(weights):
+        raise SchemaError(f"every training row has `sample_weight` 0 after the eval split; give more rows a weight above 0 {_TURN_OFF}")
+    train = expand(groups, weights, _at(balance.repeats, train_idx))
+    held = [x for group in held_groups for x in group]
     examples = len(train)
     if packing and task in ("sft", "cpt"):
         train, held = pack(train, max_length), pack(held, max_length)
@@ -240,6 +396,7 @@ def prepare(df: pl.DataFrame, task: Task, tokenizer: Any, *, max_length: int, ev
         "train_examples": examples,
         "train_packed_rows": len(train),
         "truncated": cut_train + cut_eval,
+        "balance": _balance_stats(balance, train_idx),
     }
     return Prepared(task, train, held, labels, stats)
 
@@ -250,8 +407,18 @@ def _pad(seqs: list[list[int]], value: int) -> torch.Tensor:
     return torch.tensor([s + [value] * (width - len(s)) for s in seqs], dtype=torch.long)
 
 
+def _item_weights(items: list[Labelled] | list[Pair]) -> dict[str, torch.Tensor]:
+    """``{"weights": (B,)}`` when any item is weighted (unweighted ones count 1), else nothing."""
+    if all(x.weight is None for x in items):
+        return {}
+    return {"weights": torch.tensor([1.0 if x.weight is None else x.weight for x in items], dtype=torch.float32)}
+
+
 def collate_rows(rows: list[Row], pad_id: int) -> dict[str, torch.Tensor]:
-    """input_ids, position_ids, targets: (B, T). Padding is its own segment and never trained."""
+    """input_ids, position_ids, targets: (B, T). Padding is its own segment and never trained.
+
+    Weighted rows add ``weights`` (B, T): the weight of each target's example, 0 where there is no target.
+    """
     width = max(len(r.ids) for r in rows)
     ids = _pad([r.ids for r in rows], pad_id)
     positions = torch.tensor([r.positions + list(range(width - len(r.ids))) for r in rows], dtype=torch.long)
@@ -260,13 +427,18 @@ def collate_rows(rows: list[Row], pad_id: int) -> dict[str, torch.Tensor]:
         for t in range(len(r.ids) - 1):
             if r.trained[t + 1] and r.positions[t + 1] != 0:
                 targets[b, t] = r.ids[t + 1]
-    return {"input_ids": ids, "position_ids": positions, "targets": targets}
+    batch = {"input_ids": ids, "position_ids": positions, "targets": targets}
+    if any(r.weights is not None for r in rows):  # targets[b, t] is token t + 1, so it carries that token's weight
+        shifted = torch.tensor([token_weights(r)[1:] + [0.0] * (width - len(r.ids) + 1) for r in rows], dtype=torch.float32)
+        batch["weights"] = shifted.masked_fill(targets == IGNORE, 0.0)  # (B, T)
+    return batch
 
 
 def collate_labelled(items: list[Labelled], pad_id: int) -> dict[str, torch.Tensor]:
     ids = _pad([x.ids for x in items], pad_id)
     mask = _pad([[1] * len(x.ids) for x in items], 0)
-    return {"input_ids": ids, "attention_mask": mask, "labels": torch.tensor([x.label for x in items], dtype=torch.long)}
+    labels = torch.tensor([x.label for x in items], dtype=torch.long)
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels, **_item_weights(items)}
 
 
 def collate_pairs(items: list[Pair], pad_id: int) -> dict[str, torch.Tensor]:
@@ -278,7 +450,7 @@ def collate_pairs(items: list[Pair], pad_id: int) -> dict[str, torch.Tensor]:
     targets = torch.full_like(ids, IGNORE)
     for b, (seq, start) in enumerate(zip(seqs, starts, strict=True)):
         targets[b, start - 1 : len(seq) - 1] = torch.tensor(seq[start:], dtype=torch.long)
-    batch = {"input_ids": ids, "attention_mask": mask, "targets": targets}
+    batch = {"input_ids": ids, "attention_mask": mask, "targets": targets, **_item_weights(items)}  # weights: (B,), one per pair
     if all(p.ref is not None for p in items):
         batch["ref_logps"] = torch.tensor([p.ref[0] for p in items] + [p.ref[1] for p in items], dtype=torch.float32)  # type: ignore[index]
     return batch

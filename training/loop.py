@@ -4,7 +4,10 @@ Loss scaling: every micro-batch's loss is a *sum* (over target tokens for sft/cp
 rows for classify, over pairs for dpo), divided by the number of those units in the whole
 optimizer step. The update is then the mean over the step's units, whatever the split
 into micro-batches, so ``batch_size=4, grad_accum=1`` and ``batch_size=1, grad_accum=4``
-give the same step.
+give the same step. With the balance stage's ``sample_weight`` each unit's loss is
+multiplied by its row's weight and the step divides by the sum of its units' weights
+instead of their count: a weighted mean, with the same property. Held-out examples carry
+no weights, so evaluation is unweighted.
 
 A checkpoint holds the trained parameters, the optimizer state, the RNG states, the step
 and the position in the seeded data stream, so ``resume`` continues exactly where the
@@ -30,7 +33,7 @@ import torch.nn.functional as F
 from curation.config import TrainConfig
 from curation.errors import RunError
 from curation.rundir import atomic_dir, write_json
-from training.data import Labelled, Pair, Prepared, Row, Task, collate, take
+from training.data import IGNORE, Labelled, Pair, Prepared, Row, Task, collate, take
 from training.dpo import dpo_loss, reference_logps, sequence_logps, token_logps, with_reference
 from training.models import causal_parts, load_trainable_state, trainable_state
 
@@ -86,11 +89,18 @@ def autocast_for(device: torch.device) -> Callable[[], contextlib.AbstractContex
     return contextlib.nullcontext
 
 
-def units(task: str, batch: dict[str, torch.Tensor]) -> int:
-    """What a step's loss is averaged over: target tokens (sft/cpt) or rows/pairs."""
+def units(task: str, batch: dict[str, torch.Tensor]) -> float:
+    """What a step's loss is averaged over: target tokens (sft/cpt) or rows/pairs, each counted by its weight if weighted."""
+    if "weights" in batch:  # zero where there is no target
+        return float(batch["weights"].sum(dtype=torch.float64))
     if task in ("sft", "cpt"):
         return int((batch["targets"] != -100).sum())
     return int(batch["input_ids"].shape[0] // (2 if task == "dpo" else 1))
+
+
+def weighted_sum(losses: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    """The sum of per-unit losses, (N,), each times its weight when the batch has weights."""
+    return losses.sum() if weights is None else (losses * weights).sum()
 
 
 def item_tokens(item: Row | Labelled | Pair) -> int:
@@ -100,21 +110,24 @@ def item_tokens(item: Row | Labelled | Pair) -> int:
 
 
 def loss_step(model: Any, batch: dict[str, torch.Tensor], job: Job) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """The summed loss of one micro-batch and what evaluation needs from it."""
-    task = job.task
+    """The summed (weighted, if the batch has ``weights``) loss of one micro-batch and what evaluation needs from it."""
+    task, weights = job.task, batch.get("weights")
     if task in ("sft", "cpt"):
-        logps, _ = token_logps(model, batch)
+        logps, _ = token_logps(model, batch)  # (N,)
         if logps.numel() == 0:
             raise RunError(
                 "a batch's loss mask selects no tokens; every example needs response tokens (check `max_length` and empty completions)"
             )
-        return -logps.sum(), {}
+        return -weighted_sum(logps, None if weights is None else weights[batch["targets"] != IGNORE]), {}
     if task == "classify":
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.float()  # (B, classes)
-        return F.cross_entropy(logits, batch["labels"], reduction="sum"), {"pred": logits.argmax(-1), "label": batch["labels"]}
+        extras = {"pred": logits.argmax(-1), "label": batch["labels"]}
+        if weights is None:  # reduction="sum" kept: unweighted runs stay bit-identical
+            return F.cross_entropy(logits, batch["labels"], reduction="sum"), extras
+        return weighted_sum(F.cross_entropy(logits, batch["labels"], reduction="none"), weights), extras
     policy = sequence_logps(model, batch)  # (2B,)
-    losses, chosen, rejected = dpo_loss(policy, reference_logps(model, batch, lora=job.lora), job.cfg.beta)
-    return losses.sum(), {"chosen": chosen, "rejected": rejected}
+    losses, chosen, rejected = dpo_loss(policy, reference_logps(model, batch, lora=job.lora), job.cfg.beta)  # (B,)
+    return weighted_sum(losses, weights), {"chosen": chosen, "rejected": rejected}
 
 
 def backward_step(
@@ -148,7 +161,7 @@ def _macro_f1(pred: torch.Tensor, label: torch.Tensor) -> float:
     return sum(scores) / len(scores) if scores else 0.0
 
 
-def _summarise(task: str, loss_sum: float, n: int, extras: dict[str, list[torch.Tensor]]) -> dict[str, float]:
+def _summarise(task: str, loss_sum: float, n: float, extras: dict[str, list[torch.Tensor]]) -> dict[str, float]:
     loss = loss_sum / max(n, 1)
     if task in ("sft", "cpt"):
         return {"loss": loss, "perplexity": math.exp(min(loss, 50.0)), "tokens": n}
@@ -167,11 +180,15 @@ def _summarise(task: str, loss_sum: float, n: int, extras: dict[str, list[torch.
 def evaluate(
     model: Any, items: list[Any], job: Job, to_device: Callable[..., dict[str, torch.Tensor]], autocast: Callable[[], Any]
 ) -> dict[str, float]:
-    """Held-out metrics: loss and perplexity; accuracy and F1 (classify); preference accuracy and margin (dpo)."""
+    """Held-out metrics: loss and perplexity; accuracy and F1 (classify); preference accuracy and margin (dpo).
+
+    Unweighted: held-out examples carry no ``sample_weight``, so the metrics describe the data as it is.
+    """
     if not items:
         return {}
     model.eval()
-    loss_sum, n, extras = 0.0, 0, dict[str, list[torch.Tensor]]()
+    loss_sum, extras = 0.0, dict[str, list[torch.Tensor]]()
+    n: float = 0  # stays an int: held-out batches carry no weights
     with torch.no_grad():
         for start in range(0, len(items), job.cfg.batch_size):
             batch = to_device(collate(job.task, items[start : start + job.cfg.batch_size], job.pad_id))

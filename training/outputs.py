@@ -31,6 +31,22 @@ def write_outputs(out: Path, *, model: Any, tokenizer: Any, cfg: TrainConfig, me
     shutil.rmtree(out / "checkpoint", ignore_errors=True)
 
 
+def describe_balance(balance: dict[str, Any]) -> str:
+    """One line on what the balance stage's columns did to training (``metrics.json`` ``data.balance``); empty if nothing."""
+    parts = []
+    if balance["weighted"]:
+        low, high = balance["weight_min"], balance["weight_max"]
+        spread = f"all {low:g}" if low == high else f"{low:g} to {high:g}"
+        parts.append(f"loss weighted by `sample_weight` ({spread}), held-out metrics unweighted")
+    if balance["zero_weight_rows"]:
+        parts.append(f"{balance['zero_weight_rows']} training rows of weight 0 left out")
+    if balance["repeat_added_rows"]:
+        parts.append(f"`repeat` added {balance['repeat_added_rows']} copies of training rows")
+    if balance["ignored_columns"]:
+        parts.append(f"{' and '.join(f'`{c}`' for c in balance['ignored_columns'])} ignored (`balance_weights: false`)")
+    return "; ".join(parts)
+
+
 def _fmt(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, float) else ("" if value is None else str(value))
 
@@ -67,6 +83,7 @@ def model_card(cfg: TrainConfig, metrics: dict[str, Any], job: dict[str, Any]) -
         f"- dataset fingerprint: `{job['dataset_fingerprint']}`",
         f"- checks: verdict `{job['verdict']}`, suite fingerprint `{job['suite_fingerprint']}`",
         f"- rows: {data['train_rows']} trained on, {data['eval_rows']} held out (seeded split, seed {cfg.seed}); {data['truncated']} truncated to {cfg.max_length} tokens",
+        *([f"- balance: {note}"] if (note := describe_balance(data["balance"])) else []),
         "",
         "## Training",
         f"- task `{cfg.task}`, method: {method}",

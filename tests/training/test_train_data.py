@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import polars as pl
@@ -170,6 +171,112 @@ def test_prepare_every_task(tokenizer: Any, task: Any, rows: list[dict[str, Any]
         assert data.labels == ["account", "billing", "shipping"]
 
 
+@pytest.mark.parametrize(("task", "rows"), [("sft", qa_rows(8)), ("classify", label_rows(6)), ("dpo", pair_rows(8))])
+def test_prepare_without_a_held_out_split(tokenizer: Any, task: Any, rows: list[dict[str, Any]]) -> None:
+    data = prepare(pl.DataFrame(rows), task, tokenizer, max_length=64, eval_fraction=0.0, seed=0, packing=False)
+    assert len(data.train) == len(rows) and data.eval == [] and data.stats["eval_rows"] == 0
+
+
 def test_prepare_names_missing_columns(tokenizer: Any) -> None:
     with pytest.raises(SchemaError, match="needs the columns prompt, chosen, rejected"):
         prepare(pl.DataFrame({"text": ["a"]}), "dpo", tokenizer, max_length=64, eval_fraction=0.1, seed=0, packing=False)
+
+
+# ---------------------------------------------------------------------------- the balance stage's columns
+def _prepare(tokenizer: Any, df: pl.DataFrame, task: Any = "classify", **options: Any) -> Any:
+    return prepare(df, task, tokenizer, **{"max_length": 64, "eval_fraction": 0.25, "seed": 0, "packing": False, **options})
+
+
+def _text_of(tokenizer: Any, item: Any) -> str:
+    return str(tokenizer.decode(item.ids))
+
+
+def test_repeat_copies_only_training_rows_and_keeps_the_split(tokenizer: Any) -> None:
+    plain = pl.DataFrame(label_rows(12))
+    repeats = [1 + i % 3 for i in range(12)]
+    repeated = plain.with_columns(pl.Series("repeat", repeats).cast(pl.Int64))
+    before, after = _prepare(tokenizer, plain), _prepare(tokenizer, repeated)
+    assert after.eval == before.eval and after.stats["eval_rows"] == before.stats["eval_rows"] == 3  # eval: same rows, no copies
+    train_idx, eval_idx = split_indices(12, 0.25, 0)
+    texts = plain["text"].to_list()
+    trained = [_text_of(tokenizer, x) for x in after.train]
+    assert {t: trained.count(t) for t in set(trained)} == {texts[i]: repeats[i] for i in train_idx}
+    assert not {texts[i] for i in eval_idx} & set(trained)  # no copy of a held-out row is trained on
+    assert after.train[: len(before.train)] == before.train  # copy k of every row follows all copies k-1
+    assert after.stats["balance"]["repeat_added_rows"] == sum(repeats[i] - 1 for i in train_idx) == len(after.train) - len(before.train)
+    assert after.stats["train_rows"] == before.stats["train_rows"] == 9
+
+
+def test_sample_weights_ride_on_training_examples_only(tokenizer: Any) -> None:
+    weights = [0.5, None, 2.0, 1.5] * 3  # null reads as 1
+    df = pl.DataFrame(label_rows(12)).with_columns(pl.Series("sample_weight", weights, dtype=pl.Float64))
+    data = _prepare(tokenizer, df)
+    train_idx, _ = split_indices(12, 0.25, 0)
+    assert [x.weight for x in data.train] == [1.0 if weights[i] is None else weights[i] for i in train_idx]
+    assert all(x.weight is None for x in data.eval)  # held-out metrics stay unweighted
+    expected = [1.0 if weights[i] is None else weights[i] for i in train_idx]
+    assert data.stats["balance"] == {
+        "weighted": True, "weight_min": min(expected), "weight_max": max(expected),
+        "zero_weight_rows": 0, "repeat_added_rows": 0, "ignored_columns": [],
+    }  # fmt: skip
+
+
+def test_rows_of_weight_zero_are_left_out_of_training(tokenizer: Any) -> None:
+    df = pl.DataFrame(label_rows(12)).with_columns(sample_weight=pl.Series([0.0, 1.0] * 6), repeat=pl.Series([3] * 12))
+    data = _prepare(tokenizer, df, eval_fraction=0.0)
+    assert [x.weight for x in data.train] == [1.0] * 18  # 6 rows of weight 1, 3 copies each
+    assert data.stats["balance"]["zero_weight_rows"] == 6 and data.stats["balance"]["repeat_added_rows"] == 12
+
+
+def test_all_null_balance_columns_mean_unweighted(tokenizer: Any) -> None:
+    plain = pl.DataFrame(label_rows(12))
+    nulls = plain.with_columns(sample_weight=pl.lit(None, pl.Float64), repeat=pl.lit(None, pl.Int64))
+    data = _prepare(tokenizer, nulls)
+    assert data.train == _prepare(tokenizer, plain).train and data.stats["balance"]["weighted"] is False
+
+
+def test_balance_weights_off_ignores_the_columns_and_says_so(tokenizer: Any) -> None:
+    df = pl.DataFrame(label_rows(12)).with_columns(sample_weight=pl.lit(-1.0), repeat=pl.lit(0))  # invalid, yet unread
+    data = _prepare(tokenizer, df, balance_weights=False)
+    assert data.train == _prepare(tokenizer, pl.DataFrame(label_rows(12))).train
+    assert data.stats["balance"]["ignored_columns"] == ["sample_weight", "repeat"] and data.stats["balance"]["weighted"] is False
+
+
+def test_packing_carries_each_examples_weight_to_its_targets(tokenizer: Any) -> None:
+    df = pl.DataFrame(text_rows(8)[:3]).with_columns(sample_weight=pl.Series([0.5, 2.0, 3.0]))
+    data = _prepare(tokenizer, df, task="cpt", eval_fraction=0.0, packing=True, max_length=256)
+    [block] = data.train
+    batch = collate_rows([block, Row([5, 6], [False, True], [0, 1])], tokenizer.pad_token_id)  # an unweighted row counts 1
+    weights, targets = batch["weights"], batch["targets"]
+    assert weights.shape == targets.shape and torch.equal(weights == 0, targets == IGNORE)
+    starts = [i for i, p in enumerate(block.positions) if p == 0] + [len(block.ids)]
+    for (a, b), w in zip(itertools.pairwise(starts), [0.5, 2.0, 3.0], strict=True):
+        assert set(weights[0, a : b - 1].tolist()) == {w}  # targets a+1 .. b-1 belong to this document
+    assert weights[1].tolist()[:1] == [1.0]
+
+
+@pytest.mark.parametrize(
+    ("column", "message"),
+    [
+        (pl.Series("sample_weight", [-1.0] + [1.0] * 11), r"`sample_weight` must be a finite number >= 0, got -1.0 at row `c0`"),
+        (pl.Series("sample_weight", [1.0, float("nan"), float("nan")] + [1.0] * 9), r"got nan at row `c1` and 1 more"),
+        (pl.Series("sample_weight", [1.0, float("inf")] + [1.0] * 10), r"got inf at row `c1`"),
+        (pl.Series("sample_weight", [0.0] * 12), r"every `sample_weight` is 0"),
+        (pl.Series("sample_weight", ["1"] * 12), r"`sample_weight` must be a number column, got String"),
+        (pl.Series("repeat", [1, 0] + [1] * 10), r"`repeat` must be at least 1, got 0 at row `c1`"),
+        (pl.Series("repeat", [1.5] * 12), r"`repeat` must be an integer column \(copies of the row\), got Float64"),
+    ],
+)
+def test_invalid_balance_columns_are_one_line_schema_errors(tokenizer: Any, column: pl.Series, message: str) -> None:
+    df = pl.DataFrame(label_rows(12)).with_columns(column)
+    with pytest.raises(SchemaError, match=message) as e:
+        _prepare(tokenizer, df)
+    assert "\n" not in str(e.value) and str(e.value).endswith("or set `train.balance_weights: false` to ignore the balance columns")
+
+
+def test_weight_zero_on_every_training_row_is_an_error(tokenizer: Any) -> None:
+    train_idx, _ = split_indices(12, 0.25, 0)
+    weights = [0.0 if i in train_idx else 1.0 for i in range(12)]
+    df = pl.DataFrame(label_rows(12)).with_columns(sample_weight=pl.Series(weights))
+    with pytest.raises(SchemaError, match="every training row has `sample_weight` 0 after the eval split"):
+        _prepare(tokenizer, df)
