@@ -10,6 +10,7 @@ the defaults.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import warnings
 from collections.abc import Iterator
@@ -65,17 +66,27 @@ def source(name: str) -> tuple[str, dict[str, Any]]:
 
 @contextlib.contextmanager
 def _quiet_transformers() -> Iterator[None]:
-    """Silence load reports and per-tensor progress bars while loading."""
+    """Silence load reports and per-tensor progress bars while loading.
+
+    The GGUF reader's bar is a plain tqdm that transformers' switch does not reach, so it
+    is turned off here for the duration of the load.
+    """
+    import transformers.modeling_gguf_pytorch_utils as gguf_utils
     from transformers.utils import logging
 
     level = logging.get_verbosity()
     logging.set_verbosity_error()
     logging.disable_progress_bar()
+    bar = getattr(gguf_utils, "tqdm", None)
+    if bar is not None:
+        gguf_utils.tqdm = functools.partial(bar, disable=True)
     try:
         yield
     finally:
         logging.set_verbosity(level)
         logging.enable_progress_bar()
+        if bar is not None:
+            gguf_utils.tqdm = bar
 
 
 def load_tokenizer(name: str, task: Task) -> Any:

