@@ -59,6 +59,7 @@ NER_MAPPING = {label: entity for entity, labels in NER_LABELS.items() for label 
 PARALLEL_MIN_TEXTS = 512  # below this, forking workers costs more than it saves
 CHUNK_TEXTS = 256  # texts per work item sent to a worker
 SENTENCE_CACHE = 20_000  # parsed sentences kept per process (boilerplate repeats across rows)
+MAX_SENTENCE_CHARS = 10_000  # longer runs without a sentence end are cut at whitespace for spaCy
 
 
 def offline_presidio() -> None:
@@ -404,14 +405,29 @@ _SENTENCE_END = re.compile(r"[.!?]+\s+")
 
 
 def split_sentences(text: str) -> list[str]:
-    """``text`` cut after sentence ends (not line breaks: form lines need their neighbours); the pieces concatenate back to ``text``."""
+    """``text`` cut after sentence ends (not line breaks: form lines need their neighbours); the pieces concatenate back to ``text``.
+
+    A "sentence" longer than ``MAX_SENTENCE_CHARS`` (a log dump, a text without
+    punctuation) is cut further at whitespace: spaCy refuses texts over its ``max_length``
+    and its cost grows with length.
+    """
     pieces, start = [], 0
     for m in _SENTENCE_END.finditer(text):
         pieces.append(text[start : m.end()])
         start = m.end()
     if start < len(text):
         pieces.append(text[start:])
-    return pieces
+    return [part for piece in pieces for part in _bounded(piece)] if len(text) > MAX_SENTENCE_CHARS else pieces
+
+
+def _bounded(piece: str) -> Iterator[str]:
+    """``piece`` in parts of at most ``MAX_SENTENCE_CHARS``, cut after the last whitespace where there is one."""
+    while len(piece) > MAX_SENTENCE_CHARS:
+        cut = max(piece.rfind(" ", 0, MAX_SENTENCE_CHARS), piece.rfind("\n", 0, MAX_SENTENCE_CHARS)) + 1 or MAX_SENTENCE_CHARS
+        yield piece[:cut]
+        piece = piece[cut:]
+    if piece:
+        yield piece
 
 
 def _trim(text: str, s: Span) -> Span:

@@ -427,3 +427,15 @@ def test_numpy_matmul_ner_finds_what_blis_finds(ctx: StageContext) -> None:
     fast = entities(engine.nlp)
     assert fast == entities(stock)
     assert sum(len(e) for e in fast) > 100  # the comparison covers real entities
+
+
+def test_a_text_longer_than_spacy_allows_is_scanned_in_bounded_pieces(ctx: StageContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    from curation.pii import _engine
+    from curation.pii_engine import MAX_SENTENCE_CHARS, split_sentences
+
+    text = "log " + "word " * (3 * MAX_SENTENCE_CHARS // 5) + f"mail {EMAIL} now" + "x" * (2 * MAX_SENTENCE_CHARS) + ". Bye."
+    pieces = split_sentences(text)
+    assert "".join(pieces) == text and max(map(len, pieces)) <= MAX_SENTENCE_CHARS and len(pieces) >= 5
+    monkeypatch.setattr(_engine(PiiConfig(), ctx).nlp, "max_length", 2 * MAX_SENTENCE_CHARS)  # spaCy's limit, scaled down
+    result = pii(frame([text]), PiiConfig(), ctx)
+    assert EMAIL not in result.kept["text"][0] and result.stats["found_total"] == 1
