@@ -238,8 +238,11 @@ def pii(df: pl.DataFrame, cfg: PiiConfig, ctx: StageContext) -> StageResult:
     engine = _engine(cfg, ctx)
     with ctx.progress("pii: scanning", len(unique)) as bar:
         results = dict(zip(unique, engine.run(unique, advance=bar.advance), strict=True))
-    scrubbed = _rebuild(df, fields, results)
-    findings = _findings(df["id"], cells, results)
+    from curation.pii_rows import row_context
+
+    in_rows = row_context(cells, results, engine)  # names a row's other fields reveal
+    scrubbed = _rebuild(df, fields, results, in_rows)
+    findings = _findings(df["id"], cells, results, in_rows)
     reasons = _drop_reasons(df["id"], findings, cfg)
     drop = pl.Series([r is not None for r in reasons], dtype=pl.Boolean)
     kept = scrubbed.filter(~drop)
@@ -276,19 +279,24 @@ def _cells(df: pl.DataFrame, fields: list[str]) -> list[tuple[int, str, str]]:
     return sorted(cells, key=lambda c: c[0])  # row order, fields in scan order within a row
 
 
-def _rebuild(df: pl.DataFrame, fields: list[str], results: dict[str, TextResult]) -> pl.DataFrame:
-    def clean(t: str | None) -> str | None:
-        return results[t].scrubbed if t else t
+def _rebuild(
+    df: pl.DataFrame, fields: list[str], results: dict[str, TextResult], in_rows: dict[tuple[int, str], TextResult]
+) -> pl.DataFrame:
+    def clean(t: str | None, i: int, label: str) -> str | None:
+        return (in_rows.get((i, label)) or results[t]).scrubbed if t else t
 
     cols = []
     for f in fields:
         if f == "messages":
             chats = [
-                [{**m, "content": clean(m["content"])} if m else m for m in msgs] if msgs is not None else None for msgs in df[f].to_list()
+                [{**m, "content": clean(m["content"], i, f"messages[{j}].content")} if m else m for j, m in enumerate(msgs)]
+                if msgs is not None
+                else None
+                for i, msgs in enumerate(df[f].to_list())
             ]
             cols.append(pl.Series(f, chats, dtype=df.schema[f]))
         else:
-            cols.append(pl.Series(f, [clean(t) for t in df[f].to_list()], dtype=df.schema[f]))
+            cols.append(pl.Series(f, [clean(t, i, f) for i, t in enumerate(df[f].to_list())], dtype=df.schema[f]))
     return df.with_columns(cols) if cols else df
 
 
@@ -306,12 +314,14 @@ FINDINGS_SCHEMA = {
 }
 
 
-def _findings(ids: pl.Series, cells: list[tuple[int, str, str]], results: dict[str, TextResult]) -> pl.DataFrame:
+def _findings(
+    ids: pl.Series, cells: list[tuple[int, str, str]], results: dict[str, TextResult], in_rows: dict[tuple[int, str], TextResult]
+) -> pl.DataFrame:
     """One row per span; residual rows have offsets into the scrubbed text and no operator."""
     id_list = ids.to_list()
     rows: list[tuple[Any, ...]] = []
     for i, field, text in cells:
-        res = results[text]
+        res = in_rows.get((i, field)) or results[text]
         rows += [
             (id_list[i], field, s.entity, s.start, s.end, s.score, s.recognizer, op, mask_value(text[s.start : s.end], s.entity), False)
             for s, op in zip(res.spans, res.operators, strict=True)

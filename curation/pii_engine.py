@@ -305,9 +305,9 @@ class PiiEngine:
         ]
         if self.needs_person:
             spans = clean_person_spans(text, spans)
-        return resolve([s for s in spans if not self._allowed(text[s.start : s.end])], text)
+        return resolve([s for s in spans if not self.allowed(text[s.start : s.end])], text)
 
-    def _allowed(self, value: str) -> bool:
+    def allowed(self, value: str) -> bool:
         allow = self.cfg.allow_list
         if not allow:
             return False
@@ -354,15 +354,17 @@ class PiiEngine:
         shift = sum((b - a) - (oe - os_) for a, b, os_, oe in done.pieces if b <= span.start)
         return span._replace(start=span.start - shift, end=span.end - shift)
 
-    def process(self, texts: list[str], *, rescan: bool = True) -> list[TextResult]:
+    def process(self, texts: list[str], *, rescan: bool = True, spans: list[list[Span]] | None = None) -> list[TextResult]:
         """Detect, scrub, re-scan the changed texts and re-scrub residuals, ``residual_rounds`` times.
 
-        ``rescan=False`` skips the residual scan (benchmarks time analyze + anonymize alone).
+        ``rescan=False`` skips the residual scan (benchmarks time analyze + anonymize alone);
+        ``spans`` (resolved, per text) replaces detection: the stage's row context adds findings.
         """
         if len(self.sentences) > SENTENCE_CACHE:
             self.sentences.clear()
         sentences = self.sentences  # shared by the first pass, the residual scan and later chunks
-        done = [self.scrub(t, s) for t, s in zip(texts, self.detect(texts, sentences), strict=True)]
+        found_first = self.detect(texts, sentences) if spans is None else spans
+        done = [self.scrub(t, s) for t, s in zip(texts, found_first, strict=True)]
         residual: dict[int, list[Span]] = {}
         todo = [i for i, d in enumerate(done) if d.spans] if rescan else []
         for round_ in range(self.cfg.residual_rounds + 1):

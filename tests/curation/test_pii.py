@@ -142,6 +142,34 @@ def test_fields_per_kind_and_metadata_columns(engines: dict[str, Any]) -> None:
     assert full.stats["fields"] == ["prompt", "completion", "source", "annotator"]
 
 
+def test_a_name_found_in_one_turn_is_scrubbed_in_the_row_s_other_turns(engines: dict[str, Any]) -> None:
+    chats = [
+        [
+            {"role": "user", "content": "Hello, my name is Cornelius Abernathy-Vane and my parcel is late."},
+            {"role": "assistant", "content": "Sure Cornelius, I will look into it."},
+        ],
+        [{"role": "user", "content": "Cornelius is a fine old name."}],  # another row: no name known there
+    ]
+    df = pl.DataFrame({"id": ["c1", "c2"], "messages": chats}, schema={"id": pl.String, "messages": pl.List(MESSAGE)})
+    result = pii(df, PiiConfig(), StageContext(kind="instruction", engines=engines))
+    reply = result.kept["messages"][0].to_list()[1]["content"]
+    assert reply == "Sure <PERSON>, I will look into it."
+    tagged = result.findings.filter(pl.col("recognizer") == "NameInRow").row(0, named=True)
+    assert (tagged["id"], tagged["field"], tagged["start"], tagged["end"]) == ("c1", "messages[1].content", 5, 14)
+    assert result.kept["messages"][1].to_list()[0]["content"] == chats[1][0]["content"]
+
+
+def test_a_person_column_value_shaped_like_a_name_is_a_person(engines: dict[str, Any]) -> None:
+    names = ["Gertrude Vanderpool", "ann_2", "Leopold Wintergreen", "team-b"]
+    df = pl.DataFrame({"id": list("abcd"), "text": ["Good."] * 4, "label": ["x"] * 4, "annotator": names, "source": ["Web Form"] * 4})
+    result = pii(df, PiiConfig(), StageContext(kind="classification", engines=engines))
+    assert result.kept["annotator"].to_list() == ["<PERSON>", "ann_2", "<PERSON>", "team-b"]
+    assert result.kept["source"].to_list() == ["Web Form"] * 4  # not a person column: a shape alone is no name
+    assert set(result.findings.filter(pl.col("field") == "annotator")["recognizer"]) == {"NameColumn"}
+    kept = pii(df, PiiConfig(allow_list=["Leopold Wintergreen"]), StageContext(kind="classification", engines=engines))
+    assert kept.kept["annotator"].to_list()[2] == "Leopold Wintergreen"
+
+
 def test_operators_per_entity(ctx: StageContext) -> None:
     cfg = PiiConfig(operator="redact", operators={"EMAIL_ADDRESS": "mask", "PERSON": "keep"})
     result = pii(frame([f"My name is {NAME}, I wrote from {EMAIL} about {SSN}."]), cfg, ctx)

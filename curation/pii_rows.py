@@ -1,0 +1,78 @@
+"""Row context the per-text pass of the `pii` stage cannot see.
+
+The engine analyses each distinct text once, on its own. Two things only the row knows:
+
+- a name found in one field or turn is a name in the row's other fields and turns too
+  ("Sure Cornelius, ..." in the assistant's reply after the user signed "Cornelius
+  Abernathy-Vane");
+- a value of a column that names a person (``annotator``, ``author``, ``reviewer``...)
+  shaped like a personal name is one, though NER sees no context around it.
+
+``row_context`` returns the cells whose findings grow, re-scrubbed (residual scan
+included) by the engine; every other cell keeps the engine's per-text result.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from typing import TYPE_CHECKING
+
+from curation.pii_recognizers import Span, resolve
+
+if TYPE_CHECKING:
+    from curation.pii_engine import PiiEngine, TextResult
+
+Cell = tuple[int, str, str]  # (row index, field label, text)
+
+PERSON_COLUMNS = frozenset(
+    {"annotator", "author", "user", "username", "user_name", "name", "full_name", "reviewer", "rater", "labeler", "labeller"}
+    | {"assignee", "owner", "customer", "customer_name", "agent", "agent_name", "created_by", "submitted_by", "contact"}
+)
+_NAME_SHAPE = re.compile(r"[A-Z][A-Za-z'’.-]+(?: [A-Z][A-Za-z'’.-]*){1,3}")  # two to four capitalised words
+SCORE = 0.85  # as the per-text name repeats
+_NAME_PART = re.compile(r"[A-Z][a-z'’-]{2,}")  # as in pii_recognizers: the parts a repeat may use
+
+
+def row_context(cells: list[Cell], results: dict[str, TextResult], engine: PiiEngine) -> dict[tuple[int, str], TextResult]:
+    """Per (row, field label): the cell's result with the row's names added, where that adds findings."""
+    if "PERSON" not in engine.entities or engine.cfg.operator_for("PERSON") == "keep" or engine.cfg.threshold_for("PERSON") > SCORE:
+        return {}
+    rows: dict[int, list[Cell]] = defaultdict(list)
+    for cell in cells:
+        rows[cell[0]].append(cell)
+    grown: dict[tuple[int, str], list[Span]] = {}
+    texts: dict[tuple[int, str], str] = {}
+    for row_cells in rows.values():
+        extra = {(i, f): _name_column_span(f, t, results[t].spans, engine) for i, f, t in row_cells}
+        parts = {p for i, f, t in row_cells for p in _name_parts(t, [*results[t].spans, *extra[i, f]])}
+        if not parts or (len(row_cells) < 2 and not any(extra.values())):
+            continue
+        repeat = re.compile(r"\b(?:" + "|".join(sorted(map(re.escape, parts))) + r")\b")
+        for i, f, t in row_cells:
+            spans = [*results[t].spans, *extra[i, f]]
+            added = extra[i, f] + [
+                Span(m.start(), m.end(), "PERSON", SCORE, "NameInRow")
+                for m in repeat.finditer(t)
+                if not any(s.start <= m.start() < s.end for s in spans) and not engine.allowed(m.group())
+            ]
+            if added:
+                grown[i, f], texts[i, f] = resolve([*results[t].spans, *added], t), t
+    keys = list(grown)
+    redone = engine.process([texts[k] for k in keys], spans=[grown[k] for k in keys]) if keys else []
+    return dict(zip(keys, redone, strict=True))
+
+
+def _name_column_span(field: str, text: str, spans: tuple[Span, ...], engine: PiiEngine) -> list[Span]:
+    """The whole value of a person column, if it is shaped like a name and no finding covers it."""
+    value = text.strip()
+    if field not in PERSON_COLUMNS or not _NAME_SHAPE.fullmatch(value) or engine.allowed(value):
+        return []
+    start = text.index(value)
+    if any(s.entity == "PERSON" and s.start <= start and start + len(value) <= s.end for s in spans):
+        return []
+    return [Span(start, start + len(value), "PERSON", SCORE, "NameColumn")]
+
+
+def _name_parts(text: str, spans: list[Span]) -> set[str]:
+    return {m.group() for s in spans if s.entity == "PERSON" for m in _NAME_PART.finditer(text, s.start, s.end)}
