@@ -238,9 +238,10 @@ def pii(df: pl.DataFrame, cfg: PiiConfig, ctx: StageContext) -> StageResult:
     engine = _engine(cfg, ctx)
     with ctx.progress("pii: scanning", len(unique)) as bar:
         results = dict(zip(unique, engine.run(unique, advance=bar.advance), strict=True))
-    from curation.pii_rows import row_context
+    from curation.pii_rows import numbered_people, row_context
 
     in_rows = row_context(cells, results, engine)  # names a row's other fields reveal
+    in_rows |= numbered_people(cells, results, in_rows)  # annotators stay distinct
     scrubbed = _rebuild(df, fields, results, in_rows)
     findings = _findings(df["id"], cells, results, in_rows)
     reasons = _drop_reasons(df["id"], findings, cfg)

@@ -10,10 +10,16 @@ The engine analyses each distinct text once, on its own. Two things only the row
 
 ``row_context`` returns the cells whose findings grow, re-scrubbed (residual scan
 included) by the engine; every other cell keeps the engine's per-text result.
+
+``numbered_people`` then keeps person columns useful: where a whole value was replaced
+(`replace` operator), each distinct value gets its own numbered placeholder
+(``<PERSON_1>``, ``<EMAIL_ADDRESS_2>``), numbered by first appearance, so per-annotator
+agreement and preference calibration still tell annotators apart, without a hash.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections import defaultdict
 from typing import TYPE_CHECKING
@@ -76,3 +82,26 @@ def _name_column_span(field: str, text: str, spans: tuple[Span, ...], engine: Pi
 
 def _name_parts(text: str, spans: list[Span]) -> set[str]:
     return {m.group() for s in spans if s.entity == "PERSON" for m in _NAME_PART.finditer(text, s.start, s.end)}
+
+
+def numbered_people(
+    cells: list[Cell], results: dict[str, TextResult], in_rows: dict[tuple[int, str], TextResult]
+) -> dict[tuple[int, str], TextResult]:
+    """Person-column cells whose whole value was replaced, with a placeholder numbered per distinct value."""
+    numbers: dict[tuple[str, str], int] = {}
+    per_entity: dict[str, int] = defaultdict(int)
+    out: dict[tuple[int, str], TextResult] = {}
+    for i, f, t in cells:
+        res = in_rows.get((i, f)) or results[t]
+        value = t.strip()
+        if f not in PERSON_COLUMNS or len(res.spans) != 1 or res.operators[0] != "replace":
+            continue
+        span = res.spans[0]
+        if t[span.start : span.end] != value:
+            continue
+        key = (span.entity, value)
+        if key not in numbers:
+            per_entity[span.entity] += 1
+            numbers[key] = per_entity[span.entity]
+        out[i, f] = dataclasses.replace(res, scrubbed=f"{t[: span.start]}<{span.entity}_{numbers[key]}>{t[span.end :]}")
+    return out

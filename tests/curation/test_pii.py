@@ -137,7 +137,7 @@ def test_fields_per_kind_and_metadata_columns(engines: dict[str, Any]) -> None:
         "prompt": "Mail <EMAIL_ADDRESS>",
         "completion": "Call <PHONE_NUMBER>",
         "source": "<EMAIL_ADDRESS>",
-        "annotator": "<EMAIL_ADDRESS>",
+        "annotator": "<EMAIL_ADDRESS_1>",  # a person column: numbered, so annotators stay apart
     }
     assert full.stats["fields"] == ["prompt", "completion", "source", "annotator"]
 
@@ -160,14 +160,19 @@ def test_a_name_found_in_one_turn_is_scrubbed_in_the_row_s_other_turns(engines: 
 
 
 def test_a_person_column_value_shaped_like_a_name_is_a_person(engines: dict[str, Any]) -> None:
-    names = ["Gertrude Vanderpool", "ann_2", "Leopold Wintergreen", "team-b"]
-    df = pl.DataFrame({"id": list("abcd"), "text": ["Good."] * 4, "label": ["x"] * 4, "annotator": names, "source": ["Web Form"] * 4})
-    result = pii(df, PiiConfig(), StageContext(kind="classification", engines=engines))
-    assert result.kept["annotator"].to_list() == ["<PERSON>", "ann_2", "<PERSON>", "team-b"]
-    assert result.kept["source"].to_list() == ["Web Form"] * 4  # not a person column: a shape alone is no name
-    assert set(result.findings.filter(pl.col("field") == "annotator")["recognizer"]) == {"NameColumn"}
-    kept = pii(df, PiiConfig(allow_list=["Leopold Wintergreen"]), StageContext(kind="classification", engines=engines))
+    names = ["Gertrude Vanderpool", "ann_2", "Leopold Wintergreen", "team-b", "Gertrude Vanderpool", EMAIL]
+    n = len(names)
+    df = pl.DataFrame({"id": list("abcdef"), "text": ["Good."] * n, "label": ["x"] * n, "annotator": names, "source": ["Web Form"] * n})
+    ctx = StageContext(kind="classification", engines=engines)
+    result = pii(df, PiiConfig(), ctx)
+    # numbered per distinct value, by first appearance: agreement and calibration still tell annotators apart
+    assert result.kept["annotator"].to_list() == ["<PERSON_1>", "ann_2", "<PERSON_2>", "team-b", "<PERSON_1>", "<EMAIL_ADDRESS_1>"]
+    assert result.kept["source"].to_list() == ["Web Form"] * n  # not a person column: a shape alone is no name
+    assert result.findings.filter(pl.col("field") == "annotator")["recognizer"].to_list()[:3] == ["NameColumn"] * 3
+    kept = pii(df, PiiConfig(allow_list=["Leopold Wintergreen"]), ctx)
     assert kept.kept["annotator"].to_list()[2] == "Leopold Wintergreen"
+    masked = pii(df, PiiConfig(operators={"PERSON": "mask"}), ctx)
+    assert masked.kept["annotator"].to_list()[0] == "*" * len(names[0])  # other operators apply as configured
 
 
 def test_operators_per_entity(ctx: StageContext) -> None:
