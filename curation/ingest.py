@@ -30,6 +30,7 @@ SUPPORTED = (".jsonl", ".ndjson", ".json", ".parquet", ".csv")
 QUARANTINE_SCHEMA = {"stage": pl.String, "source": pl.String, "line": pl.Int64, "id": pl.String, "error": pl.String, "raw": pl.String}
 _RAW_LIMIT = 2000  # characters of a bad line kept for debugging (the quarantine is sensitive)
 _PEEK = 200  # records read to decide the kind's form
+_BOM = b"\xef\xbb\xbf"  # a UTF-8 byte order mark, written by some editors and Excel; not part of the data
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,8 @@ Item = tuple[int, dict[str, Any] | None, str | None, str | None]
 def _read_jsonl(path: Path) -> Iterator[Item]:
     with path.open("rb") as f:
         for n, raw in enumerate(f, start=1):
+            if n == 1:
+                raw = raw.removeprefix(_BOM)
             if not raw.strip():
                 continue
             try:
@@ -127,7 +130,7 @@ def _read_jsonl(path: Path) -> Iterator[Item]:
 
 
 def _read_json(path: Path) -> Iterator[Item]:
-    text = path.read_bytes().decode("utf-8", "surrogateescape")
+    text = path.read_bytes().removeprefix(_BOM).decode("utf-8", "surrogateescape")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
@@ -145,7 +148,7 @@ def _read_json(path: Path) -> Iterator[Item]:
 
 
 def _read_csv(path: Path) -> Iterator[Item]:
-    with path.open("r", encoding="utf-8", errors="surrogateescape", newline="") as f:
+    with path.open("r", encoding="utf-8-sig", errors="surrogateescape", newline="") as f:
         reader = csv.DictReader(f)
         if not reader.fieldnames:
             raise InputError(f"'{path.name}' has no header row; CSV inputs need column names on the first line")
@@ -418,7 +421,7 @@ def read_any(path: Path) -> pl.DataFrame:
     if suffix == ".csv":
         return pl.read_csv(path, infer_schema=False)
     if suffix in (".jsonl", ".ndjson"):
-        return pl.read_ndjson(io.BytesIO(path.read_bytes()))
+        return pl.read_ndjson(io.BytesIO(path.read_bytes().removeprefix(_BOM)))
     if suffix == ".json":
-        return pl.DataFrame(json.loads(path.read_text(encoding="utf-8")))
+        return pl.DataFrame(json.loads(path.read_text(encoding="utf-8-sig")))
     raise InputError(f"'{path.name}' has unsupported extension '{suffix}'; use one of {', '.join(SUPPORTED)}")

@@ -8,7 +8,7 @@ import pytest
 from jsonl_files import write_jsonl
 
 from curation.errors import InputError
-from curation.ingest import content_id, ingest, resolve_inputs
+from curation.ingest import content_id, ingest, read_any, resolve_inputs
 
 
 def _ingest(path: Path, kind: str = "classification", fields: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
@@ -92,6 +92,24 @@ def test_invalid_utf8_in_csv_is_quarantined(tmp_path: Path) -> None:
     (tmp_path / "a.csv").write_bytes(b"text,label\nfine,a\nbad \xff,b\n")
     data = ingest([tmp_path / "a.csv"], "classification", {})
     assert data.rows.height == 1 and "not valid UTF-8" in data.quarantine["error"][0]
+
+
+@pytest.mark.parametrize(
+    ("name", "body"),
+    [
+        ("a.jsonl", b'{"text": "one", "label": "a"}\n{"text": "two", "label": "b"}\n'),
+        ("a.json", b'[{"text": "one", "label": "a"}, {"text": "two", "label": "b"}]'),
+        ("a.csv", b"text,label\none,a\ntwo,b\n"),
+        ("crlf.csv", b"text,label\r\none,a\r\ntwo,b\r\n"),
+    ],
+    ids=["jsonl", "json", "csv", "csv-crlf"],
+)
+def test_leading_utf8_bom_is_not_data(tmp_path: Path, name: str, body: bytes) -> None:
+    (tmp_path / name).write_bytes(b"\xef\xbb\xbf" + body)
+    data = ingest([tmp_path / name], "classification", {})
+    assert data.quarantine.is_empty()
+    assert data.rows.select("text", "label").rows() == [("one", "a"), ("two", "b")]
+    assert read_any(tmp_path / name).select("text", "label").rows() == [("one", "a"), ("two", "b")]
 
 
 def test_file_level_errors(tmp_path: Path) -> None:
