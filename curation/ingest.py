@@ -121,12 +121,17 @@ def _read_jsonl(path: Path) -> Iterator[Item]:
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError as e:
-                yield n, None, f"invalid JSON: {e.msg.lower()} at column {e.colno}", line
+                yield n, None, f"invalid JSON: {_json_problem(e)} at column {e.colno}", line
                 continue
             if not isinstance(rec, dict):
                 yield n, None, f"expected a JSON object per line, got {type(rec).__name__}", line
                 continue
             yield n, rec, None, None
+
+
+def _json_problem(e: json.JSONDecodeError) -> str:
+    # Some of json's messages end in "at" ("invalid control character at"), ready for a position.
+    return e.msg.lower().removesuffix(" at")
 
 
 def _read_json(path: Path) -> Iterator[Item]:
@@ -135,7 +140,7 @@ def _read_json(path: Path) -> Iterator[Item]:
         data = json.loads(text)
     except json.JSONDecodeError as e:
         hint = "; if it holds one object per line, name it .jsonl" if e.msg == "Extra data" else ""
-        raise InputError(f"'{path.name}' is not valid JSON ({e.msg.lower()} at line {e.lineno}){hint}") from None
+        raise InputError(f"'{path.name}' is not valid JSON ({_json_problem(e)} at line {e.lineno}){hint}") from None
     if isinstance(data, dict) and isinstance(data.get("data"), list):
         data = data["data"]
     if not isinstance(data, list):
@@ -227,12 +232,24 @@ def _as_text(name: str, value: Any) -> str:
 def _as_float(name: str, value: Any) -> float:
     if isinstance(value, str):
         try:
-            value = float(value)
+            number = float(value)
         except ValueError:
             raise ValueError(f"field `{name}` must be a number, got '{value[:20]}'") from None
-    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        if not math.isfinite(number):
+            raise ValueError(f"field `{name}` must be a finite number, got the string '{value[:20]}'")
+        return number
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"field `{name}` must be a number, got {_type_name(value)}")
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond the float range
+        raise ValueError(f"field `{name}` must be a finite number, got an integer too large to hold") from None
+    if not math.isfinite(number):  # JSON's NaN/Infinity literals, NaN in Parquet: later stages cannot rank or weigh them
+        raise ValueError(f"field `{name}` must be a finite number, got {_JSON_SPELLING.get(str(number), str(number))}")
+    return number
+
+
+_JSON_SPELLING = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
 
 
 def _as_messages(value: Any) -> list[dict[str, str]]:

@@ -94,6 +94,42 @@ def test_invalid_utf8_in_csv_is_quarantined(tmp_path: Path) -> None:
     assert data.rows.height == 1 and "not valid UTF-8" in data.quarantine["error"][0]
 
 
+def test_json_syntax_errors_read_as_one_sentence(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "in.jsonl", [b'{"text": "cut off here', b'{"text": "tab\there", "label": "a"}'])
+    assert _ingest(path).quarantine["error"].to_list() == [
+        "invalid JSON: invalid control character at column 23",  # the line break inside the open string
+        "invalid JSON: invalid control character at column 14",
+    ]
+    (tmp_path / "bad.json").write_text('[{"text": "cut off here')
+    with pytest.raises(InputError, match=r"\(unterminated string starting at line 1\)"):
+        ingest([tmp_path / "bad.json"], "text", {})
+
+
+def test_numbers_must_be_finite(tmp_path: Path) -> None:
+    rows = [
+        b'{"prompt": "p", "response": "r", "score": NaN}',
+        b'{"prompt": "p", "response": "r", "score": Infinity}',
+        b'{"prompt": "p", "response": "r", "score": -Infinity}',
+        {"prompt": "p", "response": "r", "score": "NaN"},
+        {"prompt": "p", "response": "r", "score": "inf"},
+        {"prompt": "p", "response": "r", "score": 10**400},
+        {"prompt": "p", "response": "r", "score": "1e999"},
+        {"prompt": "p", "response": "r", "score": "2.5"},
+    ]
+    data = ingest([write_jsonl(tmp_path / "in.jsonl", rows)], "ratings", {})
+    assert data.rows["score"].to_list() == [2.5]
+    assert data.quarantine["line"].to_list() == [1, 2, 3, 4, 5, 6, 7]
+    assert data.quarantine["error"].to_list() == [
+        "field `score` must be a finite number, got NaN",
+        "field `score` must be a finite number, got Infinity",
+        "field `score` must be a finite number, got -Infinity",
+        "field `score` must be a finite number, got the string 'NaN'",
+        "field `score` must be a finite number, got the string 'inf'",
+        "field `score` must be a finite number, got an integer too large to hold",
+        "field `score` must be a finite number, got the string '1e999'",
+    ]
+
+
 @pytest.mark.parametrize(
     ("name", "body"),
     [
