@@ -16,6 +16,7 @@ import hashlib
 import io
 import json
 import math
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,10 +124,17 @@ def _read_jsonl(path: Path) -> Iterator[Item]:
             except json.JSONDecodeError as e:
                 yield n, None, f"invalid JSON: {_json_problem(e)} at column {e.colno}", line
                 continue
+            except ValueError:
+                yield n, None, f"invalid JSON: {_TOO_MANY_DIGITS}", line
+                continue
             if not isinstance(rec, dict):
                 yield n, None, f"expected a JSON object per line, got {type(rec).__name__}", line
                 continue
             yield n, rec, None, None
+
+
+# json.loads raises a plain ValueError (not JSONDecodeError) for integers longer than this.
+_TOO_MANY_DIGITS = f"a number has more than {sys.get_int_max_str_digits()} digits"
 
 
 def _json_problem(e: json.JSONDecodeError) -> str:
@@ -141,6 +149,8 @@ def _read_json(path: Path) -> Iterator[Item]:
     except json.JSONDecodeError as e:
         hint = "; if it holds one object per line, name it .jsonl" if e.msg == "Extra data" else ""
         raise InputError(f"'{path.name}' is not valid JSON ({_json_problem(e)} at line {e.lineno}){hint}") from None
+    except ValueError:
+        raise InputError(f"'{path.name}' is not valid JSON ({_TOO_MANY_DIGITS})") from None
     if isinstance(data, dict) and isinstance(data.get("data"), list):
         data = data["data"]
     if not isinstance(data, list):
@@ -256,7 +266,7 @@ def _as_messages(value: Any) -> list[dict[str, str]]:
     if isinstance(value, str):
         try:
             value = json.loads(value)
-        except json.JSONDecodeError:
+        except ValueError:
             raise ValueError("field `messages` must be a list of {role, content} objects, got a non-JSON string") from None
     if not isinstance(value, list) or not value:
         raise ValueError("field `messages` must be a non-empty list of {role, content} objects")

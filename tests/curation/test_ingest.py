@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import polars as pl
@@ -103,6 +104,17 @@ def test_json_syntax_errors_read_as_one_sentence(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text('[{"text": "cut off here')
     with pytest.raises(InputError, match=r"\(unterminated string starting at line 1\)"):
         ingest([tmp_path / "bad.json"], "text", {})
+
+
+def test_json_numbers_too_long_for_python_are_not_a_crash(tmp_path: Path) -> None:
+    limit = sys.get_int_max_str_digits()  # beyond it json.loads raises a plain ValueError
+    huge = "9" * (limit + 1)
+    path = write_jsonl(tmp_path / "in.jsonl", [f'{{"text": "x", "label": {huge}}}', {"text": "y", "label": "a"}])
+    data = _ingest(path)
+    assert data.rows.height == 1 and data.quarantine["error"].to_list() == [f"invalid JSON: a number has more than {limit} digits"]
+    (tmp_path / "big.json").write_text(f'[{{"text": "x", "label": {huge}}}]')
+    with pytest.raises(InputError, match=f"a number has more than {limit} digits"):
+        ingest([tmp_path / "big.json"], "classification", {})
 
 
 def test_numbers_must_be_finite(tmp_path: Path) -> None:
