@@ -62,6 +62,10 @@ def resolve_inputs(pattern: str, base_dir: Path) -> list[Path]:
             )
     elif is_hf_dataset_dir(full):
         return [full]
+    elif full.is_dir():
+        raise InputError(
+            f"`input.path` '{pattern}' is a folder but not a saved Hugging Face dataset (no state.json); point it to a file, a glob such as '{pattern.rstrip('/')}/*.jsonl', or a folder written by `Dataset.save_to_disk`"
+        )
     else:
         if not full.is_file():
             raise InputError(f"input file '{full}' not found; fix `input.path` (relative paths start at the config file's folder)")
@@ -429,7 +433,16 @@ def ingest(paths: list[Path], kind: Kind, fields: dict[str, str], *, advance: Ca
                     "raw": (raw or "")[:_RAW_LIMIT].encode("utf-8", "replace").decode("utf-8"),
                 }
             )
+    if read == 0:
+        raise InputError(_no_rows(paths))
     return Ingested(_to_frame(rows, form), pl.DataFrame(bad, schema=QUARANTINE_SCHEMA), files, form, read)
+
+
+def _no_rows(paths: list[Path]) -> str:
+    if len(paths) > 1:
+        return f"input has no rows: none of the {len(paths)} input files holds a record; point `input.path` to files with records"
+    what = "only a header row" if paths[0].suffix.lower() == ".csv" else "no records"
+    return f"input has no rows: '{paths[0].name}' holds {what}; point `input.path` to a file with records"
 
 
 def _to_frame(rows: list[dict[str, Any]], form: Form) -> pl.DataFrame:
