@@ -342,12 +342,12 @@ def validate_record(rec: dict[str, Any], form: Form, fields: dict[str, str]) -> 
             rec[canonical] = rec.pop(source)
     row: dict[str, Any] = {}
     for name, conv, required in _converters(form):
+        present = name in rec
         value = rec.pop(name, None)
         if value is not None:
             row[name] = conv(name, value)
         elif required:
-            mapped = f" (mapped from `{fields[name]}`)" if name in fields else "; map a source column onto it with `input.fields`"
-            raise ValueError(f"missing required field `{name}`{mapped}")
+            raise ValueError(_no_value(name, fields, null=present))
         else:
             row[name] = None
     if form.name == "scores" and row["score"] is None and row["rank"] is None:
@@ -361,6 +361,14 @@ def validate_record(rec: dict[str, Any], form: Form, fields: dict[str, str]) -> 
     for key, value in rec.items():
         row[str(key)] = _extra(value)
     return row
+
+
+def _no_value(name: str, fields: dict[str, str], *, null: bool) -> str:
+    """The error for a required field that is null or absent."""
+    mapped = f" (mapped from `{fields[name]}`)" if name in fields else ""
+    if null:
+        return f"field `{name}`{mapped} is null; give every row a `{name}`"
+    return f"missing required field `{name}`{mapped or '; map a source column onto it with `input.fields`'}"
 
 
 def content_id(row: dict[str, Any], columns: list[str]) -> str:

@@ -52,6 +52,20 @@ def test_missing_mapped_field_names_source(tmp_path: Path) -> None:
     assert data.quarantine["error"][0] == "missing required field `label` (mapped from `category`)"
 
 
+def test_null_required_field_is_not_called_missing(tmp_path: Path) -> None:
+    rows = [{"text": "x", "label": None}, {"body": "y", "category": None}, {"text": "z", "label": " "}]
+    data = _ingest(write_jsonl(tmp_path / "in.jsonl", rows[:1]))
+    assert data.quarantine["error"].to_list() == ["field `label` is null; give every row a `label`"]
+    mapped = _ingest(write_jsonl(tmp_path / "m.jsonl", rows[1:2]), fields={"text": "body", "label": "category"})
+    assert mapped.quarantine["error"].to_list() == ["field `label` (mapped from `category`) is null; give every row a `label`"]
+    (tmp_path / "a.csv").write_text("text,label\nx,\n")  # an empty CSV cell reads as null
+    assert ingest([tmp_path / "a.csv"], "classification", {}).quarantine["error"].to_list() == [
+        "field `label` is null; give every row a `label`"
+    ]
+    blank = _ingest(write_jsonl(tmp_path / "b.jsonl", rows[2:]))  # a blank label is label_audit's `label_missing`
+    assert blank.quarantine.is_empty() and blank.rows["label"].to_list() == [" "]
+
+
 def test_ids_given_hashed_stable_and_unique(tmp_path: Path) -> None:
     rows = [
         {"text": "same", "label": "a"},
