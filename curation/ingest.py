@@ -371,6 +371,14 @@ def _no_value(name: str, fields: dict[str, str], *, null: bool) -> str:
     return f"missing required field `{name}`{mapped or '; map a source column onto it with `input.fields`'}"
 
 
+def _given_id(rec: dict[str, Any] | None, fields: dict[str, str]) -> str | None:
+    """The record's own ``id`` when it is a usable string or integer, so a quarantined row can be traced."""
+    value = None if rec is None else rec.get(fields.get("id", "id"))
+    if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
+        return None
+    return str(value)
+
+
 def content_id(row: dict[str, Any], columns: list[str]) -> str:
     """A stable id from the canonical content: the first 16 hex digits of a SHA-256."""
     payload = json.dumps([row.get(c) for c in columns], ensure_ascii=False, separators=(",", ":"), check_circular=False)
@@ -436,7 +444,7 @@ def ingest(paths: list[Path], kind: Kind, fields: dict[str, str], *, advance: Ca
                     "stage": "ingest",
                     "source": str(path),
                     "line": line,
-                    "id": None,
+                    "id": _given_id(rec, fields),
                     "error": error,
                     "raw": (raw or "")[:_RAW_LIMIT].encode("utf-8", "replace").decode("utf-8"),
                 }

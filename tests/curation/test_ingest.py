@@ -66,6 +66,23 @@ def test_null_required_field_is_not_called_missing(tmp_path: Path) -> None:
     assert blank.quarantine.is_empty() and blank.rows["label"].to_list() == [" "]
 
 
+def test_quarantined_rows_keep_a_readable_id(tmp_path: Path) -> None:
+    rows = [
+        {"id": "bad2", "text": "x"},
+        {"id": 7, "text": 5, "label": "a"},
+        {"id": "ok", "text": "y", "label": "a"},
+        {"id": "ok", "text": "z", "label": "a"},
+        {"id": ["no"], "text": "x", "label": "a"},
+        {"id": True, "text": "x"},
+        {"text": "x"},
+        b'{"id": "cut", "text": ',
+    ]
+    data = _ingest(write_jsonl(tmp_path / "in.jsonl", rows))
+    assert data.quarantine.select("line", "id").rows() == [(1, "bad2"), (2, "7"), (4, "ok"), (5, None), (6, None), (7, None), (8, None)]
+    renamed = _ingest(write_jsonl(tmp_path / "r.jsonl", [{"uid": "u1", "text": "x"}]), fields={"id": "uid"})
+    assert renamed.quarantine["id"].to_list() == ["u1"]
+
+
 def test_ids_given_hashed_stable_and_unique(tmp_path: Path) -> None:
     rows = [
         {"text": "same", "label": "a"},
