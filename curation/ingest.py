@@ -17,20 +17,19 @@ import io
 import json
 import math
 import sys
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from curation.errors import InputError
-from curation.schema import MESSAGE, NON_EMPTY, Form, Kind, detect_form
+from curation.schema import FORMS, MESSAGE, NON_EMPTY, Form, Kind
 
 SUPPORTED = (".jsonl", ".ndjson", ".json", ".parquet", ".csv")
 QUARANTINE_SCHEMA = {"stage": pl.String, "source": pl.String, "line": pl.Int64, "id": pl.String, "error": pl.String, "raw": pl.String}
 _RAW_LIMIT = 2000  # characters of a bad line kept for debugging (the quarantine is sensitive)
-_PEEK = 200  # records read to decide the kind's form
 _BOM = b"\xef\xbb\xbf"  # a UTF-8 byte order mark, written by some editors and Excel; not part of the data
 
 
@@ -386,31 +385,42 @@ def content_id(row: dict[str, Any], columns: list[str]) -> str:
 
 
 # ---------------------------------------------------------------------------- ingest
-def _peek_form(paths: list[Path], kind: Kind, fields: dict[str, str]) -> Form:
-    keys: set[str] = set()
-    seen = 0
-    for path in paths:
-        for _, rec, _, _ in _reader(path)(path):
-            if rec is not None:
-                keys |= set(rec)
-                seen += 1
-            if seen >= _PEEK:
-                break
-        if seen >= _PEEK:
-            break
-    renamed = {next((c for c, s in fields.items() if s == k), k) for k in keys}
-    return detect_form(kind, renamed)
+@dataclass
+class _FormRows:
+    """The valid rows of one form, in input order; given ids are unique among them."""
+
+    form: Form
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    # (source, line, record) per row, to quarantine them if another form wins; None when the kind has one form
+    records: list[tuple[str, int, dict[str, Any]]] | None = None
+    first_seen: dict[str, str] = field(default_factory=dict)  # given id -> "file:line"
+
+    def add(self, row: dict[str, Any], rec: dict[str, Any], path: Path, line: int) -> str | None:
+        """Keep ``row``, or say why not: its given id was seen before in this form."""
+        given = row["id"]
+        if given is not None:
+            if given in self.first_seen:
+                return f"duplicate `id` '{given[:40]}' (first seen at {self.first_seen[given]}); ids must be unique"
+            self.first_seen[given] = f"{path.name}:{line}"
+        self.rows.append(row)
+        if self.records is not None:
+            self.records.append((str(path), line, rec))
+        return None
 
 
 def ingest(paths: list[Path], kind: Kind, fields: dict[str, str], *, advance: Callable[[int], None] | None = None) -> Ingested:
-    """Read every file, validate every record, and give each row a unique stable id."""
-    form = _peek_form(paths, kind, fields)
-    rows: list[dict[str, Any]] = []
+    """Read every file, validate every record in its own form, and give each row a unique stable id.
+
+    A dataset has one form: it keeps the form most valid rows are in (the first in
+    ``schema.FORMS`` on a tie), and valid rows of another form are quarantined.
+
+    Raises:
+        InputError: a file cannot be read at all, or the input holds no records.
+    """
+    several = len(FORMS[kind]) > 1
+    by_form = {form.name: _FormRows(form, records=[] if several else None) for form in FORMS[kind]}
     bad: list[dict[str, Any]] = []
     files: list[InputFile] = []
-    seen_ids: dict[str, str] = {}  # given id -> "file:line" where first seen
-    hashed: dict[str, int] = {}
-    content_cols = list(form.columns)
     read = 0
     for path in paths:
         files.append(InputFile(str(path), file_sha256(path), input_size(path)))
@@ -418,40 +428,84 @@ def ingest(paths: list[Path], kind: Kind, fields: dict[str, str], *, advance: Ca
             read += 1
             if advance is not None and read % 1000 == 0:
                 advance(1000)
-            where = f"{path.name}:{line}"
             if rec is not None:
-                try:
-                    row = validate_record(rec, form, fields)
-                except ValueError as e:
-                    error, raw = str(e), json.dumps(rec, ensure_ascii=False, default=str)
-                else:
-                    if row["id"] is None:
-                        base = content_id(row, content_cols)
-                        hashed[base] = hashed.get(base, 0) + 1
-                        row["id"] = base if hashed[base] == 1 else f"{base}-{hashed[base]}"
-                    elif row["id"] in seen_ids:
-                        error, raw = (
-                            f"duplicate `id` '{row['id'][:40]}' (first seen at {seen_ids[row['id']]}); ids must be unique",
-                            json.dumps(rec, ensure_ascii=False, default=str),
-                        )
-                    else:
-                        seen_ids[row["id"]] = where
-                    if error is None:
-                        rows.append(row)
-                        continue
-            bad.append(
-                {
-                    "stage": "ingest",
-                    "source": str(path),
-                    "line": line,
-                    "id": _given_id(rec, fields),
-                    "error": error,
-                    "raw": (raw or "")[:_RAW_LIMIT].encode("utf-8", "replace").decode("utf-8"),
-                }
-            )
+                error = _accept(rec, kind, fields, by_form, path, line)
+                if error is None:
+                    continue
+                raw = json.dumps(rec, ensure_ascii=False, default=str)
+            bad.append(_quarantined(str(path), line, _given_id(rec, fields), error, raw))
     if read == 0:
         raise InputError(_no_rows(paths))
-    return Ingested(_to_frame(rows, form), pl.DataFrame(bad, schema=QUARANTINE_SCHEMA), files, form, read)
+    kept = max(by_form.values(), key=lambda f: len(f.rows))  # max keeps the first of equals
+    bad += _other_forms(by_form.values(), kept, fields)
+    order = {str(p): i for i, p in enumerate(paths)}
+    bad.sort(key=lambda b: (order[b["source"]], b["line"]))
+    rows = _give_content_ids(kept.rows, kept.form)
+    return Ingested(_to_frame(rows, kept.form), pl.DataFrame(bad, schema=QUARANTINE_SCHEMA), files, kept.form, read)
+
+
+def _accept(rec: dict[str, Any], kind: Kind, fields: dict[str, str], by_form: dict[str, _FormRows], path: Path, line: int) -> str | None:
+    """Validate ``rec`` in its own form and keep it there; the error when it cannot be kept."""
+    try:
+        form = _row_form(rec, kind, fields)
+        row = validate_record(rec, form, fields)
+    except ValueError as e:
+        return str(e)
+    return by_form[form.name].add(row, rec, path, line)
+
+
+def _row_form(rec: dict[str, Any], kind: Kind, fields: dict[str, str]) -> Form:
+    """The form of ``kind`` whose required fields ``rec`` fills (after the ``fields`` renames).
+
+    With none filled, the form it fills most (then has most of, null or not), so that the
+    error names what is missing. Raises ValueError when it fills two: which one's text
+    to curate is unclear.
+    """
+    forms = FORMS[kind]
+    if len(forms) == 1:
+        return forms[0]
+    canonical = {source: name for name, source in fields.items()}
+    present = {canonical.get(k, k) for k in rec}
+    filled = {canonical.get(k, k) for k, v in rec.items() if v is not None}
+    full = [form for form in forms if set(form.required) <= filled]
+    if len(full) > 1:
+        names = ", ".join(f"`{form.name}`" for form in full)
+        raise ValueError(f"row has the fields of more than one form ({names}); give each row the fields of one form")
+    return full[0] if full else max(forms, key=lambda f: (len(set(f.required) & filled), len(set(f.required) & present)))
+
+
+def _other_forms(groups: Iterable[_FormRows], kept: _FormRows, fields: dict[str, str]) -> list[dict[str, Any]]:
+    """Quarantine entries for the valid rows of the forms the dataset does not keep."""
+    error = "row is in the `{}` form, but the dataset keeps the `{}` form ({} rows); convert this row or curate it in a separate run"
+    return [
+        _quarantined(
+            source,
+            line,
+            _given_id(rec, fields),
+            error.format(group.form.name, kept.form.name, len(kept.rows)),
+            json.dumps(rec, ensure_ascii=False, default=str),
+        )
+        for group in groups
+        if group is not kept
+        for source, line, rec in group.records or []
+    ]
+
+
+def _quarantined(source: str, line: int, given_id: str | None, error: str | None, raw: str | None) -> dict[str, Any]:
+    clean_raw = (raw or "")[:_RAW_LIMIT].encode("utf-8", "replace").decode("utf-8")
+    return {"stage": "ingest", "source": source, "line": line, "id": given_id, "error": error, "raw": clean_raw}
+
+
+def _give_content_ids(rows: list[dict[str, Any]], form: Form) -> list[dict[str, Any]]:
+    """Rows without a given id get a content hash; repeats of the same content get -2, -3, ..."""
+    columns = list(form.columns)
+    seen: dict[str, int] = {}
+    for row in rows:
+        if row["id"] is None:
+            base = content_id(row, columns)
+            seen[base] = seen.get(base, 0) + 1
+            row["id"] = base if seen[base] == 1 else f"{base}-{seen[base]}"
+    return rows
 
 
 def _no_rows(paths: list[Path]) -> str:

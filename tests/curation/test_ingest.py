@@ -120,6 +120,37 @@ def test_csv_parquet_json_forms(tmp_path: Path) -> None:
     assert "`messages[0].role` must be system, user or assistant" in js.quarantine["error"][0]
 
 
+def test_each_row_is_judged_in_its_own_form_and_the_most_common_form_is_kept(tmp_path: Path) -> None:
+    pc = [{"id": f"p{i}", "prompt": f"q{i}", "completion": f"a{i}"} for i in range(8)]
+    chat = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
+    rows = [*pc[:3], {"id": "m1", "messages": chat}, *pc[3:], {"id": "both", "messages": chat, "prompt": "q", "completion": "a"}]
+    rows.append({"id": "half", "prompt": "q", "completion": None, "messages": None})
+    data = ingest([write_jsonl(tmp_path / "in.jsonl", rows)], "instruction", {})
+    assert data.form.name == "prompt_completion" and data.rows["id"].to_list() == [f"p{i}" for i in range(8)]
+    assert data.quarantine.select("line", "id", "error").rows() == [
+        (
+            4,
+            "m1",
+            "row is in the `messages` form, but the dataset keeps the `prompt_completion` form (8 rows); convert this row or curate it in a separate run",
+        ),
+        (10, "both", "row has the fields of more than one form (`messages`, `prompt_completion`); give each row the fields of one form"),
+        (11, "half", "field `completion` is null; give every row a `completion`"),
+    ]
+    assert data.quarantine["raw"][0] == json.dumps({"id": "m1", "messages": chat})
+    assert data.rows_read == data.rows.height + data.quarantine.height
+
+
+def test_the_kept_form_is_the_most_common_one_after_renames(tmp_path: Path) -> None:
+    rows = [{"q": "p", "a": "c"}] + [{"messages": [{"role": "user", "content": f"m{i}"}]} for i in range(2)]
+    data = ingest([write_jsonl(tmp_path / "in.jsonl", rows)], "instruction", {"prompt": "q", "completion": "a"})
+    assert data.form.name == "messages" and data.rows.height == 2 and data.quarantine["line"].to_list() == [1]
+    tie = ingest([write_jsonl(tmp_path / "tie.jsonl", rows[:2])], "instruction", {"prompt": "q", "completion": "a"})
+    assert tie.form.name == "messages" and tie.quarantine["error"][0].startswith("row is in the `prompt_completion` form")
+    scores = [{"prompt": "p", "response": "r", "score": 1}, {"prompt": "p", "response_a": "a", "response_b": "b", "winner": "a"}]
+    ratings = ingest([write_jsonl(tmp_path / "r.jsonl", [scores[1], *scores, scores[1]])], "ratings", {})
+    assert ratings.form.name == "pairwise" and ratings.rows.height == 3 and ratings.quarantine["line"].to_list() == [2]
+
+
 def test_invalid_utf8_in_csv_is_quarantined(tmp_path: Path) -> None:
     (tmp_path / "a.csv").write_bytes(b"text,label\nfine,a\nbad \xff,b\n")
     data = ingest([tmp_path / "a.csv"], "classification", {})
