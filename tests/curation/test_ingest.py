@@ -3,9 +3,12 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from jsonl_files import write_jsonl
 
 from curation.errors import InputError
@@ -149,6 +152,39 @@ def test_the_kept_form_is_the_most_common_one_after_renames(tmp_path: Path) -> N
     scores = [{"prompt": "p", "response": "r", "score": 1}, {"prompt": "p", "response_a": "a", "response_b": "b", "winner": "a"}]
     ratings = ingest([write_jsonl(tmp_path / "r.jsonl", [scores[1], *scores, scores[1]])], "ratings", {})
     assert ratings.form.name == "pairwise" and ratings.rows.height == 3 and ratings.quarantine["line"].to_list() == [2]
+
+
+_CHAT = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
+_INSTRUCTION_ROWS = {
+    "prompt_completion": {"prompt": "q", "completion": "a"},
+    "messages": {"messages": _CHAT},
+    "both": {"prompt": "q", "completion": "a", "messages": _CHAT},
+    "null": {"prompt": "q", "completion": None},
+    "neither": {"text": "q"},
+}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    picks=st.lists(
+        st.tuples(st.sampled_from(sorted(_INSTRUCTION_ROWS)), st.sampled_from([None, "a", "b", 1])),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_instruction_books_balance_whatever_the_mix_of_forms(
+    tmp_path_factory: pytest.TempPathFactory, picks: list[tuple[str, Any]]
+) -> None:
+    rows = [{**_INSTRUCTION_ROWS[shape], **({} if given_id is None else {"id": given_id})} for shape, given_id in picks]
+    data = ingest([write_jsonl(tmp_path_factory.mktemp("mix") / "in.jsonl", rows)], "instruction", {})
+    assert data.rows.height + data.quarantine.height == data.rows_read == len(rows)
+    assert data.rows["id"].is_unique().all() and data.quarantine["line"].to_list() == sorted(set(data.quarantine["line"]))
+    valid = {
+        form: len({(i, None) if given_id is None else str(given_id) for i, (shape, given_id) in enumerate(picks) if shape == form})
+        for form in ("messages", "prompt_completion")
+    }
+    assert data.rows.height == max(valid.values())  # a repeated id within the kept form is quarantined
+    assert data.form.name == ("messages" if valid["messages"] >= valid["prompt_completion"] else "prompt_completion")
 
 
 def test_invalid_utf8_in_csv_is_quarantined(tmp_path: Path) -> None:
