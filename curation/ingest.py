@@ -16,20 +16,21 @@ import hashlib
 import io
 import json
 import math
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from curation.errors import InputError
-from curation.schema import MESSAGE, NON_EMPTY, Form, Kind, detect_form
+from curation.schema import FORMS, MESSAGE, NON_EMPTY, Form, Kind
 
 SUPPORTED = (".jsonl", ".ndjson", ".json", ".parquet", ".csv")
 QUARANTINE_SCHEMA = {"stage": pl.String, "source": pl.String, "line": pl.Int64, "id": pl.String, "error": pl.String, "raw": pl.String}
 _RAW_LIMIT = 2000  # characters of a bad line kept for debugging (the quarantine is sensitive)
-_PEEK = 200  # records read to decide the kind's form
+_BOM = b"\xef\xbb\xbf"  # a UTF-8 byte order mark, written by some editors and Excel; not part of the data
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,10 @@ def resolve_inputs(pattern: str, base_dir: Path) -> list[Path]:
             )
     elif is_hf_dataset_dir(full):
         return [full]
+    elif full.is_dir():
+        raise InputError(
+            f"`input.path` '{pattern}' is a folder but not a saved Hugging Face dataset (no state.json); point it to a file, a glob such as '{pattern.rstrip('/')}/*.jsonl', or a folder written by `Dataset.save_to_disk`"
+        )
     else:
         if not full.is_file():
             raise InputError(f"input file '{full}' not found; fix `input.path` (relative paths start at the config file's folder)")
@@ -103,6 +108,8 @@ Item = tuple[int, dict[str, Any] | None, str | None, str | None]
 def _read_jsonl(path: Path) -> Iterator[Item]:
     with path.open("rb") as f:
         for n, raw in enumerate(f, start=1):
+            if n == 1:
+                raw = raw.removeprefix(_BOM)
             if not raw.strip():
                 continue
             try:
@@ -118,7 +125,10 @@ def _read_jsonl(path: Path) -> Iterator[Item]:
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError as e:
-                yield n, None, f"invalid JSON: {e.msg.lower()} at column {e.colno}", line
+                yield n, None, f"invalid JSON: {_json_problem(e)} at column {e.colno}", line
+                continue
+            except ValueError:
+                yield n, None, f"invalid JSON: {_TOO_MANY_DIGITS}", line
                 continue
             if not isinstance(rec, dict):
                 yield n, None, f"expected a JSON object per line, got {type(rec).__name__}", line
@@ -126,13 +136,24 @@ def _read_jsonl(path: Path) -> Iterator[Item]:
             yield n, rec, None, None
 
 
+# json.loads raises a plain ValueError (not JSONDecodeError) for integers longer than this.
+_TOO_MANY_DIGITS = f"a number has more than {sys.get_int_max_str_digits()} digits"
+
+
+def _json_problem(e: json.JSONDecodeError) -> str:
+    # Some of json's messages end in "at" ("invalid control character at"), ready for a position.
+    return e.msg.lower().removesuffix(" at")
+
+
 def _read_json(path: Path) -> Iterator[Item]:
-    text = path.read_bytes().decode("utf-8", "surrogateescape")
+    text = path.read_bytes().removeprefix(_BOM).decode("utf-8", "surrogateescape")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
         hint = "; if it holds one object per line, name it .jsonl" if e.msg == "Extra data" else ""
-        raise InputError(f"'{path.name}' is not valid JSON ({e.msg.lower()} at line {e.lineno}){hint}") from None
+        raise InputError(f"'{path.name}' is not valid JSON ({_json_problem(e)} at line {e.lineno}){hint}") from None
+    except ValueError:
+        raise InputError(f"'{path.name}' is not valid JSON ({_TOO_MANY_DIGITS})") from None
     if isinstance(data, dict) and isinstance(data.get("data"), list):
         data = data["data"]
     if not isinstance(data, list):
@@ -145,7 +166,7 @@ def _read_json(path: Path) -> Iterator[Item]:
 
 
 def _read_csv(path: Path) -> Iterator[Item]:
-    with path.open("r", encoding="utf-8", errors="surrogateescape", newline="") as f:
+    with path.open("r", encoding="utf-8-sig", errors="surrogateescape", newline="") as f:
         reader = csv.DictReader(f)
         if not reader.fieldnames:
             raise InputError(f"'{path.name}' has no header row; CSV inputs need column names on the first line")
@@ -224,19 +245,31 @@ def _as_text(name: str, value: Any) -> str:
 def _as_float(name: str, value: Any) -> float:
     if isinstance(value, str):
         try:
-            value = float(value)
+            number = float(value)
         except ValueError:
             raise ValueError(f"field `{name}` must be a number, got '{value[:20]}'") from None
-    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        if not math.isfinite(number):
+            raise ValueError(f"field `{name}` must be a finite number, got the string '{value[:20]}'")
+        return number
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"field `{name}` must be a number, got {_type_name(value)}")
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond the float range
+        raise ValueError(f"field `{name}` must be a finite number, got an integer too large to hold") from None
+    if not math.isfinite(number):  # JSON's NaN/Infinity literals, NaN in Parquet: later stages cannot rank or weigh them
+        raise ValueError(f"field `{name}` must be a finite number, got {_JSON_SPELLING.get(str(number), str(number))}")
+    return number
+
+
+_JSON_SPELLING = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
 
 
 def _as_messages(value: Any) -> list[dict[str, str]]:
     if isinstance(value, str):
         try:
             value = json.loads(value)
-        except json.JSONDecodeError:
+        except ValueError:
             raise ValueError("field `messages` must be a list of {role, content} objects, got a non-JSON string") from None
     if not isinstance(value, list) or not value:
         raise ValueError("field `messages` must be a non-empty list of {role, content} objects")
@@ -308,12 +341,12 @@ def validate_record(rec: dict[str, Any], form: Form, fields: dict[str, str]) -> 
             rec[canonical] = rec.pop(source)
     row: dict[str, Any] = {}
     for name, conv, required in _converters(form):
+        present = name in rec
         value = rec.pop(name, None)
         if value is not None:
             row[name] = conv(name, value)
         elif required:
-            mapped = f" (mapped from `{fields[name]}`)" if name in fields else "; map a source column onto it with `input.fields`"
-            raise ValueError(f"missing required field `{name}`{mapped}")
+            raise ValueError(_no_value(name, fields, null=present))
         else:
             row[name] = None
     if form.name == "scores" and row["score"] is None and row["rank"] is None:
@@ -329,6 +362,22 @@ def validate_record(rec: dict[str, Any], form: Form, fields: dict[str, str]) -> 
     return row
 
 
+def _no_value(name: str, fields: dict[str, str], *, null: bool) -> str:
+    """The error for a required field that is null or absent."""
+    mapped = f" (mapped from `{fields[name]}`)" if name in fields else ""
+    if null:
+        return f"field `{name}`{mapped} is null; give every row a `{name}`"
+    return f"missing required field `{name}`{mapped or '; map a source column onto it with `input.fields`'}"
+
+
+def _given_id(rec: dict[str, Any] | None, fields: dict[str, str]) -> str | None:
+    """The record's own ``id`` when it is a usable string or integer, so a quarantined row can be traced."""
+    value = None if rec is None else rec.get(fields.get("id", "id"))
+    if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
+        return None
+    return str(value)
+
+
 def content_id(row: dict[str, Any], columns: list[str]) -> str:
     """A stable id from the canonical content: the first 16 hex digits of a SHA-256."""
     payload = json.dumps([row.get(c) for c in columns], ensure_ascii=False, separators=(",", ":"), check_circular=False)
@@ -336,31 +385,42 @@ def content_id(row: dict[str, Any], columns: list[str]) -> str:
 
 
 # ---------------------------------------------------------------------------- ingest
-def _peek_form(paths: list[Path], kind: Kind, fields: dict[str, str]) -> Form:
-    keys: set[str] = set()
-    seen = 0
-    for path in paths:
-        for _, rec, _, _ in _reader(path)(path):
-            if rec is not None:
-                keys |= set(rec)
-                seen += 1
-            if seen >= _PEEK:
-                break
-        if seen >= _PEEK:
-            break
-    renamed = {next((c for c, s in fields.items() if s == k), k) for k in keys}
-    return detect_form(kind, renamed)
+@dataclass
+class _FormRows:
+    """The valid rows of one form, in input order; given ids are unique among them."""
+
+    form: Form
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    # (source, line, record) per row, to quarantine them if another form wins; None when the kind has one form
+    records: list[tuple[str, int, dict[str, Any]]] | None = None
+    first_seen: dict[str, str] = field(default_factory=dict)  # given id -> "file:line"
+
+    def add(self, row: dict[str, Any], rec: dict[str, Any], path: Path, line: int) -> str | None:
+        """Keep ``row``, or say why not: its given id was seen before in this form."""
+        given = row["id"]
+        if given is not None:
+            if given in self.first_seen:
+                return f"duplicate `id` '{given[:40]}' (first seen at {self.first_seen[given]}); ids must be unique"
+            self.first_seen[given] = f"{path.name}:{line}"
+        self.rows.append(row)
+        if self.records is not None:
+            self.records.append((str(path), line, rec))
+        return None
 
 
 def ingest(paths: list[Path], kind: Kind, fields: dict[str, str], *, advance: Callable[[int], None] | None = None) -> Ingested:
-    """Read every file, validate every record, and give each row a unique stable id."""
-    form = _peek_form(paths, kind, fields)
-    rows: list[dict[str, Any]] = []
+    """Read every file, validate every record in its own form, and give each row a unique stable id.
+
+    A dataset has one form: it keeps the form most valid rows are in (the first in
+    ``schema.FORMS`` on a tie), and valid rows of another form are quarantined.
+
+    Raises:
+        InputError: a file cannot be read at all, or the input holds no records.
+    """
+    several = len(FORMS[kind]) > 1
+    by_form = {form.name: _FormRows(form, records=[] if several else None) for form in FORMS[kind]}
     bad: list[dict[str, Any]] = []
     files: list[InputFile] = []
-    seen_ids: dict[str, str] = {}  # given id -> "file:line" where first seen
-    hashed: dict[str, int] = {}
-    content_cols = list(form.columns)
     read = 0
     for path in paths:
         files.append(InputFile(str(path), file_sha256(path), input_size(path)))
@@ -368,38 +428,91 @@ def ingest(paths: list[Path], kind: Kind, fields: dict[str, str], *, advance: Ca
             read += 1
             if advance is not None and read % 1000 == 0:
                 advance(1000)
-            where = f"{path.name}:{line}"
             if rec is not None:
-                try:
-                    row = validate_record(rec, form, fields)
-                except ValueError as e:
-                    error, raw = str(e), json.dumps(rec, ensure_ascii=False, default=str)
-                else:
-                    if row["id"] is None:
-                        base = content_id(row, content_cols)
-                        hashed[base] = hashed.get(base, 0) + 1
-                        row["id"] = base if hashed[base] == 1 else f"{base}-{hashed[base]}"
-                    elif row["id"] in seen_ids:
-                        error, raw = (
-                            f"duplicate `id` '{row['id'][:40]}' (first seen at {seen_ids[row['id']]}); ids must be unique",
-                            json.dumps(rec, ensure_ascii=False, default=str),
-                        )
-                    else:
-                        seen_ids[row["id"]] = where
-                    if error is None:
-                        rows.append(row)
-                        continue
-            bad.append(
-                {
-                    "stage": "ingest",
-                    "source": str(path),
-                    "line": line,
-                    "id": None,
-                    "error": error,
-                    "raw": (raw or "")[:_RAW_LIMIT].encode("utf-8", "replace").decode("utf-8"),
-                }
-            )
-    return Ingested(_to_frame(rows, form), pl.DataFrame(bad, schema=QUARANTINE_SCHEMA), files, form, read)
+                error = _accept(rec, kind, fields, by_form, path, line)
+                if error is None:
+                    continue
+                raw = json.dumps(rec, ensure_ascii=False, default=str)
+            bad.append(_quarantined(str(path), line, _given_id(rec, fields), error, raw))
+    if read == 0:
+        raise InputError(_no_rows(paths))
+    kept = max(by_form.values(), key=lambda f: len(f.rows))  # max keeps the first of equals
+    bad += _other_forms(by_form.values(), kept, fields)
+    order = {str(p): i for i, p in enumerate(paths)}
+    bad.sort(key=lambda b: (order[b["source"]], b["line"]))
+    rows = _give_content_ids(kept.rows, kept.form)
+    return Ingested(_to_frame(rows, kept.form), pl.DataFrame(bad, schema=QUARANTINE_SCHEMA), files, kept.form, read)
+
+
+def _accept(rec: dict[str, Any], kind: Kind, fields: dict[str, str], by_form: dict[str, _FormRows], path: Path, line: int) -> str | None:
+    """Validate ``rec`` in its own form and keep it there; the error when it cannot be kept."""
+    try:
+        form = _row_form(rec, kind, fields)
+        row = validate_record(rec, form, fields)
+    except ValueError as e:
+        return str(e)
+    return by_form[form.name].add(row, rec, path, line)
+
+
+def _row_form(rec: dict[str, Any], kind: Kind, fields: dict[str, str]) -> Form:
+    """The form of ``kind`` whose required fields ``rec`` fills (after the ``fields`` renames).
+
+    With none filled, the form it fills most (then has most of, null or not), so that the
+    error names what is missing. Raises ValueError when it fills two: which one's text
+    to curate is unclear.
+    """
+    forms = FORMS[kind]
+    if len(forms) == 1:
+        return forms[0]
+    canonical = {source: name for name, source in fields.items()}
+    present = {canonical.get(k, k) for k in rec}
+    filled = {canonical.get(k, k) for k, v in rec.items() if v is not None}
+    full = [form for form in forms if set(form.required) <= filled]
+    if len(full) > 1:
+        names = ", ".join(f"`{form.name}`" for form in full)
+        raise ValueError(f"row has the fields of more than one form ({names}); give each row the fields of one form")
+    return full[0] if full else max(forms, key=lambda f: (len(set(f.required) & filled), len(set(f.required) & present)))
+
+
+def _other_forms(groups: Iterable[_FormRows], kept: _FormRows, fields: dict[str, str]) -> list[dict[str, Any]]:
+    """Quarantine entries for the valid rows of the forms the dataset does not keep."""
+    error = "row is in the `{}` form, but the dataset keeps the `{}` form ({} rows); convert this row or curate it in a separate run"
+    return [
+        _quarantined(
+            source,
+            line,
+            _given_id(rec, fields),
+            error.format(group.form.name, kept.form.name, len(kept.rows)),
+            json.dumps(rec, ensure_ascii=False, default=str),
+        )
+        for group in groups
+        if group is not kept
+        for source, line, rec in group.records or []
+    ]
+
+
+def _quarantined(source: str, line: int, given_id: str | None, error: str | None, raw: str | None) -> dict[str, Any]:
+    clean_raw = (raw or "")[:_RAW_LIMIT].encode("utf-8", "replace").decode("utf-8")
+    return {"stage": "ingest", "source": source, "line": line, "id": given_id, "error": error, "raw": clean_raw}
+
+
+def _give_content_ids(rows: list[dict[str, Any]], form: Form) -> list[dict[str, Any]]:
+    """Rows without a given id get a content hash; repeats of the same content get -2, -3, ..."""
+    columns = list(form.columns)
+    seen: dict[str, int] = {}
+    for row in rows:
+        if row["id"] is None:
+            base = content_id(row, columns)
+            seen[base] = seen.get(base, 0) + 1
+            row["id"] = base if seen[base] == 1 else f"{base}-{seen[base]}"
+    return rows
+
+
+def _no_rows(paths: list[Path]) -> str:
+    if len(paths) > 1:
+        return f"input has no rows: none of the {len(paths)} input files holds a record; point `input.path` to files with records"
+    what = "only a header row" if paths[0].suffix.lower() == ".csv" else "no records"
+    return f"input has no rows: '{paths[0].name}' holds {what}; point `input.path` to a file with records"
 
 
 def _to_frame(rows: list[dict[str, Any]], form: Form) -> pl.DataFrame:
@@ -418,7 +531,7 @@ def read_any(path: Path) -> pl.DataFrame:
     if suffix == ".csv":
         return pl.read_csv(path, infer_schema=False)
     if suffix in (".jsonl", ".ndjson"):
-        return pl.read_ndjson(io.BytesIO(path.read_bytes()))
+        return pl.read_ndjson(io.BytesIO(path.read_bytes().removeprefix(_BOM)))
     if suffix == ".json":
-        return pl.DataFrame(json.loads(path.read_text(encoding="utf-8")))
+        return pl.DataFrame(json.loads(path.read_text(encoding="utf-8-sig")))
     raise InputError(f"'{path.name}' has unsupported extension '{suffix}'; use one of {', '.join(SUPPORTED)}")

@@ -1,8 +1,10 @@
 """The data contract: record kinds, their columns, and which columns hold free text.
 
 Every row has a stable string ``id``. Each kind has one or more *forms* (e.g.
-instruction as prompt/completion or as a ``messages`` list); a dataset uses one form,
-chosen by which columns it has after the ``fields:`` renames.
+instruction as prompt/completion or as a ``messages`` list); a dataset uses one form.
+Ingest judges each record by the required fields it fills after the ``fields:``
+renames, keeps the form most rows are in and quarantines the rest
+(``curation.ingest``); later stages find the form from a frame's columns.
 """
 
 from __future__ import annotations

@@ -54,6 +54,17 @@ def test_empty_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 2 and "is empty; remove it" in _one_line_error(err)
 
 
+def test_header_only_csv_and_plain_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "data.csv").write_text("text\n")
+    code, _, err = _run(
+        ["run", _config(tmp_path, "input: {path: data.csv, kind: text}\nstages: []\n"), "--out", str(tmp_path / "r")], capsys
+    )
+    assert code == 2 and "input has no rows: 'data.csv' holds only a header row" in _one_line_error(err)
+    (tmp_path / "raw").mkdir()
+    code, _, err = _run(["run", _config(tmp_path, "input: {path: raw, kind: text}\nstages: []\n")], capsys)
+    assert code == 2 and "'raw' is a folder but not a saved Hugging Face dataset" in _one_line_error(err)
+
+
 def test_every_line_broken(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write_jsonl(tmp_path / "data.jsonl", [b"{nope", b"[1]", {"label": "x"}])
     code, _, err = _run(
