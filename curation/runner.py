@@ -90,37 +90,50 @@ def _dropped_by_reason(dropped: pl.DataFrame) -> dict[str, int]:
     return {r: int(n) for r, n in counts.iter_rows()}
 
 
-def _write_stage(stage_dir: Path, result: StageResult, stats: dict[str, Any], success: dict[str, Any]) -> None:
+def _write_stage(
+    stage_dir: Path, result: StageResult, stats: dict[str, Any], success: dict[str, Any], extra: dict[str, pl.DataFrame] | None = None
+) -> None:
+    """Write a stage directory whole; ``_SUCCESS`` lists the files a resume needs back."""
+    frames = {"output.parquet": result.kept, "dropped.parquet": result.dropped, "findings.parquet": result.findings}
+    if not result.quarantined.is_empty():
+        frames["quarantine.parquet"] = result.quarantined
+    frames |= extra or {}
     with atomic_dir(stage_dir) as tmp:
-        result.kept.write_parquet(tmp / "output.parquet", statistics=False)
-        result.dropped.write_parquet(tmp / "dropped.parquet", statistics=False)
-        result.findings.write_parquet(tmp / "findings.parquet", statistics=False)
-        if not result.quarantined.is_empty():
-            result.quarantined.write_parquet(tmp / "quarantine.parquet", statistics=False)
+        for name, frame in frames.items():
+            frame.write_parquet(tmp / name, statistics=False)
         for rel, content in sorted(result.files.items()):
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
             (tmp / rel).write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
         (tmp / "stats.json").write_text(json.dumps(stats, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
-        (tmp / "_SUCCESS").write_text(json.dumps(success, sort_keys=True) + "\n", encoding="utf-8")
+        marker = {**success, "files": sorted([*frames, *result.files, "stats.json"])}
+        (tmp / "_SUCCESS").write_text(json.dumps(marker, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def _load_stage(stage_dir: Path, input_fp: str) -> tuple[StageResult, dict[str, Any], dict[str, Any]] | None:
-    marker = stage_dir / "_SUCCESS"
-    if not marker.is_file():
+    """The finished stage in ``stage_dir`` if it was made from ``input_fp`` and is whole, else None (recompute).
+
+    A stage whose files were removed since (``tuneprep clean``) or cannot be read is not whole.
+    """
+    try:
+        success = json.loads((stage_dir / "_SUCCESS").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
         return None
-    success = json.loads(marker.read_text(encoding="utf-8"))
-    if success.get("input_fingerprint") != input_fp:
+    needed = success.get("files", ["output.parquet", "dropped.parquet", "findings.parquet", "stats.json"])
+    if success.get("input_fingerprint") != input_fp or not all((stage_dir / f).is_file() for f in needed):
         return None
-    stats = json.loads((stage_dir / "stats.json").read_text(encoding="utf-8"))
     q = stage_dir / "quarantine.parquet"
-    result = StageResult(
-        kept=pl.read_parquet(stage_dir / "output.parquet"),
-        dropped=pl.read_parquet(stage_dir / "dropped.parquet"),
-        findings=pl.read_parquet(stage_dir / "findings.parquet"),
-        stats=stats.get("metrics", {}),
-        quarantined=pl.read_parquet(q) if q.is_file() else StageResult(pl.DataFrame(), pl.DataFrame()).quarantined,
-        kind=success.get("kind"),
-    )
+    try:
+        stats = json.loads((stage_dir / "stats.json").read_text(encoding="utf-8"))
+        result = StageResult(
+            kept=pl.read_parquet(stage_dir / "output.parquet"),
+            dropped=pl.read_parquet(stage_dir / "dropped.parquet"),
+            findings=pl.read_parquet(stage_dir / "findings.parquet"),
+            stats=stats.get("metrics", {}),
+            quarantined=pl.read_parquet(q) if q.is_file() else StageResult(pl.DataFrame(), pl.DataFrame()).quarantined,
+            kind=success.get("kind"),
+        )
+    except (OSError, ValueError, pl.exceptions.PolarsError):
+        return None
     return result, stats, success
 
 
@@ -150,13 +163,8 @@ def _ingest_stage(
         "config": cfg.input.model_dump(mode="json"),
         "metrics": {"form": data.form.name, "files": [{"path": f.path, "sha256": f.sha256, "bytes": f.bytes} for f in data.files]},
     }
-    _write_stage(
-        stage_dir,
-        result,
-        stats,
-        {"input_fingerprint": input_fp, "output_fingerprint": frame_fingerprint(data.rows), "kind": cfg.input.kind},
-    )
-    write_parquet(stage_dir / "quarantine_full.parquet", data.quarantine)
+    success = {"input_fingerprint": input_fp, "output_fingerprint": frame_fingerprint(data.rows), "kind": cfg.input.kind}
+    _write_stage(stage_dir, result, stats, success, extra={"quarantine_full.parquet": data.quarantine})
     return result, stats, False
 
 

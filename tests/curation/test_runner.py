@@ -161,3 +161,21 @@ def test_configured_ledger_is_recorded_in_manifest(make_run: Any, tmp_path: Path
     result = make_run(GOOD, stages=["normalize"], run={"ledger": "audit/ledger.db"})
     assert read_manifest(result.run_dir)["ledger"] == str((tmp_path / "audit/ledger.db").resolve())
     assert [r["status"] for r in Ledger(tmp_path / "audit/ledger.db").rows("runs")] == ["succeeded"]
+
+
+def test_rerun_after_clean_recomputes_the_removed_stage_files(make_run: Any) -> None:
+    first = make_run(GOOD, stages=["normalize"])
+    clean_sensitive(first.run_dir)
+    assert not (first.run_dir / "stages/00-ingest/output.parquet").exists()
+    again = make_run(GOOD, stages=["normalize"])
+    assert again.dataset_fingerprint == first.dataset_fingerprint
+    assert [s["skipped"] for s in read_manifest(again.run_dir)["stages"]] == [False, False]
+    assert (again.run_dir / "stages/01-normalize/output.parquet").is_file()
+
+
+def test_unreadable_stage_file_is_recomputed_not_trusted(make_run: Any) -> None:
+    first = make_run(GOOD, stages=["normalize"])
+    (first.run_dir / "stages/01-normalize/dropped.parquet").write_text("garbage")
+    again = make_run(GOOD, stages=["normalize"])
+    assert [s["skipped"] for s in read_manifest(again.run_dir)["stages"]] == [True, False]
+    assert again.dataset_fingerprint == first.dataset_fingerprint
