@@ -193,11 +193,6 @@ def run_pipeline(
     inputs = {p: file_sha256(p) for p in resolve_inputs(cfg.input.path, cfg.base_dir)}
     run_dir = Path(out_dir) if out_dir else Path(runs_root) / default_run_id(cfg, config_name, list(inputs.values()))
     run_id = run_dir.name
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_bytes(run_dir / "config.yaml", yaml.safe_dump(cfg.to_yaml_dict(), sort_keys=False).encode("utf-8"))
-    config_fp = sha256_json(cfg.to_yaml_dict())
-    ledger = Ledger(ledger_path_for(run_dir, str(cfg.resolve(cfg.run.ledger)) if cfg.run.ledger else None))
-    started = ledger.start_run(run_id, run_dir, kind=cfg.input.kind, config_fp=config_fp)
     ctx = StageContext(
         kind=cfg.input.kind,
         run_dir=run_dir,
@@ -206,8 +201,15 @@ def run_pipeline(
         runs_root=run_dir.parent,
         progress_factory=make_progress_factory(quiet),
     )
+    # Before any work: a missing secret (the hash salt) fails the run now, not after ingest.
+    secrets = [resume_inputs(stage.name, stage.options, ctx) for stage in cfg.stages]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_bytes(run_dir / "config.yaml", yaml.safe_dump(cfg.to_yaml_dict(), sort_keys=False).encode("utf-8"))
+    config_fp = sha256_json(cfg.to_yaml_dict())
+    ledger = Ledger(ledger_path_for(run_dir, str(cfg.resolve(cfg.run.ledger)) if cfg.run.ledger else None))
+    started = ledger.start_run(run_id, run_dir, kind=cfg.input.kind, config_fp=config_fp)
     try:
-        result = _run_stages(cfg, inputs, run_dir, run_id, ctx, ledger, started, say)
+        result = _run_stages(cfg, inputs, secrets, run_dir, run_id, ctx, ledger, started, say)
     except BaseException:
         ledger.finish_run(run_id, started, status="failed", dataset_fp=None, rows_in=None, rows_out=None)
         raise
@@ -218,7 +220,15 @@ def run_pipeline(
 
 
 def _run_stages(
-    cfg: PipelineConfig, inputs: dict[Path, str], run_dir: Path, run_id: str, ctx: StageContext, ledger: Ledger, started: float, say: Log
+    cfg: PipelineConfig,
+    inputs: dict[Path, str],
+    secrets: list[dict[str, Any]],
+    run_dir: Path,
+    run_id: str,
+    ctx: StageContext,
+    ledger: Ledger,
+    started: float,
+    say: Log,
 ) -> RunResult:
     stages_dir = run_dir / "stages"
     t0 = time.perf_counter()
@@ -242,14 +252,13 @@ def _run_stages(
     entries = [_manifest_entry(0, "ingest", stages_dir / "00-ingest", stats, skipped, sensitive=True)]
     quarantines = [current.quarantined.with_columns(stage=pl.lit("ingest"))]
     df, kind, prev_fp, sensitive = current.kept, cfg.input.kind, frame_fingerprint(current.kept), True
-    for idx, stage in enumerate(cfg.stages, start=1):
+    for idx, (stage, secret) in enumerate(zip(cfg.stages, secrets, strict=True), start=1):
         name = stage.name
         stage_dir = stages_dir / f"{idx:02d}-{name}"
         options = stage.options.model_dump(mode="json")
         t0 = time.perf_counter()
         ctx.kind = kind
-        secret = resume_inputs(name, stage.options, ctx)  # e.g. the PII salt's digest: a new salt recomputes
-        input_fp = sha256_json(
+        input_fp = sha256_json(  # `secret`: e.g. the PII salt's digest, so a new salt recomputes
             {"input": prev_fp, "stage": name, "options": options, "kind": kind, "seed": cfg.run.seed, "v": FORMAT_VERSION, **secret}
         )
         loaded = _load_stage(stage_dir, input_fp)

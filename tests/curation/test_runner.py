@@ -179,3 +179,12 @@ def test_unreadable_stage_file_is_recomputed_not_trusted(make_run: Any) -> None:
     again = make_run(GOOD, stages=["normalize"])
     assert [s["skipped"] for s in read_manifest(again.run_dir)["stages"]] == [True, False]
     assert again.dataset_fingerprint == first.dataset_fingerprint
+
+
+def test_missing_hash_salt_fails_before_any_work(make_run: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from curation.errors import ConfigError
+
+    monkeypatch.delenv("TUNEPREP_PII_SALT", raising=False)
+    with pytest.raises(ConfigError, match="`hash` needs a salt"):
+        make_run(GOOD, stages=["normalize", {"pii": {"operator": "hash"}}])
+    assert not (tmp_path / "runs" / "run").exists()
