@@ -119,6 +119,12 @@ def load_dataset(run_dir: Path) -> pl.DataFrame:
     return pl.read_parquet(path)
 
 
+def export_files(run_dir: Path) -> list[str]:
+    """The files under ``dataset/exports/``, relative to the run directory."""
+    exports = Path(run_dir) / "dataset" / "exports"
+    return sorted(str(p.relative_to(run_dir)) for p in exports.rglob("*") if p.is_file()) if exports.is_dir() else []
+
+
 def library_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 

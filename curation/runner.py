@@ -29,6 +29,7 @@ from curation.rundir import (
     DATASET,
     MANIFEST,
     atomic_dir,
+    export_files,
     frame_fingerprint,
     library_versions,
     sha256_json,
@@ -251,7 +252,7 @@ def _run_stages(
     say(f"ingest: {books['rows_in']} rows read, {books['kept']} kept, {books['quarantined']} quarantined")
     entries = [_manifest_entry(0, "ingest", stages_dir / "00-ingest", stats, skipped, sensitive=True)]
     quarantines = [current.quarantined.with_columns(stage=pl.lit("ingest"))]
-    df, kind, prev_fp, sensitive = current.kept, cfg.input.kind, frame_fingerprint(current.kept), True
+    df, kind, prev_fp, scrubbed = current.kept, cfg.input.kind, frame_fingerprint(current.kept), False
     for idx, (stage, secret) in enumerate(zip(cfg.stages, secrets, strict=True), start=1):
         name = stage.name
         stage_dir = stages_dir / f"{idx:02d}-{name}"
@@ -280,7 +281,6 @@ def _run_stages(
             _write_stage(stage_dir, result, st, success)
             skipped = False
         ctx.artifacts[name] = result
-        sensitive = sensitive and STAGES[name].sensitive_output
         ledger.record_stage(
             run_id,
             started,
@@ -291,7 +291,9 @@ def _run_stages(
             seconds=time.perf_counter() - t0,
             output_fp=success["output_fingerprint"],
         )
-        entries.append(_manifest_entry(idx, name, stage_dir, st, skipped, sensitive=sensitive, pii_stage=name == "pii"))
+        scrubs = STAGES[name].scrubs_pii
+        entries.append(_manifest_entry(idx, name, stage_dir, st, skipped, sensitive=not (scrubbed or scrubs), pii_stage=scrubs))
+        scrubbed = scrubbed or scrubs
         if not result.quarantined.is_empty():
             quarantines.append(result.quarantined.select("id", "error").with_columns(stage=pl.lit(name)))
         reasons = ", ".join(f"{r} {n}" for r, n in st["dropped_by_reason"].items())
@@ -309,7 +311,8 @@ def _manifest_entry(
     success = json.loads((stage_dir / "_SUCCESS").read_text(encoding="utf-8"))
     rel = f"stages/{stage_dir.name}"
     files = sorted(p.name for p in stage_dir.iterdir() if p.is_file())
-    # Outputs before the PII stage still hold raw text; so do the PII stage's own dropped rows.
+    # Outputs of every stage before the first PII stage (all of them in a run without one) still
+    # hold raw text; so do the PII stage's own dropped rows. Findings never hold raw values.
     sensitive_files = [
         f"{rel}/{f}"
         for f in files
@@ -358,8 +361,8 @@ def _finish(
     write_parquet(run_dir / "quarantine.parquet", quarantine.select(list(QUARANTINE_SCHEMA)))
     fp = frame_fingerprint(dataset)
     sensitive_paths = ["quarantine.parquet", *(f for e in entries for f in e["sensitive_files"])]
-    if entries[-1]["sensitive"]:
-        sensitive_paths.append(str(DATASET))
+    if entries[-1]["sensitive"]:  # no PII stage ran: the dataset and what was exported from it hold raw text
+        sensitive_paths += [str(DATASET), *export_files(run_dir)]
     manifest = {
         "run_id": run_id,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -188,3 +188,45 @@ def test_missing_hash_salt_fails_before_any_work(make_run: Any, tmp_path: Path, 
     with pytest.raises(ConfigError, match="`hash` needs a salt"):
         make_run(GOOD, stages=["normalize", {"pii": {"operator": "hash"}}])
     assert not (tmp_path / "runs" / "run").exists()
+
+
+ANNOTATED = [{**r, "annotator": f"Jane Roe {i % 2}"} for i, r in enumerate(GOOD)]
+
+
+def test_stages_before_pii_are_sensitive_and_cleaned(make_run: Any) -> None:
+    stages = ["normalize", "dedup", {"balance": {"facets": ["label"]}}, {"label_audit": {"min_class_rows": 2, "folds": 2}}, "pii"]
+    result = make_run(ANNOTATED, stages=stages)
+    manifest = read_manifest(result.run_dir)
+    sensitive = set(manifest["sensitive_paths"])
+    for stage in ("03-balance", "04-label_audit"):
+        assert {f"stages/{stage}/output.parquet", f"stages/{stage}/dropped.parquet"} <= sensitive
+    assert "stages/05-pii/dropped.parquet" in sensitive and "stages/05-pii/output.parquet" not in sensitive
+    assert "dataset/data.parquet" not in sensitive and not any(p.endswith("findings.parquet") for p in sensitive)
+    assert [s["sensitive"] for s in manifest["stages"]] == [True, True, True, True, True, False]
+    clean_sensitive(result.run_dir)
+    assert not (result.run_dir / "stages/03-balance/output.parquet").exists()
+    assert not (result.run_dir / "stages/04-label_audit/dropped.parquet").exists()
+    assert (result.run_dir / "dataset/data.parquet").is_file()
+
+
+RATINGS = [
+    {"prompt": f"question {p}", "response": f"answer {r} to {p}", "score": float(r + 1), "annotator": f"Jane Roe {a}"}
+    for p in range(4)
+    for r in range(3)
+    for a in range(2)
+] + [{"prompt": "lonely question", "response": "the only answer", "score": 1.0}]
+
+
+def test_run_without_pii_marks_every_output_sensitive_and_clean_removes_them(make_run: Any) -> None:
+    result = make_run(RATINGS, kind="ratings", stages=["normalize", "preferences"])
+    manifest = read_manifest(result.run_dir)
+    assert all(s["sensitive"] for s in manifest["stages"])
+    data_files = {
+        str(p.relative_to(result.run_dir))
+        for p in result.run_dir.rglob("*.parquet")
+        if p.name != "findings.parquet" and not p.is_relative_to(result.run_dir / "report")
+    }
+    assert data_files <= set(manifest["sensitive_paths"])
+    assert "stages/02-preferences/dropped.parquet" in data_files and "dataset/data.parquet" in data_files
+    clean_sensitive(result.run_dir)
+    assert not any((result.run_dir / f).exists() for f in data_files)
