@@ -73,9 +73,7 @@ def demo(out: Path, kinds: tuple[str, ...], scale: float, quiet: bool) -> None:
         for line in checked.lines:
             click.echo(line, err=True)
         failed += [kind] if checked.verdict != "pass" else []
-        click.echo(
-            f"{kind}: {result.rows_in} rows in, {result.rows_out} curated, {result.quarantined} quarantined; checks {checked.verdict}"
-        )
+        click.echo(f"{kind}: {result.summary()}; checks {checked.verdict}")
         click.echo(f"{kind}: report {build_report(result.run_dir)}")
     if failed:
         raise GateFailed(f"demo runs failed their checks: {', '.join(failed)}; see the lines above")
@@ -99,10 +97,7 @@ def run(config: Path, out: Path | None, quiet: bool) -> None:
     from curation.runner import run_pipeline
 
     result = run_pipeline(load_config(config), out_dir=out, config_name=config.stem, quiet=quiet)
-    click.echo(
-        f"{result.rows_in} rows in, {result.rows_out} curated, {result.quarantined} quarantined; dataset {result.dataset_fingerprint[:12]}",
-        err=True,
-    )
+    click.echo(f"{result.summary()}; dataset {result.dataset_fingerprint[:12]}", err=True)
     click.echo(f"report: {build_report(result.run_dir)}", err=True)
     click.echo(str(result.run_dir))
 

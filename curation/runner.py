@@ -58,6 +58,23 @@ class RunResult:
     quarantined: int
     stages: list[dict[str, Any]]
 
+    def summary(self) -> str:
+        """The run's books in one line: every input row is curated, dropped or quarantined.
+
+        Past a stage that turns rows into another kind (ratings into preference pairs), the
+        input rows it used and the rows it made are counted apart, each side reconciling.
+        """
+        change = next((i for i, e in enumerate(self.stages) if "rows_out" in e["books"]), len(self.stages) - 1)
+        rows, made = self.stages[: change + 1], self.stages[change + 1 :]
+        dropped, quarantined = (sum(e["books"][k] for e in rows) for k in ("dropped", "quarantined"))
+        if "rows_out" not in self.stages[change]["books"]:
+            return f"{self.rows_in} rows in: {self.rows_out} curated, {dropped} dropped, {quarantined} quarantined"
+        books = self.stages[change]["books"]
+        line = f"{self.rows_in} rows in: {books['kept']} used, {dropped} dropped, {quarantined} quarantined; "
+        line += f"{books['rows_out']} {self.kind} rows made from them: {self.rows_out} curated"
+        later = {k: sum(e["books"][k] for e in made) for k in ("dropped", "quarantined")}
+        return line + (f", {later['dropped']} dropped, {later['quarantined']} quarantined" if any(later.values()) else "")
+
 
 def default_run_id(cfg: PipelineConfig, config_name: str, input_hashes: list[str]) -> str:
     """``<config name>-<12 hex>``: the same config on the same inputs maps to the same run."""
@@ -66,10 +83,18 @@ def default_run_id(cfg: PipelineConfig, config_name: str, input_hashes: list[str
 
 
 def _books(rows_in: int, result: StageResult, input_kind: Kind) -> dict[str, int]:
-    used = result.kept.height if result.kind in (None, input_kind) else int(result.stats.get("rows_used", -1))
-    books = {"rows_in": rows_in, "kept": result.kept.height, "dropped": result.dropped.height, "quarantined": result.quarantined.height}
-    if used + books["dropped"] + books["quarantined"] != rows_in:
-        raise AssertionError(f"stage books do not balance: {books} (rows used: {used})")
+    """rows_in = kept + dropped + quarantined, on input rows.
+
+    A stage that changes the record kind (rows into preference pairs) keeps the input rows
+    it used (``stats["rows_used"]``); what it wrote is reported alongside as ``rows_out``.
+    """
+    changes_kind = result.kind not in (None, input_kind)
+    kept = int(result.stats.get("rows_used", -1)) if changes_kind else result.kept.height
+    books = {"rows_in": rows_in, "kept": kept, "dropped": result.dropped.height, "quarantined": result.quarantined.height}
+    if changes_kind:
+        books["rows_out"] = result.kept.height
+    if kept + books["dropped"] + books["quarantined"] != rows_in:
+        raise AssertionError(f"stage books do not balance: {books}")
     return books
 
 
@@ -296,13 +321,17 @@ def _run_stages(
         scrubbed = scrubbed or scrubs
         if not result.quarantined.is_empty():
             quarantines.append(result.quarantined.select("id", "error").with_columns(stage=pl.lit(name)))
-        reasons = ", ".join(f"{r} {n}" for r, n in st["dropped_by_reason"].items())
-        b = st["books"]
-        say(
-            f"{name}: {b['rows_in']} in, {b['kept']} kept, {b['dropped']} dropped{f' ({reasons})' if reasons else ''}, {b['quarantined']} quarantined{' [reused]' if skipped else ''}"
-        )
+        say(_stage_line(name, st, skipped))
         df, kind, prev_fp = result.kept, success["kind"], success["output_fingerprint"]
     return _finish(cfg, inputs, run_dir, run_id, df, kind, entries, quarantines)
+
+
+def _stage_line(name: str, stats: dict[str, Any], skipped: bool) -> str:
+    b = stats["books"]
+    reasons = ", ".join(f"{r} {n}" for r, n in stats["dropped_by_reason"].items())
+    kept = f"{b['kept']} used in {b['rows_out']} output rows" if "rows_out" in b else f"{b['kept']} kept"
+    dropped = f"{b['dropped']} dropped" + (f" ({reasons})" if reasons else "")
+    return f"{name}: {b['rows_in']} in, {kept}, {dropped}, {b['quarantined']} quarantined" + (" [reused]" if skipped else "")
 
 
 def _manifest_entry(

@@ -230,3 +230,23 @@ def test_run_without_pii_marks_every_output_sensitive_and_clean_removes_them(mak
     assert "stages/02-preferences/dropped.parquet" in data_files and "dataset/data.parquet" in data_files
     clean_sensitive(result.run_dir)
     assert not any((result.run_dir / f).exists() for f in data_files)
+
+
+def test_kind_changing_stage_books_reconcile_on_rows(make_run: Any) -> None:
+    result = make_run(RATINGS, kind="ratings", stages=["normalize", "preferences"])
+    prefs = read_manifest(result.run_dir)["stages"][2]
+    books, stats = prefs["books"], _stats(result.run_dir)[2]
+    assert books == stats["books"] and books["kept"] == stats["metrics"]["rows_used"]
+    assert books["rows_in"] == books["kept"] + books["dropped"] + books["quarantined"]
+    assert books["rows_out"] == result.rows_out == stats["metrics"]["pairs"] != books["kept"]
+    dropped = sum(s["books"]["dropped"] for s in result.stages)
+    assert result.summary() == (
+        f"{result.rows_in} rows in: {books['kept']} used, {dropped} dropped, {result.quarantined} quarantined; "
+        f"{books['rows_out']} preference rows made from them: {result.rows_out} curated"
+    )
+    assert result.rows_in == books["kept"] + dropped + result.quarantined
+
+
+def test_summary_line_reconciles_rows(make_run: Any) -> None:
+    result = make_run([*GOOD, GOOD[0], b"{oops"], stages=["dedup"])
+    assert result.summary() == f"{len(GOOD) + 2} rows in: {len(GOOD)} curated, 1 dropped, 1 quarantined"
