@@ -408,7 +408,10 @@ def _finish(
     }
     old = run_dir / MANIFEST
     if old.is_file():  # keep sections written by later commands only if the data is unchanged
-        prev = json.loads(old.read_text(encoding="utf-8"))
+        try:
+            prev = json.loads(old.read_text(encoding="utf-8"))
+        except ValueError:  # a damaged manifest is rewritten whole
+            prev = {}
         if prev.get("dataset", {}).get("fingerprint") == fp:
             manifest.update({k: v for k, v in prev.items() if k in ("checks", "training", "created")})
     write_json(old, manifest)
