@@ -141,3 +141,22 @@ def test_rerun_repairs_a_damaged_manifest(tmp_path: Path, capsys: pytest.Capture
     (run_dir / "manifest.json").write_text("{bad\n")
     assert _run(["run", str(tmp_path / "p.yaml"), "--out", str(run_dir), "-q"], capsys)[0] == 0
     assert _run(["check", str(run_dir)], capsys)[0] == 0
+
+
+def test_config_path_that_is_a_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(["run", str(tmp_path)], capsys)
+    assert code == 2 and "is a directory" in _one_line_error(err)
+
+
+def test_inline_salt_is_refused_without_echoing_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = _config(tmp_path, 'input: {path: x.jsonl, kind: text}\nstages: [{pii: {salt: "inlinesalt0123456789"}}]\n')
+    code, _, err = _run(["run", config], capsys)
+    line = _one_line_error(err)
+    assert code == 2 and "the salt never goes in the config" in line and "`salt: {file: PATH}`" in line
+    assert "inlinesalt" not in err
+
+
+def test_bad_regex_is_one_complete_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = _config(tmp_path, "input: {path: x.jsonl, kind: text}\nstages: [{label_audit: {response: {refusal_patterns: ['(']}}}]\n")
+    code, _, err = _run(["run", config], capsys)
+    assert code == 2 and _one_line_error(err).endswith("is not a valid regex: unclosed group")

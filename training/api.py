@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from curation.config import TrainConfig
+from curation.config import TrainConfig, format_error
 from curation.errors import ConfigError, GateFailed
 from curation.ledger import run_ledger
 from curation.rundir import frame_fingerprint, load_dataset, read_manifest, sha256_json, update_manifest
@@ -45,9 +45,7 @@ def _parse_train(data: Any, where: str) -> TrainConfig:
     try:
         return TrainConfig.model_validate(data or {})
     except ValidationError as e:
-        raise ConfigError(
-            [f"`train.{'.'.join(map(str, err['loc']))}`: {err['msg'][0].lower()}{err['msg'][1:]} (in {where})" for err in e.errors()]
-        ) from None
+        raise ConfigError([f"{format_error('train', err)} (in {where})" for err in e.errors()]) from None
 
 
 def load_train_config(run_dir: Path, config: TrainConfig | str | Path | None) -> TrainConfig:
@@ -57,7 +55,11 @@ def load_train_config(run_dir: Path, config: TrainConfig | str | Path | None) ->
     path = Path(config) if config is not None else Path(run_dir) / "config.yaml"
     if not path.is_file():
         raise ConfigError(f"train config `{path}` not found; pass a YAML file with the `train:` options")
-    return _parse_train(yaml.safe_load(path.read_text(encoding="utf-8")), str(path))
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError):
+        raise ConfigError(f"`{path}` is not valid YAML; fix the syntax and rerun") from None
+    return _parse_train(data, str(path))
 
 
 def resolve(cfg: TrainConfig, kind: str, *, max_steps: int | None) -> TrainConfig:

@@ -203,3 +203,10 @@ def test_embedded_model_loads_offline_and_quietly(capfd: pytest.CaptureFixture[s
     out, err = capfd.readouterr()
     assert "GGUF" not in out + err and "%|" not in out + err
     assert attempts == []
+
+
+def test_unknown_key_in_a_train_config_file(checked_run: Maker, lm_dir: Path, tmp_path: Path) -> None:
+    run_dir = checked_run(qa_rows(16), "instruction", train={"model": str(lm_dir)})
+    (tmp_path / "t.yaml").write_text("lrr: 0.1\n")
+    with pytest.raises(ConfigError, match=r"`train.lrr`: unknown key; remove it or check its spelling \(in "):
+        train(run_dir, config=tmp_path / "t.yaml")
