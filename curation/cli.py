@@ -222,8 +222,11 @@ def train(run_dir: Path, config: Path | None, max_steps: int | None, out: Path |
     from training.api import train as train_run
     from training.outputs import describe_balance
 
-    say = None if quiet else (lambda m: click.echo(m, err=True))
-    result = train_run(run_dir, config=config, max_steps=max_steps, out_dir=out, resume=resume, quiet=quiet, log=say)
+    def notice(line: str) -> None:
+        click.echo(line, err=True)
+
+    say = None if quiet else notice
+    result = train_run(run_dir, config=config, max_steps=max_steps, out_dir=out, resume=resume, quiet=quiet, log=say, notice=notice)
     after = ", ".join(f"{k} {v:.4g}" for k, v in result.metrics["eval_after"].items() if isinstance(v, float))
     balance = describe_balance(result.metrics["data"]["balance"])
     click.echo(

@@ -236,3 +236,15 @@ def test_cli_model_folder_that_cannot_load_is_one_line(checked_run: Maker, tmp_p
     assert main(["train", str(run_dir), "-q"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: config error: `train.model`: cannot load"), err
+
+
+def test_resume_without_a_checkpoint_says_so_and_starts_at_step_0(
+    checked_run: Maker, lm_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from curation.cli import main
+
+    run_dir = checked_run(text_rows(16), "text", train={"model": str(lm_dir), "max_length": 64})
+    out = tmp_path / "fresh"
+    assert main(["train", str(run_dir), "--max-steps", "1", "--out", str(out), "--resume", "-q"]) == 0
+    assert f"no checkpoint in '{out / 'checkpoint'}'; training starts at step 0" in capsys.readouterr().err
+    assert json.loads((out / "metrics.json").read_text())["resumed_from_step"] == 0
