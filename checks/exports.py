@@ -25,7 +25,7 @@ import yaml
 
 from checks.gate import require_pass
 from curation.errors import ConfigError, GateFailed
-from curation.rundir import atomic_dir, frame_fingerprint, load_dataset, read_manifest, update_manifest, write_json
+from curation.rundir import DATASET, atomic_dir, export_files, frame_fingerprint, load_dataset, read_manifest, update_manifest, write_json
 from curation.schema import Kind, detect_form
 
 Format = Literal["bedrock-ft", "bedrock-cpt", "bedrock-conversation", "openai-chat", "hf", "parquet"]
@@ -294,11 +294,15 @@ def export(
         }
         write_json(tmp / "export.json", info)
     rows = {s: p.height for s, p in parts.items()}
+    manifest = read_manifest(run_dir)
     exports = {
-        **read_manifest(run_dir).get("exports", {}),
+        **manifest.get("exports", {}),
         fmt: {"path": f"dataset/exports/{fmt}", "verdict": verdict, "dataset_fingerprint": fingerprint, "rows": rows},
     }
-    update_manifest(run_dir, exports=exports)
+    sensitive = manifest.get("sensitive_paths", [])
+    if str(DATASET) in sensitive:  # raw text in, raw text out: `tuneprep clean` removes the exports too
+        sensitive = [*sensitive, *(f for f in export_files(run_dir) if f not in sensitive)]
+    update_manifest(run_dir, exports=exports, sensitive_paths=sensitive)
     return ExportResult(fmt, out, rows, verdict, fingerprint, warning)
 
 

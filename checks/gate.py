@@ -55,7 +55,11 @@ def _pipeline_config(run_dir: Path) -> PipelineConfig:
     path = run_dir / "config.yaml"
     if not path.is_file():
         raise RunError(f"'{run_dir}' has no config.yaml; it was not made by `tuneprep run`")
-    return parse_config(yaml.safe_load(path.read_text(encoding="utf-8")), base_dir=run_dir)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError):
+        raise RunError(f"'{path}' is not valid YAML; rerun `tuneprep run` on the run's config to rewrite it") from None
+    return parse_config(data, base_dir=run_dir)
 
 
 def _residual_pii(run_dir: Path, manifest: dict[str, Any]) -> tuple[int | None, bool]:
@@ -166,12 +170,10 @@ def require_pass(run_dir: Path) -> GateInfo:
 
     Raises:
         GateFailed: one line saying what failed or what changed, and what to do.
+        RunError: ``run_dir`` is not a readable run directory.
     """
     run_dir = Path(run_dir)
-    try:
-        manifest = read_manifest(run_dir)
-    except RunError as e:
-        raise GateFailed(str(e)) from None
+    manifest = read_manifest(run_dir)  # not a run directory: a usage error (exit 2), not a failed gate
     checks = manifest.get("checks")
     if not checks:
         raise GateFailed(f"run '{run_dir}' has not been validated; run `tuneprep check {run_dir}` first")

@@ -73,9 +73,7 @@ def demo(out: Path, kinds: tuple[str, ...], scale: float, quiet: bool) -> None:
         for line in checked.lines:
             click.echo(line, err=True)
         failed += [kind] if checked.verdict != "pass" else []
-        click.echo(
-            f"{kind}: {result.rows_in} rows in, {result.rows_out} curated, {result.quarantined} quarantined; checks {checked.verdict}"
-        )
+        click.echo(f"{kind}: {result.summary()}; checks {checked.verdict}")
         click.echo(f"{kind}: report {build_report(result.run_dir)}")
     if failed:
         raise GateFailed(f"demo runs failed their checks: {', '.join(failed)}; see the lines above")
@@ -99,10 +97,7 @@ def run(config: Path, out: Path | None, quiet: bool) -> None:
     from curation.runner import run_pipeline
 
     result = run_pipeline(load_config(config), out_dir=out, config_name=config.stem, quiet=quiet)
-    click.echo(
-        f"{result.rows_in} rows in, {result.rows_out} curated, {result.quarantined} quarantined; dataset {result.dataset_fingerprint[:12]}",
-        err=True,
-    )
+    click.echo(f"{result.summary()}; dataset {result.dataset_fingerprint[:12]}", err=True)
     click.echo(f"report: {build_report(result.run_dir)}", err=True)
     click.echo(str(result.run_dir))
 
@@ -227,8 +222,11 @@ def train(run_dir: Path, config: Path | None, max_steps: int | None, out: Path |
     from training.api import train as train_run
     from training.outputs import describe_balance
 
-    say = None if quiet else (lambda m: click.echo(m, err=True))
-    result = train_run(run_dir, config=config, max_steps=max_steps, out_dir=out, resume=resume, quiet=quiet, log=say)
+    def notice(line: str) -> None:
+        click.echo(line, err=True)
+
+    say = None if quiet else notice
+    result = train_run(run_dir, config=config, max_steps=max_steps, out_dir=out, resume=resume, quiet=quiet, log=say, notice=notice)
     after = ", ".join(f"{k} {v:.4g}" for k, v in result.metrics["eval_after"].items() if isinstance(v, float))
     balance = describe_balance(result.metrics["data"]["balance"])
     click.echo(

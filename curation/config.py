@@ -134,13 +134,17 @@ class PipelineConfig(Strict):
         }
 
 
-def _format_error(prefix: str, err: Any) -> str:
+def format_error(prefix: str, err: Any) -> str:
+    """One pydantic error as one line: its key path in backticks, then what is wrong."""
     loc = ".".join(str(p) for p in (*([prefix] if prefix else []), *err["loc"]))
     msg = err["msg"]
     if err["type"] == "extra_forbidden":
         msg = "unknown key; remove it or check its spelling"
+    elif err["loc"][-1:] == ("salt",) and err["type"] == "model_type":  # never echo what was given: it may be the salt
+        msg = "the salt never goes in the config; name where it is with `salt: {env: VARIABLE}` or `salt: {file: PATH}`"
     elif err["type"] == "missing":
         msg = "required key is missing"
+    msg = " ".join(msg.split())  # one line, whatever a validator wrote
     msg = msg[0].lower() + msg[1:] if msg else msg
     return f"`{loc}`: {msg}" if loc else msg
 
@@ -164,7 +168,7 @@ def _parse_stage(i: int, item: Any, problems: list[str]) -> StageConfig | None:
     try:
         model = stage_config_class(name).model_validate(options)
     except ValidationError as e:
-        problems.extend(_format_error(f"{where}.{name}", err) for err in e.errors())
+        problems.extend(format_error(f"{where}.{name}", err) for err in e.errors())
         return None
     return StageConfig(name=name, options=model)
 
@@ -187,7 +191,7 @@ def parse_config(data: Any, *, base_dir: Path = Path(".")) -> PipelineConfig:
     try:
         cfg = PipelineConfig.model_validate({**rest, "base_dir": base_dir})
     except ValidationError as e:
-        problems.extend(_format_error("", err) for err in e.errors())
+        problems.extend(format_error("", err) for err in e.errors())
         cfg = None
     if "base_dir" in data:
         problems.append("`base_dir`: unknown key; remove it or check its spelling")
@@ -199,6 +203,8 @@ def parse_config(data: Any, *, base_dir: Path = Path(".")) -> PipelineConfig:
 def load_config(path: str | Path) -> PipelineConfig:
     """Read and validate a pipeline YAML file. Raises ConfigError listing every problem."""
     p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"config file `{p}` is a directory; pass the path of a pipeline YAML in it (see `tuneprep run --help`)")
     if not p.is_file():
         raise ConfigError(f"config file `{p}` not found; pass the path of a pipeline YAML (see `tuneprep run --help`)")
     try:

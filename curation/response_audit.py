@@ -51,7 +51,7 @@ class ResponseAuditConfig(BaseModel):
             try:
                 pl.select(pl.lit("x").str.contains(p))
             except pl.exceptions.ComputeError as e:
-                raise ValueError(f"`refusal_patterns` entry {p!r} is not a valid regex: {str(e).splitlines()[0]}") from None
+                raise ValueError(f"`refusal_patterns` entry {p!r} is not a valid regex: {_regex_problem(e)}") from None
         return patterns
 
     @model_validator(mode="after")
@@ -59,6 +59,12 @@ class ResponseAuditConfig(BaseModel):
         if self.min_length_ratio >= self.max_length_ratio:
             raise ValueError(f"`min_length_ratio` ({self.min_length_ratio}) must be below `max_length_ratio` ({self.max_length_ratio})")
         return self
+
+
+def _regex_problem(e: Exception) -> str:
+    """The reason line of polars' multi-line regex error (``error: unclosed group`` -> ``unclosed group``)."""
+    reasons = [line.strip().removeprefix("error:").strip() for line in str(e).splitlines() if line.strip().startswith("error:")]
+    return reasons[0] if reasons else " ".join(str(e).split())
 
 
 def _last_exchange(messages: list[dict[str, Any]] | None) -> tuple[str | None, str | None]:

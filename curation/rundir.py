@@ -93,7 +93,7 @@ def frame_fingerprint(df: pl.DataFrame) -> str:
 
 def file_fingerprint(path: Path) -> str:
     """The fingerprint of a parquet file's rows (not its bytes, which vary by writer)."""
-    return frame_fingerprint(pl.read_parquet(path))
+    return frame_fingerprint(read_run_parquet(path))
 
 
 # ---------------------------------------------------------------------------- manifest
@@ -101,7 +101,15 @@ def read_manifest(run_dir: Path) -> dict[str, Any]:
     path = Path(run_dir) / MANIFEST
     if not path.is_file():
         raise RunError(f"'{run_dir}' is not a tuneprep run directory (no {MANIFEST}); pass a folder made by `tuneprep run`")
-    return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise RunError(f"'{path}' is not valid JSON ({_reason(e)}); rerun `tuneprep run` on the run's config to rewrite it") from None
+    if not isinstance(manifest, dict):
+        raise RunError(
+            f"'{path}' is not a tuneprep manifest (expected a JSON object); rerun `tuneprep run` on the run's config to rewrite it"
+        )
+    return manifest
 
 
 def update_manifest(run_dir: Path, **sections: Any) -> dict[str, Any]:
@@ -116,7 +124,29 @@ def load_dataset(run_dir: Path) -> pl.DataFrame:
     path = Path(run_dir) / DATASET
     if not path.is_file():
         raise RunError(f"'{run_dir}' has no curated dataset ({DATASET}); rerun `tuneprep run` on its config")
-    return pl.read_parquet(path)
+    return read_run_parquet(path)
+
+
+def read_run_parquet(path: Path) -> pl.DataFrame:
+    """Read a parquet file of a run directory; a damaged one is a RunError that says how to remake it."""
+    try:
+        return pl.read_parquet(path)
+    except (OSError, pl.exceptions.PolarsError) as e:
+        raise RunError(
+            f"'{path}' is not a readable parquet file ({_reason(e)}); rerun `tuneprep run` on the run's config to rewrite it"
+        ) from None
+
+
+def _reason(e: Exception) -> str:
+    """The first line of an exception's message, for a one-line error."""
+    lines = str(e).strip().splitlines()
+    return lines[0] if lines else type(e).__name__
+
+
+def export_files(run_dir: Path) -> list[str]:
+    """The files under ``dataset/exports/``, relative to the run directory."""
+    exports = Path(run_dir) / "dataset" / "exports"
+    return sorted(str(p.relative_to(run_dir)) for p in exports.rglob("*") if p.is_file()) if exports.is_dir() else []
 
 
 def library_versions() -> dict[str, str]:

@@ -29,6 +29,7 @@ from curation.rundir import (
     DATASET,
     MANIFEST,
     atomic_dir,
+    export_files,
     frame_fingerprint,
     library_versions,
     sha256_json,
@@ -57,6 +58,23 @@ class RunResult:
     quarantined: int
     stages: list[dict[str, Any]]
 
+    def summary(self) -> str:
+        """The run's books in one line: every input row is curated, dropped or quarantined.
+
+        Past a stage that turns rows into another kind (ratings into preference pairs), the
+        input rows it used and the rows it made are counted apart, each side reconciling.
+        """
+        change = next((i for i, e in enumerate(self.stages) if "rows_out" in e["books"]), len(self.stages) - 1)
+        rows, made = self.stages[: change + 1], self.stages[change + 1 :]
+        dropped, quarantined = (sum(e["books"][k] for e in rows) for k in ("dropped", "quarantined"))
+        if "rows_out" not in self.stages[change]["books"]:
+            return f"{self.rows_in} rows in: {self.rows_out} curated, {dropped} dropped, {quarantined} quarantined"
+        books = self.stages[change]["books"]
+        line = f"{self.rows_in} rows in: {books['kept']} used, {dropped} dropped, {quarantined} quarantined; "
+        line += f"{books['rows_out']} {self.kind} rows made from them: {self.rows_out} curated"
+        later = {k: sum(e["books"][k] for e in made) for k in ("dropped", "quarantined")}
+        return line + (f", {later['dropped']} dropped, {later['quarantined']} quarantined" if any(later.values()) else "")
+
 
 def default_run_id(cfg: PipelineConfig, config_name: str, input_hashes: list[str]) -> str:
     """``<config name>-<12 hex>``: the same config on the same inputs maps to the same run."""
@@ -65,10 +83,18 @@ def default_run_id(cfg: PipelineConfig, config_name: str, input_hashes: list[str
 
 
 def _books(rows_in: int, result: StageResult, input_kind: Kind) -> dict[str, int]:
-    used = result.kept.height if result.kind in (None, input_kind) else int(result.stats.get("rows_used", -1))
-    books = {"rows_in": rows_in, "kept": result.kept.height, "dropped": result.dropped.height, "quarantined": result.quarantined.height}
-    if used + books["dropped"] + books["quarantined"] != rows_in:
-        raise AssertionError(f"stage books do not balance: {books} (rows used: {used})")
+    """rows_in = kept + dropped + quarantined, on input rows.
+
+    A stage that changes the record kind (rows into preference pairs) keeps the input rows
+    it used (``stats["rows_used"]``); what it wrote is reported alongside as ``rows_out``.
+    """
+    changes_kind = result.kind not in (None, input_kind)
+    kept = int(result.stats.get("rows_used", -1)) if changes_kind else result.kept.height
+    books = {"rows_in": rows_in, "kept": kept, "dropped": result.dropped.height, "quarantined": result.quarantined.height}
+    if changes_kind:
+        books["rows_out"] = result.kept.height
+    if kept + books["dropped"] + books["quarantined"] != rows_in:
+        raise AssertionError(f"stage books do not balance: {books}")
     return books
 
 
@@ -90,37 +116,50 @@ def _dropped_by_reason(dropped: pl.DataFrame) -> dict[str, int]:
     return {r: int(n) for r, n in counts.iter_rows()}
 
 
-def _write_stage(stage_dir: Path, result: StageResult, stats: dict[str, Any], success: dict[str, Any]) -> None:
+def _write_stage(
+    stage_dir: Path, result: StageResult, stats: dict[str, Any], success: dict[str, Any], extra: dict[str, pl.DataFrame] | None = None
+) -> None:
+    """Write a stage directory whole; ``_SUCCESS`` lists the files a resume needs back."""
+    frames = {"output.parquet": result.kept, "dropped.parquet": result.dropped, "findings.parquet": result.findings}
+    if not result.quarantined.is_empty():
+        frames["quarantine.parquet"] = result.quarantined
+    frames |= extra or {}
     with atomic_dir(stage_dir) as tmp:
-        result.kept.write_parquet(tmp / "output.parquet", statistics=False)
-        result.dropped.write_parquet(tmp / "dropped.parquet", statistics=False)
-        result.findings.write_parquet(tmp / "findings.parquet", statistics=False)
-        if not result.quarantined.is_empty():
-            result.quarantined.write_parquet(tmp / "quarantine.parquet", statistics=False)
+        for name, frame in frames.items():
+            frame.write_parquet(tmp / name, statistics=False)
         for rel, content in sorted(result.files.items()):
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
             (tmp / rel).write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
         (tmp / "stats.json").write_text(json.dumps(stats, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
-        (tmp / "_SUCCESS").write_text(json.dumps(success, sort_keys=True) + "\n", encoding="utf-8")
+        marker = {**success, "files": sorted([*frames, *result.files, "stats.json"])}
+        (tmp / "_SUCCESS").write_text(json.dumps(marker, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def _load_stage(stage_dir: Path, input_fp: str) -> tuple[StageResult, dict[str, Any], dict[str, Any]] | None:
-    marker = stage_dir / "_SUCCESS"
-    if not marker.is_file():
+    """The finished stage in ``stage_dir`` if it was made from ``input_fp`` and is whole, else None (recompute).
+
+    A stage whose files were removed since (``tuneprep clean``) or cannot be read is not whole.
+    """
+    try:
+        success = json.loads((stage_dir / "_SUCCESS").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
         return None
-    success = json.loads(marker.read_text(encoding="utf-8"))
-    if success.get("input_fingerprint") != input_fp:
+    needed = success.get("files", ["output.parquet", "dropped.parquet", "findings.parquet", "stats.json"])
+    if success.get("input_fingerprint") != input_fp or not all((stage_dir / f).is_file() for f in needed):
         return None
-    stats = json.loads((stage_dir / "stats.json").read_text(encoding="utf-8"))
     q = stage_dir / "quarantine.parquet"
-    result = StageResult(
-        kept=pl.read_parquet(stage_dir / "output.parquet"),
-        dropped=pl.read_parquet(stage_dir / "dropped.parquet"),
-        findings=pl.read_parquet(stage_dir / "findings.parquet"),
-        stats=stats.get("metrics", {}),
-        quarantined=pl.read_parquet(q) if q.is_file() else StageResult(pl.DataFrame(), pl.DataFrame()).quarantined,
-        kind=success.get("kind"),
-    )
+    try:
+        stats = json.loads((stage_dir / "stats.json").read_text(encoding="utf-8"))
+        result = StageResult(
+            kept=pl.read_parquet(stage_dir / "output.parquet"),
+            dropped=pl.read_parquet(stage_dir / "dropped.parquet"),
+            findings=pl.read_parquet(stage_dir / "findings.parquet"),
+            stats=stats.get("metrics", {}),
+            quarantined=pl.read_parquet(q) if q.is_file() else StageResult(pl.DataFrame(), pl.DataFrame()).quarantined,
+            kind=success.get("kind"),
+        )
+    except (OSError, ValueError, pl.exceptions.PolarsError):
+        return None
     return result, stats, success
 
 
@@ -150,13 +189,8 @@ def _ingest_stage(
         "config": cfg.input.model_dump(mode="json"),
         "metrics": {"form": data.form.name, "files": [{"path": f.path, "sha256": f.sha256, "bytes": f.bytes} for f in data.files]},
     }
-    _write_stage(
-        stage_dir,
-        result,
-        stats,
-        {"input_fingerprint": input_fp, "output_fingerprint": frame_fingerprint(data.rows), "kind": cfg.input.kind},
-    )
-    write_parquet(stage_dir / "quarantine_full.parquet", data.quarantine)
+    success = {"input_fingerprint": input_fp, "output_fingerprint": frame_fingerprint(data.rows), "kind": cfg.input.kind}
+    _write_stage(stage_dir, result, stats, success, extra={"quarantine_full.parquet": data.quarantine})
     return result, stats, False
 
 
@@ -185,11 +219,6 @@ def run_pipeline(
     inputs = {p: file_sha256(p) for p in resolve_inputs(cfg.input.path, cfg.base_dir)}
     run_dir = Path(out_dir) if out_dir else Path(runs_root) / default_run_id(cfg, config_name, list(inputs.values()))
     run_id = run_dir.name
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_bytes(run_dir / "config.yaml", yaml.safe_dump(cfg.to_yaml_dict(), sort_keys=False).encode("utf-8"))
-    config_fp = sha256_json(cfg.to_yaml_dict())
-    ledger = Ledger(ledger_path_for(run_dir, str(cfg.resolve(cfg.run.ledger)) if cfg.run.ledger else None))
-    started = ledger.start_run(run_id, run_dir, kind=cfg.input.kind, config_fp=config_fp)
     ctx = StageContext(
         kind=cfg.input.kind,
         run_dir=run_dir,
@@ -198,8 +227,15 @@ def run_pipeline(
         runs_root=run_dir.parent,
         progress_factory=make_progress_factory(quiet),
     )
+    # Before any work: a missing secret (the hash salt) fails the run now, not after ingest.
+    secrets = [resume_inputs(stage.name, stage.options, ctx) for stage in cfg.stages]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_bytes(run_dir / "config.yaml", yaml.safe_dump(cfg.to_yaml_dict(), sort_keys=False).encode("utf-8"))
+    config_fp = sha256_json(cfg.to_yaml_dict())
+    ledger = Ledger(ledger_path_for(run_dir, str(cfg.resolve(cfg.run.ledger)) if cfg.run.ledger else None))
+    started = ledger.start_run(run_id, run_dir, kind=cfg.input.kind, config_fp=config_fp)
     try:
-        result = _run_stages(cfg, inputs, run_dir, run_id, ctx, ledger, started, say)
+        result = _run_stages(cfg, inputs, secrets, run_dir, run_id, ctx, ledger, started, say)
     except BaseException:
         ledger.finish_run(run_id, started, status="failed", dataset_fp=None, rows_in=None, rows_out=None)
         raise
@@ -210,7 +246,15 @@ def run_pipeline(
 
 
 def _run_stages(
-    cfg: PipelineConfig, inputs: dict[Path, str], run_dir: Path, run_id: str, ctx: StageContext, ledger: Ledger, started: float, say: Log
+    cfg: PipelineConfig,
+    inputs: dict[Path, str],
+    secrets: list[dict[str, Any]],
+    run_dir: Path,
+    run_id: str,
+    ctx: StageContext,
+    ledger: Ledger,
+    started: float,
+    say: Log,
 ) -> RunResult:
     stages_dir = run_dir / "stages"
     t0 = time.perf_counter()
@@ -233,15 +277,14 @@ def _run_stages(
     say(f"ingest: {books['rows_in']} rows read, {books['kept']} kept, {books['quarantined']} quarantined")
     entries = [_manifest_entry(0, "ingest", stages_dir / "00-ingest", stats, skipped, sensitive=True)]
     quarantines = [current.quarantined.with_columns(stage=pl.lit("ingest"))]
-    df, kind, prev_fp, sensitive = current.kept, cfg.input.kind, frame_fingerprint(current.kept), True
-    for idx, stage in enumerate(cfg.stages, start=1):
+    df, kind, prev_fp, scrubbed = current.kept, cfg.input.kind, frame_fingerprint(current.kept), False
+    for idx, (stage, secret) in enumerate(zip(cfg.stages, secrets, strict=True), start=1):
         name = stage.name
         stage_dir = stages_dir / f"{idx:02d}-{name}"
         options = stage.options.model_dump(mode="json")
         t0 = time.perf_counter()
         ctx.kind = kind
-        secret = resume_inputs(name, stage.options, ctx)  # e.g. the PII salt's digest: a new salt recomputes
-        input_fp = sha256_json(
+        input_fp = sha256_json(  # `secret`: e.g. the PII salt's digest, so a new salt recomputes
             {"input": prev_fp, "stage": name, "options": options, "kind": kind, "seed": cfg.run.seed, "v": FORMAT_VERSION, **secret}
         )
         loaded = _load_stage(stage_dir, input_fp)
@@ -263,7 +306,6 @@ def _run_stages(
             _write_stage(stage_dir, result, st, success)
             skipped = False
         ctx.artifacts[name] = result
-        sensitive = sensitive and STAGES[name].sensitive_output
         ledger.record_stage(
             run_id,
             started,
@@ -274,16 +316,22 @@ def _run_stages(
             seconds=time.perf_counter() - t0,
             output_fp=success["output_fingerprint"],
         )
-        entries.append(_manifest_entry(idx, name, stage_dir, st, skipped, sensitive=sensitive, pii_stage=name == "pii"))
+        scrubs = STAGES[name].scrubs_pii
+        entries.append(_manifest_entry(idx, name, stage_dir, st, skipped, sensitive=not (scrubbed or scrubs), pii_stage=scrubs))
+        scrubbed = scrubbed or scrubs
         if not result.quarantined.is_empty():
             quarantines.append(result.quarantined.select("id", "error").with_columns(stage=pl.lit(name)))
-        reasons = ", ".join(f"{r} {n}" for r, n in st["dropped_by_reason"].items())
-        b = st["books"]
-        say(
-            f"{name}: {b['rows_in']} in, {b['kept']} kept, {b['dropped']} dropped{f' ({reasons})' if reasons else ''}, {b['quarantined']} quarantined{' [reused]' if skipped else ''}"
-        )
+        say(_stage_line(name, st, skipped))
         df, kind, prev_fp = result.kept, success["kind"], success["output_fingerprint"]
     return _finish(cfg, inputs, run_dir, run_id, df, kind, entries, quarantines)
+
+
+def _stage_line(name: str, stats: dict[str, Any], skipped: bool) -> str:
+    b = stats["books"]
+    reasons = ", ".join(f"{r} {n}" for r, n in stats["dropped_by_reason"].items())
+    kept = f"{b['kept']} used in {b['rows_out']} output rows" if "rows_out" in b else f"{b['kept']} kept"
+    dropped = f"{b['dropped']} dropped" + (f" ({reasons})" if reasons else "")
+    return f"{name}: {b['rows_in']} in, {kept}, {dropped}, {b['quarantined']} quarantined" + (" [reused]" if skipped else "")
 
 
 def _manifest_entry(
@@ -292,7 +340,8 @@ def _manifest_entry(
     success = json.loads((stage_dir / "_SUCCESS").read_text(encoding="utf-8"))
     rel = f"stages/{stage_dir.name}"
     files = sorted(p.name for p in stage_dir.iterdir() if p.is_file())
-    # Outputs before the PII stage still hold raw text; so do the PII stage's own dropped rows.
+    # Outputs of every stage before the first PII stage (all of them in a run without one) still
+    # hold raw text; so do the PII stage's own dropped rows. Findings never hold raw values.
     sensitive_files = [
         f"{rel}/{f}"
         for f in files
@@ -341,8 +390,8 @@ def _finish(
     write_parquet(run_dir / "quarantine.parquet", quarantine.select(list(QUARANTINE_SCHEMA)))
     fp = frame_fingerprint(dataset)
     sensitive_paths = ["quarantine.parquet", *(f for e in entries for f in e["sensitive_files"])]
-    if entries[-1]["sensitive"]:
-        sensitive_paths.append(str(DATASET))
+    if entries[-1]["sensitive"]:  # no PII stage ran: the dataset and what was exported from it hold raw text
+        sensitive_paths += [str(DATASET), *export_files(run_dir)]
     manifest = {
         "run_id": run_id,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -359,7 +408,10 @@ def _finish(
     }
     old = run_dir / MANIFEST
     if old.is_file():  # keep sections written by later commands only if the data is unchanged
-        prev = json.loads(old.read_text(encoding="utf-8"))
+        try:
+            prev = json.loads(old.read_text(encoding="utf-8"))
+        except ValueError:  # a damaged manifest is rewritten whole
+            prev = {}
         if prev.get("dataset", {}).get("fingerprint") == fp:
             manifest.update({k: v for k, v in prev.items() if k in ("checks", "training", "created")})
     write_json(old, manifest)

@@ -18,14 +18,14 @@ class StageSpec:
     module: str
     function: str
     config: str
-    sensitive_output: bool = False  # True where the output may still hold raw PII
+    scrubs_pii: bool = False  # True for the PII stage: outputs of later stages no longer hold raw PII
     resume_inputs: str | None = None  # function (options, ctx) -> dict: what besides the options decides the output (a secret's digest)
 
 
 STAGES: dict[str, StageSpec] = {
-    "normalize": StageSpec("curation.normalize", "normalize", "NormalizeConfig", sensitive_output=True),
-    "dedup": StageSpec("curation.dedup", "dedup", "DedupConfig", sensitive_output=True),
-    "pii": StageSpec("curation.pii", "pii", "PiiConfig", resume_inputs="salt_identity"),
+    "normalize": StageSpec("curation.normalize", "normalize", "NormalizeConfig"),
+    "dedup": StageSpec("curation.dedup", "dedup", "DedupConfig"),
+    "pii": StageSpec("curation.pii", "pii", "PiiConfig", scrubs_pii=True, resume_inputs="salt_identity"),
     "label_audit": StageSpec("curation.label_audit", "label_audit", "LabelAuditConfig"),
     "balance": StageSpec("curation.balance", "balance", "BalanceConfig"),
     "preferences": StageSpec("curation.preferences", "preferences", "PreferencesConfig"),

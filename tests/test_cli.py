@@ -114,3 +114,60 @@ def test_every_command_is_documented_in_readme() -> None:
     documented = set(re.findall(r"tuneprep ([a-z]+)", readme))
     missing = [c for c in _commands() if c not in documented]
     assert not missing, f"commands missing from README.md: {missing}"
+
+
+def _made_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
+    write_jsonl(tmp_path / "data.jsonl", [{"text": "hello"}, {"text": "world"}])
+    config = _config(tmp_path, "input: {path: data.jsonl, kind: text}\nstages: [normalize]\n")
+    assert _run(["run", config, "--out", str(tmp_path / "r"), "-q"], capsys)[0] == 0
+    return tmp_path / "r"
+
+
+@pytest.mark.parametrize("command", ["check", "train", "report", "clean", "export"])
+def test_not_a_run_directory_is_a_usage_error_everywhere(command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    extra = ["--format", "parquet"] if command == "export" else []
+    code, _, err = _run([command, str(tmp_path / "nonexist"), *extra], capsys)
+    assert code == 2 and "is not a tuneprep run directory" in _one_line_error(err)
+
+
+def test_damaged_dataset_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run_dir = _made_run(tmp_path, capsys)
+    (run_dir / "dataset/data.parquet").write_text("garbage\n")
+    code, _, err = _run(["check", str(run_dir)], capsys)
+    line = _one_line_error(err)
+    assert code == 2 and "data.parquet' is not a readable parquet file" in line and "rerun `tuneprep run`" in line
+
+
+@pytest.mark.parametrize("command", ["check", "report", "clean", "train"])
+def test_damaged_manifest_is_a_one_line_error(command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run_dir = _made_run(tmp_path, capsys)
+    (run_dir / "manifest.json").write_text("{bad\n")
+    code, _, err = _run([command, str(run_dir)], capsys)
+    line = _one_line_error(err)
+    assert code == 2 and "manifest.json' is not valid JSON" in line and "rerun `tuneprep run`" in line
+
+
+def test_rerun_repairs_a_damaged_manifest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run_dir = _made_run(tmp_path, capsys)
+    (run_dir / "manifest.json").write_text("{bad\n")
+    assert _run(["run", str(tmp_path / "p.yaml"), "--out", str(run_dir), "-q"], capsys)[0] == 0
+    assert _run(["check", str(run_dir)], capsys)[0] == 0
+
+
+def test_config_path_that_is_a_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(["run", str(tmp_path)], capsys)
+    assert code == 2 and "is a directory" in _one_line_error(err)
+
+
+def test_inline_salt_is_refused_without_echoing_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = _config(tmp_path, 'input: {path: x.jsonl, kind: text}\nstages: [{pii: {salt: "inlinesalt0123456789"}}]\n')
+    code, _, err = _run(["run", config], capsys)
+    line = _one_line_error(err)
+    assert code == 2 and "the salt never goes in the config" in line and "`salt: {file: PATH}`" in line
+    assert "inlinesalt" not in err
+
+
+def test_bad_regex_is_one_complete_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = _config(tmp_path, "input: {path: x.jsonl, kind: text}\nstages: [{label_audit: {response: {refusal_patterns: ['(']}}}]\n")
+    code, _, err = _run(["run", config], capsys)
+    assert code == 2 and _one_line_error(err).endswith("is not a valid regex: unclosed group")

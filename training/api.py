@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from curation.config import TrainConfig
+from curation.config import TrainConfig, format_error
 from curation.errors import ConfigError, GateFailed
 from curation.ledger import run_ledger
 from curation.rundir import frame_fingerprint, load_dataset, read_manifest, sha256_json, update_manifest
@@ -45,9 +45,7 @@ def _parse_train(data: Any, where: str) -> TrainConfig:
     try:
         return TrainConfig.model_validate(data or {})
     except ValidationError as e:
-        raise ConfigError(
-            [f"`train.{'.'.join(map(str, err['loc']))}`: {err['msg'][0].lower()}{err['msg'][1:]} (in {where})" for err in e.errors()]
-        ) from None
+        raise ConfigError([f"{format_error('train', err)} (in {where})" for err in e.errors()]) from None
 
 
 def load_train_config(run_dir: Path, config: TrainConfig | str | Path | None) -> TrainConfig:
@@ -57,7 +55,11 @@ def load_train_config(run_dir: Path, config: TrainConfig | str | Path | None) ->
     path = Path(config) if config is not None else Path(run_dir) / "config.yaml"
     if not path.is_file():
         raise ConfigError(f"train config `{path}` not found; pass a YAML file with the `train:` options")
-    return _parse_train(yaml.safe_load(path.read_text(encoding="utf-8")), str(path))
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError):
+        raise ConfigError(f"`{path}` is not valid YAML; fix the syntax and rerun") from None
+    return _parse_train(data, str(path))
 
 
 def resolve(cfg: TrainConfig, kind: str, *, max_steps: int | None) -> TrainConfig:
@@ -82,7 +84,7 @@ def resolve(cfg: TrainConfig, kind: str, *, max_steps: int | None) -> TrainConfi
 
 def train(
     run_dir: str | Path, *, config: TrainConfig | str | Path | None = None, max_steps: int | None = None, out_dir: str | Path | None = None, resume: bool = False,
-    quiet: bool = True, log: Log | None = None,
+    quiet: bool = True, log: Log | None = None, notice: Log | None = None,
 ) -> TrainResult:  # fmt: skip
     """Fine-tune on ``run_dir``'s curated dataset once the checks gate lets it through.
 
@@ -90,7 +92,10 @@ def train(
         config: ``train:`` options, or a YAML file of them; default the run's own.
         max_steps: overrides ``train.max_steps``.
         out_dir: default ``RUN/training/<task>-<method>``.
-        resume: continue from the checkpoint in ``out_dir`` (same config and data only).
+        resume: continue from the checkpoint in ``out_dir`` (same config and data only);
+            without one, training starts at step 0 and ``notice`` says so.
+        log: progress lines (eval before, resume point, balance); None for silence.
+        notice: lines to show even when quiet; default ``log``.
 
     Raises:
         GateFailed: the run failed its checks or its dataset changed since.
@@ -105,12 +110,14 @@ def train(
         "dataset_fingerprint": info.dataset_fingerprint,
         "suite_fingerprint": info.suite_fingerprint,
     }
-    return fine_tune(Path(run_dir), gate, config=config, max_steps=max_steps, out_dir=out_dir, resume=resume, quiet=quiet, log=log)
+    return fine_tune(
+        Path(run_dir), gate, config=config, max_steps=max_steps, out_dir=out_dir, resume=resume, quiet=quiet, log=log, notice=notice
+    )
 
 
 def fine_tune(
     run_dir: Path, gate: dict[str, str], *, config: TrainConfig | str | Path | None = None, max_steps: int | None = None, out_dir: str | Path | None = None,
-    resume: bool = False, quiet: bool = True, log: Log | None = None,
+    resume: bool = False, quiet: bool = True, log: Log | None = None, notice: Log | None = None,
 ) -> TrainResult:  # fmt: skip
     """The job behind ``train`` once the gate has passed; ``gate`` is what it said."""
     manifest = read_manifest(run_dir)
@@ -119,7 +126,12 @@ def fine_tune(
     if frame_fingerprint(df) != gate["dataset_fingerprint"]:
         raise GateFailed(f"the dataset of '{run_dir}' changed since it was validated; rerun `tuneprep check {run_dir}`")
     out = Path(out_dir) if out_dir is not None else run_dir / "training" / f"{cfg.task}-{cfg.method}"
+    from training.loop import has_checkpoint
+
     ledger = run_ledger(run_dir, manifest)
+    if resume and not has_checkpoint(out / "checkpoint"):
+        (notice or log or (lambda _m: None))(f"no checkpoint in '{out / 'checkpoint'}'; training starts at step 0")
+        resume = False
     try:
         metrics, model_name = _run_job(cfg, df, out, gate, resume=resume, quiet=quiet, log=log)
     except Exception as e:

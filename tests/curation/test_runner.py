@@ -161,3 +161,92 @@ def test_configured_ledger_is_recorded_in_manifest(make_run: Any, tmp_path: Path
     result = make_run(GOOD, stages=["normalize"], run={"ledger": "audit/ledger.db"})
     assert read_manifest(result.run_dir)["ledger"] == str((tmp_path / "audit/ledger.db").resolve())
     assert [r["status"] for r in Ledger(tmp_path / "audit/ledger.db").rows("runs")] == ["succeeded"]
+
+
+def test_rerun_after_clean_recomputes_the_removed_stage_files(make_run: Any) -> None:
+    first = make_run(GOOD, stages=["normalize"])
+    clean_sensitive(first.run_dir)
+    assert not (first.run_dir / "stages/00-ingest/output.parquet").exists()
+    again = make_run(GOOD, stages=["normalize"])
+    assert again.dataset_fingerprint == first.dataset_fingerprint
+    assert [s["skipped"] for s in read_manifest(again.run_dir)["stages"]] == [False, False]
+    assert (again.run_dir / "stages/01-normalize/output.parquet").is_file()
+
+
+def test_unreadable_stage_file_is_recomputed_not_trusted(make_run: Any) -> None:
+    first = make_run(GOOD, stages=["normalize"])
+    (first.run_dir / "stages/01-normalize/dropped.parquet").write_text("garbage")
+    again = make_run(GOOD, stages=["normalize"])
+    assert [s["skipped"] for s in read_manifest(again.run_dir)["stages"]] == [True, False]
+    assert again.dataset_fingerprint == first.dataset_fingerprint
+
+
+def test_missing_hash_salt_fails_before_any_work(make_run: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from curation.errors import ConfigError
+
+    monkeypatch.delenv("TUNEPREP_PII_SALT", raising=False)
+    with pytest.raises(ConfigError, match="`hash` needs a salt"):
+        make_run(GOOD, stages=["normalize", {"pii": {"operator": "hash"}}])
+    assert not (tmp_path / "runs" / "run").exists()
+
+
+ANNOTATED = [{**r, "annotator": f"Jane Roe {i % 2}"} for i, r in enumerate(GOOD)]
+
+
+def test_stages_before_pii_are_sensitive_and_cleaned(make_run: Any) -> None:
+    stages = ["normalize", "dedup", {"balance": {"facets": ["label"]}}, {"label_audit": {"min_class_rows": 2, "folds": 2}}, "pii"]
+    result = make_run(ANNOTATED, stages=stages)
+    manifest = read_manifest(result.run_dir)
+    sensitive = set(manifest["sensitive_paths"])
+    for stage in ("03-balance", "04-label_audit"):
+        assert {f"stages/{stage}/output.parquet", f"stages/{stage}/dropped.parquet"} <= sensitive
+    assert "stages/05-pii/dropped.parquet" in sensitive and "stages/05-pii/output.parquet" not in sensitive
+    assert "dataset/data.parquet" not in sensitive and not any(p.endswith("findings.parquet") for p in sensitive)
+    assert [s["sensitive"] for s in manifest["stages"]] == [True, True, True, True, True, False]
+    clean_sensitive(result.run_dir)
+    assert not (result.run_dir / "stages/03-balance/output.parquet").exists()
+    assert not (result.run_dir / "stages/04-label_audit/dropped.parquet").exists()
+    assert (result.run_dir / "dataset/data.parquet").is_file()
+
+
+RATINGS = [
+    {"prompt": f"question {p}", "response": f"answer {r} to {p}", "score": float(r + 1), "annotator": f"Jane Roe {a}"}
+    for p in range(4)
+    for r in range(3)
+    for a in range(2)
+] + [{"prompt": "lonely question", "response": "the only answer", "score": 1.0}]
+
+
+def test_run_without_pii_marks_every_output_sensitive_and_clean_removes_them(make_run: Any) -> None:
+    result = make_run(RATINGS, kind="ratings", stages=["normalize", "preferences"])
+    manifest = read_manifest(result.run_dir)
+    assert all(s["sensitive"] for s in manifest["stages"])
+    data_files = {
+        str(p.relative_to(result.run_dir))
+        for p in result.run_dir.rglob("*.parquet")
+        if p.name != "findings.parquet" and not p.is_relative_to(result.run_dir / "report")
+    }
+    assert data_files <= set(manifest["sensitive_paths"])
+    assert "stages/02-preferences/dropped.parquet" in data_files and "dataset/data.parquet" in data_files
+    clean_sensitive(result.run_dir)
+    assert not any((result.run_dir / f).exists() for f in data_files)
+
+
+def test_kind_changing_stage_books_reconcile_on_rows(make_run: Any) -> None:
+    result = make_run(RATINGS, kind="ratings", stages=["normalize", "preferences"])
+    prefs = read_manifest(result.run_dir)["stages"][2]
+    books, stats = prefs["books"], _stats(result.run_dir)[2]
+    assert books == stats["books"] and books["kept"] == stats["metrics"]["rows_used"]
+    assert books["rows_in"] == books["kept"] + books["dropped"] + books["quarantined"]
+    assert books["rows_out"] == result.rows_out == stats["metrics"]["pairs"] != books["kept"]
+    dropped = sum(s["books"]["dropped"] for s in result.stages)
+    assert result.summary() == (
+        f"{result.rows_in} rows in: {books['kept']} used, {dropped} dropped, {result.quarantined} quarantined; "
+        f"{books['rows_out']} preference rows made from them: {result.rows_out} curated"
+    )
+    assert result.rows_in == books["kept"] + dropped + result.quarantined
+
+
+def test_summary_line_reconciles_rows(make_run: Any) -> None:
+    result = make_run([*GOOD, GOOD[0], b"{oops"], stages=["dedup"])
+    assert result.summary() == f"{len(GOOD) + 2} rows in: {len(GOOD)} curated, 1 dropped, 1 quarantined"

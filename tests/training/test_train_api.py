@@ -203,3 +203,48 @@ def test_embedded_model_loads_offline_and_quietly(capfd: pytest.CaptureFixture[s
     out, err = capfd.readouterr()
     assert "GGUF" not in out + err and "%|" not in out + err
     assert attempts == []
+
+
+def test_unknown_key_in_a_train_config_file(checked_run: Maker, lm_dir: Path, tmp_path: Path) -> None:
+    run_dir = checked_run(qa_rows(16), "instruction", train={"model": str(lm_dir)})
+    (tmp_path / "t.yaml").write_text("lrr: 0.1\n")
+    with pytest.raises(ConfigError, match=r"`train.lrr`: unknown key; remove it or check its spelling \(in "):
+        train(run_dir, config=tmp_path / "t.yaml")
+
+
+@pytest.mark.parametrize("model", ["/nonexistent/model", "some-org/not-a-real-model-xyz"])
+def test_a_model_that_is_not_here_is_a_config_error_and_nothing_is_downloaded(
+    model: str, checked_run: Maker, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import socket
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a network connection was attempted")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache
+    run_dir = checked_run(qa_rows(16), "instruction", train={"model": model})
+    with pytest.raises(ConfigError, match="is neither an installed embedded model nor a local directory.*nothing is downloaded"):
+        train(run_dir)
+
+
+def test_cli_model_folder_that_cannot_load_is_one_line(checked_run: Maker, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from curation.cli import main
+
+    (tmp_path / "empty-model").mkdir()
+    run_dir = checked_run(qa_rows(16), "instruction", train={"model": str(tmp_path / "empty-model")})
+    assert main(["train", str(run_dir), "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: config error: `train.model`: cannot load"), err
+
+
+def test_resume_without_a_checkpoint_says_so_and_starts_at_step_0(
+    checked_run: Maker, lm_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from curation.cli import main
+
+    run_dir = checked_run(text_rows(16), "text", train={"model": str(lm_dir), "max_length": 64})
+    out = tmp_path / "fresh"
+    assert main(["train", str(run_dir), "--max-steps", "1", "--out", str(out), "--resume", "-q"]) == 0
+    assert f"no checkpoint in '{out / 'checkpoint'}'; training starts at step 0" in capsys.readouterr().err
+    assert json.loads((out / "metrics.json").read_text())["resumed_from_step"] == 0
