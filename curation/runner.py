@@ -43,7 +43,7 @@ from curation.stages import STAGES, resume_inputs, stage_function
 
 # Columns a stage may add that training and export honour (balance's rebalancing).
 TRAINING_COLUMNS = ("sample_weight", "repeat")
-FORMAT_VERSION = 1  # bump when a stage's on-disk output changes meaning, to invalidate resumes
+FORMAT_VERSION = 2  # bump when a stage's on-disk output changes meaning, to invalidate resumes
 Log = Callable[[str], None]
 
 
