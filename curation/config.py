@@ -9,10 +9,11 @@ sections are modelled here because ``curation`` is the bottom layer every packag
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 from curation.errors import ConfigError
 from curation.schema import Kind
@@ -42,6 +43,24 @@ class CustomExpectation(Strict):
     severity: Literal["critical", "warning"] = "critical"
 
 
+CheckName = Literal[  # checks.suites.CHECKS
+    "required_columns",
+    "column_types",
+    "not_null",
+    "not_empty",
+    "unique_ids",
+    "no_exact_duplicates",
+    "label_set",
+    "min_rows",
+    "min_rows_per_class",
+    "max_class_share",
+    "token_length",
+    "residual_pii",
+    "chosen_differs",
+    "messages_roles",
+]
+
+
 class ChecksConfig(Strict):
     """The ``checks:`` section: thresholds and severities of the gate (docs/checks.md)."""
 
@@ -55,25 +74,23 @@ class ChecksConfig(Strict):
     max_residual_pii: int = Field(0, ge=0)
     # per check name (checks.suites.CHECKS); "off" removes the check from the suite
     severity: dict[
-        Literal[
-            "required_columns",
-            "column_types",
-            "not_null",
-            "not_empty",
-            "unique_ids",
-            "no_exact_duplicates",
-            "label_set",
-            "min_rows",
-            "min_rows_per_class",
-            "max_class_share",
-            "token_length",
-            "residual_pii",
-            "chosen_differs",
-            "messages_roles",
-        ],
+        CheckName,
         Literal["critical", "warning", "off"],
     ] = Field(default_factory=dict)
     custom: list[CustomExpectation] = Field(default_factory=list)
+
+    @field_validator("severity", mode="before")
+    @classmethod
+    def _severity(cls, v: object) -> object:
+        if not isinstance(v, dict):
+            return v
+        unknown = [str(k) for k in v if k not in get_args(CheckName)]
+        if unknown:
+            names = ", ".join(get_args(CheckName))
+            raise PydanticCustomError(
+                "unknown_check", "unknown check {bad}; the checks are: {names}", {"bad": ", ".join(f"`{u}`" for u in unknown), "names": names}
+            )
+        return {k: "off" if s is False else s for k, s in v.items()}  # YAML 1.1 reads a bare `off` as false
 
 
 class TrainConfig(Strict):

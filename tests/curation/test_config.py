@@ -82,3 +82,14 @@ def test_every_yaml_in_repo_loads() -> None:
     assert pipeline_yamls, "expected the shipped demo configs"
     for p in pipeline_yamls:
         load_config(p)
+
+
+def test_check_severity_takes_a_bare_yaml_off_and_names_unknown_checks(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text("input: {path: x.jsonl, kind: text}\nchecks: {severity: {residual_pii: off, min_rows: warning}}\n")
+    assert load_config(path).checks.severity == {"residual_pii": "off", "min_rows": "warning"}  # YAML reads `off` as false
+    path.write_text("input: {path: x.jsonl, kind: text}\nchecks: {severity: {nope: off}}\n")
+    with pytest.raises(ConfigError) as bad:
+        load_config(path)
+    [line] = bad.value.lines()
+    assert line.startswith("config error: `checks.severity`: unknown check `nope`; the checks are: required_columns, ")
