@@ -177,6 +177,13 @@ def _content(b: _Builder, cfg: ChecksConfig, kind: Kind, columns: list[str], *, 
         b.add(
             "chosen_differs", "ExpectColumnValuesToBeInSet", "chosen differs from rejected", column="_chosen_eq_rejected", value_set=[False]
         )
+    if {"sample_weight", "repeat"} & set(columns):
+        b.add(
+            "balance_columns",
+            "ExpectColumnValuesToBeNull",
+            "`sample_weight` is a finite number >= 0 and `repeat` a whole number >= 1 (training's rules)",
+            column="_balance_issue",
+        )
     if "messages" in columns:
         b.add(
             "messages_roles",

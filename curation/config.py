@@ -9,11 +9,10 @@ sections are modelled here because ``curation`` is the bottom layer every packag
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from pydantic_core import PydanticCustomError
 
 from curation.errors import ConfigError
 from curation.schema import Kind
@@ -58,6 +57,7 @@ CheckName = Literal[  # checks.suites.CHECKS
     "residual_pii",
     "chosen_differs",
     "messages_roles",
+    "balance_columns",
 ]
 
 
@@ -84,12 +84,6 @@ class ChecksConfig(Strict):
     def _severity(cls, v: object) -> object:
         if not isinstance(v, dict):
             return v
-        unknown = [str(k) for k in v if k not in get_args(CheckName)]
-        if unknown:
-            names = ", ".join(get_args(CheckName))
-            raise PydanticCustomError(
-                "unknown_check", "unknown check {bad}; the checks are: {names}", {"bad": ", ".join(f"`{u}`" for u in unknown), "names": names}
-            )
         return {k: "off" if s is False else s for k, s in v.items()}  # YAML 1.1 reads a bare `off` as false
 
 
@@ -153,9 +147,11 @@ class PipelineConfig(Strict):
 
 def format_error(prefix: str, err: Any) -> str:
     """One pydantic error as one line: its key path in backticks, then what is wrong."""
-    loc = ".".join(str(p) for p in (*([prefix] if prefix else []), *err["loc"]))
+    loc = ".".join(str(p) for p in (*([prefix] if prefix else []), *err["loc"]) if p != "[key]")
     msg = err["msg"]
-    if err["type"] == "extra_forbidden":
+    if err["loc"][-1:] == ("[key]",):  # a mapping's key, e.g. an unknown check name under `checks.severity`
+        msg = f"unknown key; {msg.replace('Input should be', 'expected')}"
+    elif err["type"] == "extra_forbidden":
         msg = "unknown key; remove it or check its spelling"
     elif err["loc"][-1:] == ("salt",) and err["type"] == "model_type":  # never echo what was given: it may be the salt
         msg = "the salt never goes in the config; name where it is with `salt: {env: VARIABLE}` or `salt: {file: PATH}`"

@@ -65,6 +65,12 @@ def _same(df: pl.DataFrame) -> pl.DataFrame:
     return df
 
 
+def _bad_weight(df: pl.DataFrame) -> pl.DataFrame:
+    """The balance stage's columns, with one negative weight (training refuses it)."""
+    weights = pl.Series("sample_weight", [1.0] * df.height).scatter(3, -1.0)
+    return df.with_columns(weights, pl.Series("repeat", [1] * df.height, dtype=pl.Int64))
+
+
 # (expectation name, kind, edit of the clean dataset, checks config, text the failure line must hold, other lines allowed)
 CASES: list[tuple[str, str, Edit, dict[str, Any], str, set[str]]] = [
     ("required_columns", "classification", lambda df: df.drop("label"), {}, "columns id, text, label are present", set()),
@@ -93,6 +99,7 @@ CASES: list[tuple[str, str, Edit, dict[str, Any], str, set[str]]] = [
     ),
     ("token_length", "classification", _set(2, "text", "word " * 30), {"max_tokens": 20}, "1 of 20 rows violate it (ids: r2)", set()),
     ("chosen_differs", "preference", _set(2, "rejected", "a helpful answer 2"), {}, "1 of 12 rows violate it (ids: p2)", set()),
+    ("balance_columns", "classification", _bad_weight, {}, "1 of 20 rows violate it (ids: r3)", set()),
     (
         "messages_roles",
         "instruction",

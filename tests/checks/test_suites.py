@@ -70,7 +70,7 @@ def test_check_names_match_the_config_literal() -> None:
     names = {
         s.check
         for kind, cols in [
-            ("classification", CLS),
+            ("classification", [*CLS, "sample_weight", "repeat"]),
             ("preference", ["id", "prompt", "chosen", "rejected"]),
             ("instruction", ["id", "messages"]),
         ]
@@ -89,6 +89,6 @@ def test_config_errors_are_one_line_each() -> None:
         )
     lines = err.value.lines()
     assert len(lines) == 3
-    assert any("`checks.severity.uniq_ids.[key]`: input should be 'required_columns'" in line for line in lines)
+    assert any("`checks.severity.uniq_ids`: unknown key; expected 'required_columns'" in line for line in lines)
     assert any("`checks.severity.min_rows`: input should be 'critical', 'warning' or 'off'" in line for line in lines)
     assert any("`checks.max_class_share`: input should be greater than 0" in line for line in lines)

@@ -92,4 +92,4 @@ def test_check_severity_takes_a_bare_yaml_off_and_names_unknown_checks(tmp_path:
     with pytest.raises(ConfigError) as bad:
         load_config(path)
     [line] = bad.value.lines()
-    assert line.startswith("config error: `checks.severity`: unknown check `nope`; the checks are: required_columns, ")
+    assert line.startswith("config error: `checks.severity.nope`: unknown key; expected 'required_columns', ")
