@@ -66,6 +66,7 @@ class ExportResult:
     verdict: str  # "pass", or "unvalidated" when exported past a refusing gate
     dataset_fingerprint: str
     warning: str | None = None  # why the gate refused, for unvalidated exports
+    notes: tuple[str, ...] = ()  # what the format did with the balance stage's columns
 
 
 # ---------------------------------------------------------------------------- the split
@@ -270,6 +271,10 @@ def export(
     stratify = "label" if kind == "classification" and "label" in df.columns else None
     split = assign_splits(df, validation=validation, seed=seed, stratify=stratify)
     parts = {s: df.filter(split == s) for s in SPLITS if (split == s).any()}
+    balance: dict[str, Any] = {}
+    notes: tuple[str, ...] = ()
+    if fmt not in ("hf", "parquet"):  # JSONL records carry no extra columns
+        parts, balance, notes = _balance_in_records(fmt, parts)
     out = run_dir / "dataset" / "exports" / fmt
     fingerprint = frame_fingerprint(df)
     with atomic_dir(out) as tmp:
@@ -291,6 +296,7 @@ def export(
             "stratify": stratify,
             "splits": files,
             "limits": asdict(LIMITS[fmt]),
+            "balance": balance,
         }
         write_json(tmp / "export.json", info)
     rows = {s: p.height for s, p in parts.items()}
@@ -303,7 +309,38 @@ def export(
     if str(DATASET) in sensitive:  # raw text in, raw text out: `tuneprep clean` removes the exports too
         sensitive = [*sensitive, *(f for f in export_files(run_dir) if f not in sensitive)]
     update_manifest(run_dir, exports=exports, sensitive_paths=sensitive)
-    return ExportResult(fmt, out, rows, verdict, fingerprint, warning)
+    return ExportResult(fmt, out, rows, verdict, fingerprint, warning, notes)
+
+
+def _balance_in_records(fmt: str, parts: dict[str, pl.DataFrame]) -> tuple[dict[str, pl.DataFrame], dict[str, Any], tuple[str, ...]]:
+    """The balance stage's columns in a JSONL format: ``repeat`` becomes copies, ``sample_weight`` cannot travel.
+
+    Training rows are copied ``repeat`` times (copy k of every row after all copies k-1,
+    as ``train`` does); validation rows are not. Weights other than 1 are reported, since
+    no JSONL target takes a per-record weight.
+    """
+    train = parts.get("train")
+    balance: dict[str, Any] = {}
+    notes: list[str] = []
+    if train is not None and "repeat" in train.columns and train["repeat"].fill_null(1).max() > 1:  # type: ignore[operator]
+        copies = train["repeat"].fill_null(1).clip(lower_bound=1)
+        expanded = (
+            train.with_columns(_row=pl.int_range(pl.len()), _copy=pl.int_ranges(0, copies))
+            .explode("_copy")
+            .sort("_copy", "_row")
+            .drop("_row", "_copy")
+        )
+        balance["repeat_added_rows"] = expanded.height - train.height
+        notes.append(f"`repeat`: {balance['repeat_added_rows']} copies of training rows written (validation rows are not copied)")
+        parts = {**parts, "train": expanded}
+    weights = pl.concat([p["sample_weight"] for p in parts.values() if "sample_weight" in p.columns])
+    if weights.len() and (weights.fill_null(1.0) != 1.0).any():
+        balance["sample_weight"] = "not carried"
+        notes.append(
+            f"`sample_weight`: `{fmt}` records take no per-record weight, so the balance stage's weights are not in this export; "
+            "export `parquet` or `hf`, or train with `tuneprep train`, to use them"
+        )
+    return parts, balance, tuple(notes)
 
 
 # ---------------------------------------------------------------------------- reading back

@@ -175,6 +175,8 @@ def export(run_dir: Path, fmt: str, validation: float, seed: int | None, max_tok
     result = run_export(run_dir, fmt, validation=validation, seed=seed, max_tokens=max_tokens, unvalidated=unvalidated)
     if result.warning:
         click.echo(f"WARNING: exported UNVALIDATED data; the gate refused it: {result.warning}", err=True)
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
     rows = ", ".join(f"{n} {split}" for split, n in result.rows.items())
     click.echo(f"{fmt}: {rows} rows ({result.verdict}) -> {result.path}", err=True)
     click.echo(str(result.path))

@@ -172,3 +172,22 @@ def test_exports_of_a_run_without_pii_are_sensitive_and_cleaned(tmp_path: Path) 
     assert set(written) <= set(read_manifest(run)["sensitive_paths"])
     clean_sensitive(run)
     assert not any((run / f).exists() for f in written) and not (run / DATASET).exists()
+
+
+def test_jsonl_exports_write_repeat_as_copies_and_say_weights_cannot_travel(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = [{**r, "label": "billing" if i < 15 else "refund"} for i, r in enumerate(classification_rows(20))]  # 15 vs 5
+    balance = {"facets": ["label"], "target": {"facet": "label", "shares": "uniform", "rebalance": "up"}}
+    run = make_run(tmp_path, rows, name="up", stages=[{"balance": balance}], checks={"max_class_share": 0.8})
+    assert run_checks(run).verdict == "pass"
+    dataset = pl.read_parquet(run / DATASET)
+    assert main(["export", str(run), "--format", "openai-chat", "--validation", "0"]) == 0
+    err = capsys.readouterr().err
+    info = json.loads((run / "dataset/exports/openai-chat/export.json").read_text())
+    copies = int((dataset["repeat"] - 1).sum())
+    assert copies > 0 and info["balance"]["repeat_added_rows"] == copies and info["splits"]["train"]["rows"] == dataset.height + copies
+    assert f"note: `repeat`: {copies} copies" in err
+    back = read_export(run / "dataset/exports/openai-chat")
+    assert back.group_by("label").len().sort("label")["len"].to_list() == [15, 15]  # the target's uniform shares
+    assert ("sample_weight" in info["balance"]) == bool((dataset["sample_weight"] != 1.0).any())
+    parquet = export(run, "parquet", validation=0)
+    assert parquet.notes == () and pl.read_parquet(parquet.path / "train.parquet").height == dataset.height  # the columns travel
