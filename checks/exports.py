@@ -333,8 +333,8 @@ def _balance_in_records(fmt: str, parts: dict[str, pl.DataFrame]) -> tuple[dict[
         balance["repeat_added_rows"] = expanded.height - train.height
         notes.append(f"`repeat`: {balance['repeat_added_rows']} copies of training rows written (validation rows are not copied)")
         parts = {**parts, "train": expanded}
-    weights = pl.concat([p["sample_weight"] for p in parts.values() if "sample_weight" in p.columns])
-    if weights.len() and (weights.fill_null(1.0) != 1.0).any():
+    weighted = any("sample_weight" in p.columns and (p["sample_weight"].fill_null(1.0) != 1.0).any() for p in parts.values())
+    if weighted:
         balance["sample_weight"] = "not carried"
         notes.append(
             f"`sample_weight`: `{fmt}` records take no per-record weight, so the balance stage's weights are not in this export; "
