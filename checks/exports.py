@@ -165,7 +165,7 @@ def check_records(fmt: str, df: pl.DataFrame, kind: str, *, max_tokens: int | No
         raise GateFailed(
             f"export `{fmt}`: {len(over)} records exceed the {budget}-token budget "
             f"(~{int(budget * limits.chars_per_token)} characters at {limits.chars_per_token:g} per token): ids {_ids(over)}; "
-            "shorten or drop them (`checks.max_tokens` catches them at the gate) or pass `--max-tokens`"
+            f"shorten or drop them (`checks.max_tokens` catches them at the gate) or pass a{' larger' if max_tokens else ''} `--max-tokens`"
         )
 
 
@@ -179,7 +179,10 @@ def _check_files(fmt: str, sizes: dict[str, int], rows: dict[str, int]) -> None:
                 f"export `{fmt}`: {split}.jsonl would be {size / _MB:.1f} MB, over the {cap / _MB:.0f} MB cap; export a smaller run or a larger `--validation` share"
             )
     if rows.get("train", 0) < limits.min_train_records:
-        raise GateFailed(f"export `{fmt}`: {rows.get('train', 0)} training records, the target needs at least {limits.min_train_records}")
+        raise GateFailed(
+            f"export `{fmt}`: {rows.get('train', 0)} training records, the target needs at least {limits.min_train_records}; "
+            "lower `--validation` or curate more rows"
+        )
 
 
 # ---------------------------------------------------------------------------- writing

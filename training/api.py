@@ -129,6 +129,10 @@ def fine_tune(
     from training.loop import has_checkpoint
 
     ledger = run_ledger(run_dir, manifest)
+    if resume and not has_checkpoint(out / "checkpoint") and (out / "metrics.json").is_file():
+        raise ConfigError(
+            f"`--resume`: the training in '{out}' already finished (metrics.json); nothing to resume: drop `--resume` to train it again, or pass `--out` for a new folder"
+        )
     if resume and not has_checkpoint(out / "checkpoint"):
         (notice or log or (lambda _m: None))(f"no checkpoint in '{out / 'checkpoint'}'; training starts at step 0")
         resume = False

@@ -248,3 +248,8 @@ def test_resume_without_a_checkpoint_says_so_and_starts_at_step_0(
     assert main(["train", str(run_dir), "--max-steps", "1", "--out", str(out), "--resume", "-q"]) == 0
     assert f"no checkpoint in '{out / 'checkpoint'}'; training starts at step 0" in capsys.readouterr().err
     assert json.loads((out / "metrics.json").read_text())["resumed_from_step"] == 0
+    finished = (out / "metrics.json").read_bytes()
+    assert main(["train", str(run_dir), "--max-steps", "1", "--out", str(out), "--resume", "-q"]) == 2  # finished: nothing to resume
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "already finished" in line and "drop `--resume`" in line
+    assert (out / "metrics.json").read_bytes() == finished  # the finished model is not overwritten
