@@ -22,7 +22,7 @@ from curation.errors import RunError
 from curation.report.safety import sanitize_svg, scrub_value
 from curation.rundir import read_manifest
 
-REPORT_FORMAT = 1  # bump when report.json changes shape
+REPORT_FORMAT = 2  # bump when report.json changes shape
 
 
 @dataclass(frozen=True)

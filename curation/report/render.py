@@ -17,8 +17,8 @@ STATUS_LABELS = {
     "fail": "FAIL",
     "warn": "PASSED WITH WARNINGS",
     "not_validated": "NOT VALIDATED",
-    "met": "evidenced",
-    "partial": "partly evidenced",
+    "evidenced": "evidenced",
+    "partly_evidenced": "partly evidenced",
     "open": "open",
     "not_run": "not run",
 }

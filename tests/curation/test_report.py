@@ -336,16 +336,18 @@ def test_preference_run_reports_pair_diagnostics(make_run: Any) -> None:
     assert _section(report, "verdict")["summary"]["curated_pct_of_input"] is None  # pairs are not a share of rows
 
 
+PII_METRICS = {
+    "entities": ["PERSON", "EMAIL_ADDRESS", "CRYPTO"],
+    "found_by_entity": {"PERSON": 12, "EMAIL_ADDRESS": 3},
+    "residual_by_entity": {"PERSON": 1},
+    "operator_by_entity": {"PERSON": "replace", "EMAIL_ADDRESS": "mask", "CRYPTO": "replace"},
+    "samples_by_entity": {"PERSON": ["K******* A*****", "Zelda Quintanilla"], "EMAIL_ADDRESS": ["j***@e******.com"]},
+    "found_total": 15,
+}
+
+
 def test_pii_section_counts_and_masked_examples_only(run: Path) -> None:
-    metrics = {
-        "entities": ["PERSON", "EMAIL_ADDRESS", "CRYPTO"],
-        "found_by_entity": {"PERSON": 12, "EMAIL_ADDRESS": 3},
-        "residual_by_entity": {"PERSON": 1},
-        "operator_by_entity": {"PERSON": "replace", "EMAIL_ADDRESS": "mask", "CRYPTO": "replace"},
-        "samples_by_entity": {"PERSON": ["K******* A*****", "Zelda Quintanilla"], "EMAIL_ADDRESS": ["j***@e******.com"]},
-        "found_total": 15,
-    }
-    add_stage(run, "pii", metrics)
+    add_stage(run, "pii", PII_METRICS)
     html = build_report(run).read_text()
     pii = _section(json.loads((run / "report/report.json").read_text()), "pii")
     rows = {r["entity"]: r for r in pii["entities"]}
@@ -356,7 +358,7 @@ def test_pii_section_counts_and_masked_examples_only(run: Path) -> None:
     assert "Zelda" not in html and "<code>j***@e******.com</code>" in html and "evaluat" in pii["evaluation"]["status"]
     assert (
         "Art. 10(5)" in html
-        and next(i for i in _section(assemble(run), "art10")["items"] if i["ref"] == "Art. 10(5)")["status"] == "partial"
+        and next(i for i in _section(assemble(run), "art10")["items"] if i["ref"] == "Art. 10(5)")["status"] == "partly_evidenced"
     )
 
 
@@ -373,3 +375,20 @@ def test_dedup_and_label_audit_sections_trace_to_their_stats(make_run: Any) -> N
     assert {r["label"]: r["rows"] for r in audit["labels"]} == astats["metrics"]["label_counts"]
     assert {i["issue"]: i["found"] for i in audit["issues"]} == astats["metrics"]["issues"]
     assert all(" Billing" not in r["label"] for r in audit["labels"])  # hygiene merged the variant
+
+
+# ---------------------------------------------------------------------------- Art. 10
+ART10_WORDS = {"evidenced": "evidenced", "partly_evidenced": "partly evidenced", "open": "open"}
+
+
+def test_art10_statuses_use_the_documented_words(run: Path) -> None:
+    html = build_report(run).read_text()
+    art = _section(json.loads((run / "report/report.json").read_text()), "art10")
+    assert {i["status"] for i in art["items"]} == set(ART10_WORDS) == set(art["counts"])
+    md = (run / "report/report.md").read_text()
+    md_statuses = {line.split(" | ")[2] for line in md.splitlines() if line.startswith("| Art. 10")}
+    table = html.split("<table class=art10>")[1].split("</table>")[0]
+    html_statuses = set(re.findall(r'<span class="badge [\w-]+">([^<]+)</span>', table))
+    assert md_statuses == html_statuses == set(ART10_WORDS.values())
+    docs = (Path(__file__).parents[2] / "docs/report.md").read_text()
+    assert all(f"*{word}*" in docs for word in ART10_WORDS.values())
