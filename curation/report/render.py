@@ -138,5 +138,15 @@ def _md_cell(value: Any) -> str:
     return md_esc(value)
 
 
+def md_code(values: Iterable[Any]) -> str:
+    """Short values (ids, masked examples) as Markdown code spans, so that ``*`` is not read as emphasis."""
+    spans = []
+    for value in values:
+        text = str(value)
+        fence = "`" * (max(map(len, re.findall("`+", text)), default=0) + 1)
+        spans.append(f"{fence} {text} {fence}" if "`" in text else f"{fence}{text}{fence}")
+    return " ".join(spans)
+
+
 def md_kv(pairs: Iterable[tuple[str, Any]]) -> str:
     return "\n".join(f"- **{k}:** {_md_cell(v)}" for k, v in pairs)

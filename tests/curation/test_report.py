@@ -377,6 +377,14 @@ def test_dedup_and_label_audit_sections_trace_to_their_stats(make_run: Any) -> N
     assert all(" Billing" not in r["label"] for r in audit["labels"])  # hygiene merged the variant
 
 
+def test_pii_examples_are_in_the_markdown_masked_only(run: Path) -> None:
+    add_stage(run, "pii", PII_METRICS)
+    build_report(run)
+    md = (run / "report/report.md").read_text()
+    assert "`K******* A*****`" in md and "`j***@e******.com`" in md
+    assert "Zelda" not in md and "Quintanilla" not in md
+
+
 # ---------------------------------------------------------------------------- Art. 10
 ART10_WORDS = {"evidenced": "evidenced", "partly_evidenced": "partly evidenced", "open": "open"}
 
