@@ -9,15 +9,17 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from curation.cli import main
+from curation.errors import GateFailed
 from curation.report import assemble, build_report
 from curation.report.card import render_card, size_category, validate_card_metadata
 from curation.report.safety import sanitize_svg, scrub_value
-from curation.rundir import read_manifest, write_json
+from curation.rundir import file_fingerprint, read_manifest, write_json
 
 ROWS = [
     {
@@ -244,6 +246,35 @@ def test_validation_of_another_dataset_is_stale(run: Path) -> None:
     _checks(run, dataset_fingerprint="0" * 64)
     verdict = _section(assemble(run), "verdict")
     assert verdict["status"] == "not_validated" and "changed after it was validated" in verdict["reasons"][0]
+
+
+def test_dataset_cut_after_a_pass_is_not_validated(run: Path) -> None:
+    from checks.gate import require_pass
+
+    passed = read_manifest(run)["dataset"]["rows"]
+    _checks(run, verdict="pass", outcomes=[])
+    assert _section(assemble(run), "verdict")["status"] == "pass"
+    path = run / "dataset/data.parquet"
+    pl.read_parquet(path).head(10).write_parquet(path)
+    now = file_fingerprint(path)
+    with pytest.raises(GateFailed, match=f"now {now[:12]}"):
+        require_pass(run)  # export and train refuse it: the report must agree
+    build_report(run)
+    report = json.loads((run / "report/report.json").read_text())
+    verdict = _section(report, "verdict")
+    assert verdict["status"] == "not_validated" and "changed after it was validated" in verdict["reasons"][0]
+    assert f"now {now[:12]}" in verdict["reasons"][0] and passed != 10 and verdict["summary"]["checks_passed"] is None
+    assert verdict["summary"]["records_curated"] == _section(report, "lineage")["dataset"]["rows"] == 10
+    assert report["run"]["dataset_fingerprint"] == _section(report, "signoff")["dataset_fingerprint"] == now
+    assert (run / "report/report.md").read_text().split("## 2.")[0].count("NOT VALIDATED") == 1
+    assert "num_examples: 10\n" in (run / "report/dataset_card.md").read_text()
+
+
+def test_missing_dataset_is_not_validated(run: Path) -> None:
+    _checks(run, verdict="pass", outcomes=[])
+    (run / "dataset/data.parquet").unlink()
+    verdict = _section(assemble(run), "verdict")
+    assert verdict["status"] == "not_validated" and "is missing" in verdict["reasons"][0]
 
 
 # ---------------------------------------------------------------------------- safety helpers

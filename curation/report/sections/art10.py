@@ -72,7 +72,7 @@ def _assumptions(src: RunFiles) -> Evidence:
 
 
 def _quantity(src: RunFiles) -> Evidence:
-    items = [_ev(f"{num(src.manifest.get('dataset', {}).get('rows'))} curated records", "verdict")]
+    items = [_ev(f"{num(src.dataset_rows)} curated records", "verdict")]
     if src.stage("balance"):
         items.append(_ev("per-value counts and imbalance ratios", "balance"))
     if src.checks is not None:

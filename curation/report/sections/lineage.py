@@ -17,6 +17,7 @@ TITLE = "Lineage"
 
 def build(src: RunFiles) -> dict[str, Any]:
     m = src.manifest
+    dataset = _dataset(src)
     files = {f.get("sha256"): f.get("bytes") for f in src.ingest.metrics.get("files", []) if isinstance(f, dict)}
     return {
         "run_id": m.get("run_id"),
@@ -36,11 +37,27 @@ def build(src: RunFiles) -> dict[str, Any]:
             }
             for s in src.stages
         ],
-        "dataset": {k: m.get("dataset", {}).get(k) for k in ("path", "fingerprint", "rows", "columns")},
-        "features": features(m.get("kind"), m.get("dataset", {}).get("columns") or []),
+        "dataset": dataset,
+        "features": features(m.get("kind"), dataset["columns"] or []),
         "versions": dict(sorted(m.get("versions", {}).items())),
         "cleaned": m.get("cleaned", {}).get("removed", []),
     }
+
+
+def _dataset(src: RunFiles) -> dict[str, Any]:
+    """The curated file as it is now, and the fingerprint the run recorded for it when that differs."""
+    recorded = src.manifest.get("dataset", {})
+    d = src.dataset
+    out = {
+        "path": d.path if d else recorded.get("path"),
+        "fingerprint": src.dataset_fingerprint,
+        "rows": src.dataset_rows,
+        "columns": list(d.schema) if d else recorded.get("columns"),
+        "missing": d is None,
+    }
+    if d and recorded.get("fingerprint") not in (None, d.fingerprint):
+        out["fingerprint_at_run"] = recorded["fingerprint"]
+    return out
 
 
 def _dtype(dtype: Any) -> dict[str, Any]:
@@ -63,6 +80,16 @@ def _config_text(data: dict[str, Any]) -> str:
     return yaml.safe_dump(data["config"]["resolved"], sort_keys=False, default_flow_style=False, width=100).strip()
 
 
+def _missing(d: dict[str, Any]) -> str:
+    return " (the file is missing: rows and fingerprint as the run recorded them)" if d["missing"] else ""
+
+
+def _at_run_html(d: dict[str, Any]) -> str:
+    if "fingerprint_at_run" not in d:
+        return ""
+    return f"<dt>Dataset at the run</dt><dd><code>{esc(d['fingerprint_at_run'])}</code> (the file changed since)</dd>"
+
+
 def html(data: dict[str, Any]) -> str:
     d = data["dataset"]
     facts = [
@@ -75,7 +102,7 @@ def html(data: dict[str, Any]) -> str:
             else data["record_kind_in"],
         ),
         ("Input form", data["input_form"]),
-        ("Curated dataset", f"{d['path']}: {num(d['rows'])} records"),
+        ("Curated dataset", f"{d['path']}: {num(d['rows'])} records" + _missing(d)),
         ("Columns", ", ".join(f"{f['name']} ({f.get('dtype', 'list')})" for f in data["features"])),
     ]
     inputs = table(
@@ -96,6 +123,7 @@ def html(data: dict[str, Any]) -> str:
         kv(facts)
         + "<h4>Fingerprints</h4>"
         + f'<dl class="kv fp"><dt>Dataset</dt><dd><code>{esc(d["fingerprint"])}</code></dd>'
+        + _at_run_html(d)
         + f"<dt>Config</dt><dd><code>{esc(data['config']['fingerprint'])}</code></dd></dl>"
         + "<h4>Inputs</h4>"
         + inputs
@@ -115,7 +143,13 @@ def markdown(data: dict[str, Any]) -> str:
                 ("Run id", data["run_id"]),
                 ("Created", data["created"]),
                 ("Record kind", data["record_kind_out"]),
+                ("Curated dataset", f"{d['path']}: {num(d['rows'])} records" + _missing(d)),
                 ("Dataset fingerprint", f"`{d['fingerprint']}`"),
+                *(
+                    [("Dataset fingerprint at the run", f"`{d['fingerprint_at_run']}` (the file changed since)")]
+                    if "fingerprint_at_run" in d
+                    else []
+                ),
                 ("Config fingerprint", f"`{data['config']['fingerprint']}`"),
             ]
         ),
