@@ -323,14 +323,80 @@ def test_dataset_card_validates_against_the_hub_metadata_spec(run: Path) -> None
     assert "[More Information Needed]" in card.text and "30 records" in card.text
 
 
+BALANCE_TARGET = {
+    "balance": {
+        "facets": ["label"],
+        "embeddings": False,
+        "target": {"facet": "label", "shares": "uniform", "rebalance": "up"},
+    }
+}
+
+
+def test_card_features_have_the_file_types(make_run: Any, tmp_path: Path) -> None:
+    from datasets import load_dataset
+
+    result = make_run(ROWS, stages=["normalize", BALANCE_TARGET], name="weighted")
+    build_report(result.run_dir)
+    card = (result.run_dir / "report/dataset_card.md").read_text()
+    assert validate_card_metadata(card) == []
+    shutil.copy(result.run_dir / "report/dataset_card.md", result.run_dir / "README.md")
+    ds = load_dataset(str(result.run_dir), split="train", cache_dir=str(tmp_path / "hf-cache"))
+    assert {k: str(v) for k, v in ds.features.items() if k in ("sample_weight", "repeat")} == {
+        "sample_weight": "Value('float64')",
+        "repeat": "Value('int64')",
+    }
+    assert ds.to_list() == pl.read_parquet(result.run_dir / "dataset/data.parquet").to_dicts()
+
+
+def test_feature_types_follow_the_parquet_schema(run: Path, tmp_path: Path) -> None:
+    from datasets import load_dataset
+
+    path = run / "dataset/data.parquet"
+    df = pl.read_parquet(path).head(2)
+    df = df.with_columns(
+        pl.lit(1.5, pl.Float32).alias("f32"),
+        pl.lit(3, pl.UInt8).alias("u8"),
+        pl.lit(True).alias("flag"),
+        pl.lit(None, pl.Datetime("us", "UTC")).alias("at"),
+        pl.lit(None, pl.Date).alias("day"),
+        pl.Series("tags", [["a", "b"], []], pl.List(pl.String)),
+        pl.Series("grid", [[[1]], [[2, 3]]], pl.List(pl.List(pl.Int32))),
+        pl.Series("messages", [[{"role": "user", "content": "hi"}], []], pl.List(pl.Struct({"role": pl.String, "content": pl.String}))),
+        pl.Series("meta", [{"n": 1, "ok": True}, {"n": 2, "ok": False}], pl.Struct({"n": pl.Int64, "ok": pl.Boolean})),
+        pl.Series("pair", [[1.0, 2.0], [3.0, 4.0]], pl.Array(pl.Float64, 2)),
+        pl.Series("src", ["a", "b"], pl.Categorical),
+    )
+    df.write_parquet(path)
+    build_report(run)
+    card = (run / "report/dataset_card.md").read_text()
+    assert validate_card_metadata(card) == []
+    features = {f["name"]: {k: v for k, v in f.items() if k != "name"} for f in _section(assemble(run), "lineage")["features"]}
+    assert features["f32"] == {"dtype": "float32"} and features["u8"] == {"dtype": "uint8"} and features["flag"] == {"dtype": "bool"}
+    assert features["at"] == {"dtype": "timestamp[us, tz=UTC]"} and features["day"] == {"dtype": "date32"}
+    assert features["tags"] == {"list": "string"} and features["grid"] == {"list": {"list": "int32"}}
+    assert features["messages"] == {"list": [{"name": "role", "dtype": "string"}, {"name": "content", "dtype": "string"}]}
+    assert features["meta"] == {"struct": [{"name": "n", "dtype": "int64"}, {"name": "ok", "dtype": "bool"}]}
+    assert features["pair"] == {"list": "float64", "length": 2} and features["src"] == {"dtype": "string"}
+    shutil.copy(run / "report/dataset_card.md", run / "README.md")
+    ds = load_dataset(str(run), split="train", cache_dir=str(tmp_path / "hf-cache"))
+    assert ds.to_list() == df.with_columns(pl.col("src").cast(pl.String)).to_dicts()
+
+
 def test_card_validation_reports_problems() -> None:
-    bad = "---\nsize_categories: [lots]\ntask_categories: [cooking]\nlicense: Not A Licence\nfoo: 1\nconfigs: [{config_name: d, data_files: [{split: train-1, path: x}]}]\n---\n# Card\n"
+    bad = (
+        "---\nsize_categories: [lots]\ntask_categories: [cooking]\nlicense: Not A Licence\nfoo: 1\n"
+        "configs: [{config_name: d, data_files: [{split: train-1, path: x}]}]\n"
+        "dataset_info: {features: [{name: ok, list: {list: int32}}, {name: bad, list: 3}]}\n---\n# Card\n"
+    )
     problems = validate_card_metadata(bad)
     assert any("`size_categories` has unknown value 'lots'" in p for p in problems)
     assert any("`task_categories` has unknown value 'cooking'" in p for p in problems)
     assert (
         any("`license`" in p for p in problems) and any("`foo` is not" in p for p in problems) and any("`configs`" in p for p in problems)
     )
+    assert [p for p in problems if "dataset_info.features" in p] == [
+        "`dataset_info.features` entry {'name': 'bad', 'list': 3} needs a `name` and a type (`dtype`, `list`, `sequence`, `struct` or `class_label`)"
+    ]
     assert [size_category(n) for n in (0, 999, 1000, 12_345_678)] == ["n<1K", "n<1K", "1K<n<10K", "10M<n<100M"]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import polars as pl
@@ -38,7 +39,7 @@ def build(src: RunFiles) -> dict[str, Any]:
             for s in src.stages
         ],
         "dataset": dataset,
-        "features": features(m.get("kind"), dataset["columns"] or []),
+        "features": features(m.get("kind"), dataset["columns"] or [], src.dataset.schema if src.dataset else None),
         "versions": dict(sorted(m.get("versions", {}).items())),
         "cleaned": m.get("cleaned", {}).get("removed", []),
     }
@@ -60,20 +61,70 @@ def _dataset(src: RunFiles) -> dict[str, Any]:
     return out
 
 
-def _dtype(dtype: Any) -> dict[str, Any]:
-    """A column type in the Hugging Face ``dataset_info.features`` vocabulary."""
-    if isinstance(dtype, pl.List) and isinstance(dtype.inner, pl.Struct):
-        return {"list": [{"name": f.name, **_dtype(f.dtype)} for f in dtype.inner.fields]}
-    names = {pl.String: "string", pl.Float64: "float64", pl.Int64: "int64", pl.Boolean: "bool"}
-    return {"dtype": next((v for k, v in names.items() if dtype == k), "string")}
+_SCALARS: dict[Any, str] = {
+    pl.String: "string",
+    pl.Categorical: "string",  # stored as dictionary-encoded strings; read back as strings
+    pl.Enum: "string",
+    pl.Boolean: "bool",
+    pl.Int8: "int8",
+    pl.Int16: "int16",
+    pl.Int32: "int32",
+    pl.Int64: "int64",
+    pl.UInt8: "uint8",
+    pl.UInt16: "uint16",
+    pl.UInt32: "uint32",
+    pl.UInt64: "uint64",
+    pl.Float32: "float32",
+    pl.Float64: "float64",
+    pl.Date: "date32",
+    pl.Time: "time64[ns]",
+    pl.Binary: "binary",
+    pl.Null: "null",
+}
 
 
-def features(kind: Any, columns: list[str]) -> list[dict[str, Any]]:
-    """Each dataset column with its type, from the record kind's contract (``curation.schema``)."""
-    types: dict[str, pl.DataType] = {"id": pl.String()}
+def feature_type(dtype: Any) -> dict[str, Any]:
+    """A polars column type as a Hugging Face feature type, as ``dataset_info.features`` spells it.
+
+    Scalars are ``{"dtype": ...}`` (Arrow names: ``float64``, ``timestamp[us, tz=UTC]``),
+    structs ``{"struct": [fields]}``, lists ``{"list": item}`` where the item is a scalar's
+    dtype, a struct's fields or another list (fixed-size arrays add ``length``). A type
+    outside that vocabulary is given as ``string``.
+    """
+    if isinstance(dtype, pl.Struct):
+        return {"struct": [{"name": f.name, **feature_type(f.dtype)} for f in dtype.fields]}
+    if isinstance(dtype, (pl.List, pl.Array)):
+        item = feature_type(dtype.inner)
+        listed = {"list": item.get("dtype") or item.get("struct") or item}
+        return {**listed, "length": dtype.size} if isinstance(dtype, pl.Array) else listed
+    if isinstance(dtype, pl.Datetime):
+        return {"dtype": f"timestamp[{dtype.time_unit}{f', tz={dtype.time_zone}' if dtype.time_zone else ''}]"}
+    if isinstance(dtype, pl.Duration):
+        return {"dtype": f"duration[{dtype.time_unit}]"}
+    if isinstance(dtype, pl.Decimal):
+        return {"dtype": f"decimal128({dtype.precision or 38}, {dtype.scale})"}
+    return {"dtype": next((name for t, name in _SCALARS.items() if dtype == t), "string")}
+
+
+def features(kind: Any, columns: list[str], schema: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Each dataset column with its type: from the file's ``schema``, else from the record kind's contract (``curation.schema``)."""
+    types: dict[str, Any] = {"id": pl.String()}
     if kind in FORMS:
         types.update(detect_form(kind, columns).columns)
-    return [{"name": c, **_dtype(types.get(c))} for c in columns]
+    types.update(schema or {})
+    return [{"name": c, **feature_type(types.get(c))} for c in columns]
+
+
+def type_text(feature: Mapping[str, Any]) -> str:
+    """A feature's type in a few words: ``float64``, ``list of string``, ``list of {role, content}``."""
+    if "dtype" in feature:
+        return str(feature["dtype"])
+    if "struct" in feature:
+        return "{" + ", ".join(f["name"] for f in feature["struct"]) + "}"
+    item = feature.get("list")
+    if isinstance(item, list):
+        return "list of {" + ", ".join(f["name"] for f in item) + "}"
+    return "list of " + (type_text(item) if isinstance(item, Mapping) else str(item))
 
 
 def _config_text(data: dict[str, Any]) -> str:
@@ -103,7 +154,7 @@ def html(data: dict[str, Any]) -> str:
         ),
         ("Input form", data["input_form"]),
         ("Curated dataset", f"{d['path']}: {num(d['rows'])} records" + _missing(d)),
-        ("Columns", ", ".join(f"{f['name']} ({f.get('dtype', 'list')})" for f in data["features"])),
+        ("Columns", ", ".join(f"{f['name']} ({type_text(f)})" for f in data["features"])),
     ]
     inputs = table(
         ["Input file", "SHA-256", "Bytes"], [(i["path"], i["sha256"], i["bytes"]) for i in data["inputs"]], numeric=(2,), mono=(1,)
