@@ -42,7 +42,7 @@ def assemble(run_dir: Path) -> dict[str, Any]:
             "run_id": run.get("run_id"),
             "kind": run.get("kind"),
             "created": run.get("created"),
-            "dataset_fingerprint": run.get("dataset", {}).get("fingerprint"),
+            "dataset_fingerprint": src.dataset_fingerprint,
         },
         "sections": built,
     }

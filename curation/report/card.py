@@ -191,7 +191,9 @@ def _dataset_info(info: Any) -> list[str]:
     if not isinstance(info, Mapping) or not isinstance(info.get("features", []), list):
         return ["`dataset_info` must be a mapping with a `features` list"]
     problems = [
-        f"`dataset_info.features` entry {f!r} needs `name` and `dtype` or `list`" for f in info.get("features", []) if not _feature_ok(f)
+        f"`dataset_info.features` entry {f!r} needs a `name` and a type (`dtype`, `list`, `sequence`, `struct` or `class_label`)"
+        for f in info.get("features", [])
+        if not _feature_ok(f)
     ]
     for s in info.get("splits", []):
         if not (isinstance(s, Mapping) and isinstance(s.get("name"), str) and isinstance(s.get("num_examples", 0), int)):
@@ -200,8 +202,19 @@ def _dataset_info(info: Any) -> list[str]:
 
 
 def _feature_ok(f: Any) -> bool:
-    if not isinstance(f, Mapping) or not isinstance(f.get("name"), str):
-        return False
-    if isinstance(f.get("dtype"), str):
+    return isinstance(f, Mapping) and isinstance(f.get("name"), str) and _type_ok(f)
+
+
+def _type_ok(t: Mapping[str, Any]) -> bool:
+    """A feature type: ``dtype``, ``class_label``, ``struct`` (fields) or ``list``/``sequence`` of a dtype, fields or a type."""
+    if isinstance(t.get("dtype"), str) or isinstance(t.get("class_label"), Mapping):
         return True
-    return isinstance(f.get("list"), list) and all(_feature_ok(x) for x in f["list"])
+    if "struct" in t:
+        return isinstance(t["struct"], list) and all(_feature_ok(x) for x in t["struct"])
+    key = "list" if "list" in t else "sequence"
+    item, length = t.get(key), t.get("length", -1)
+    if not isinstance(length, int) or isinstance(length, bool):
+        return False
+    if isinstance(item, list):
+        return all(_feature_ok(x) for x in item)
+    return isinstance(item, str) or (isinstance(item, Mapping) and _type_ok(item))

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from curation.report.render import num
+from curation.report.sections.lineage import type_text
 
 MORE_INFO = "[More Information Needed]"
 
@@ -30,9 +31,7 @@ def _summary(report: Mapping[str, Any]) -> str:
 
 def _structure(report: Mapping[str, Any]) -> str:
     lin = _sec(report, "lineage")
-    cols = "\n".join(
-        f"- `{f['name']}`: {f.get('dtype', 'list of ' + ', '.join(x['name'] for x in f.get('list', [])))}" for f in lin["features"]
-    )
+    cols = "\n".join(f"- `{f['name']}`: {type_text(f)}" for f in lin["features"])
     return (
         f"One split, `train`, with {num(lin['dataset']['rows'])} records in `{lin['dataset']['path']}` (Parquet). "
         f"Record kind: `{lin['record_kind_out']}`. Columns:\n\n{cols}\n\n`id` is stable across reruns (given in the input, or a content hash)."

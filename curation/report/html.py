@@ -63,9 +63,9 @@ dl.kv dd{margin:0;word-break:break-word}
 td.mono,th.mono{font-family:"SFMono-Regular",Menlo,Consolas,monospace;font-size:11.5px;word-break:break-all}
 td.key{white-space:nowrap;font-family:"SFMono-Regular",Menlo,Consolas,monospace;font-size:12px}
 .badge{display:inline-block;padding:1px 8px;border-radius:10px;font-size:11.5px;font-weight:700;letter-spacing:.3px;white-space:nowrap;border:1px solid currentColor}
-.badge.pass,.badge.met{color:var(--ok);background:#e7f4ec}
+.badge.pass,.badge.evidenced{color:var(--ok);background:#e7f4ec}
 .badge.fail,.badge.open{color:var(--bad);background:#fdecea}
-.badge.warn,.badge.partial{color:var(--warn);background:#fff4e0}
+.badge.warn,.badge.partly_evidenced{color:var(--warn);background:#fff4e0}
 .badge.not_validated,.badge.not_run,.badge.unknown{color:var(--none);background:var(--soft)}
 .verdict{border:1px solid var(--line);border-left:8px solid var(--none);border-radius:6px;padding:14px 18px;margin:6px 0 14px;background:#fff}
 .verdict.pass{border-left-color:var(--ok)}.verdict.fail{border-left-color:var(--bad)}.verdict.warn{border-left-color:var(--warn)}

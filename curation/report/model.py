@@ -3,8 +3,10 @@
 The report reads files only: ``manifest.json``, ``config.yaml``, each stage's
 ``stats.json`` and the SVG charts a stage wrote under its ``charts/`` folder, the
 ``checks`` section of the manifest with the outcomes JSON it points at, and (label audit)
-the ids and labels in a stage's findings. It never reads the rows themselves, so a
-report built after ``tuneprep clean`` is the same report.
+the ids and labels in a stage's findings. Of the curated dataset it takes only what the
+gate checks: its fingerprint, row count and column types, so that a dataset changed
+after validation is reported as not validated. It shows no row, so a report built after
+``tuneprep clean`` is the same report.
 Every number the page shows is computed here; the renderers only format.
 """
 
@@ -16,13 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import yaml
 
 from curation.errors import RunError
 from curation.report.safety import sanitize_svg, scrub_value
-from curation.rundir import read_manifest
+from curation.rundir import DATASET, file_fingerprint, read_manifest
 
-REPORT_FORMAT = 1  # bump when report.json changes shape
+REPORT_FORMAT = 2  # bump when report.json changes shape
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,16 @@ class StageRecord:
 
 
 @dataclass(frozen=True)
+class DatasetFile:
+    """The curated dataset file as it is now: what the gate checks, never a value."""
+
+    path: str  # relative to the run directory
+    rows: int
+    schema: dict[str, pl.DataType]
+    fingerprint: str  # curation.rundir.file_fingerprint, the one export and train compare with the validated one
+
+
+@dataclass(frozen=True)
 class RunFiles:
     """The run's files, loaded once and handed to every section builder."""
 
@@ -51,6 +64,17 @@ class RunFiles:
     config: dict[str, Any]
     stages: list[StageRecord]
     checks: dict[str, Any] | None
+    dataset: DatasetFile | None  # None when the curated file is missing
+
+    @property
+    def dataset_rows(self) -> int | None:
+        """The curated file's row count; the run's record of it when the file is missing."""
+        return self.dataset.rows if self.dataset else self.manifest.get("dataset", {}).get("rows")
+
+    @property
+    def dataset_fingerprint(self) -> str | None:
+        """The curated file's fingerprint now; the run's record of it when the file is missing."""
+        return self.dataset.fingerprint if self.dataset else self.manifest.get("dataset", {}).get("fingerprint")
 
     def stage(self, name: str) -> StageRecord | None:
         """The last stage called ``name`` (a stage may be configured twice), or None."""
@@ -80,7 +104,23 @@ def load_run(run_dir: Path) -> RunFiles:
     config_path = run_dir / manifest.get("config", {}).get("path", "config.yaml")
     config = yaml.safe_load(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
     stages = [_stage_record(run_dir, e) for e in entries]
-    return RunFiles(run_dir, manifest, config or {}, stages, _checks(run_dir, manifest))
+    return RunFiles(run_dir, manifest, config or {}, stages, _checks(run_dir, manifest), _dataset_file(run_dir))
+
+
+def _dataset_file(run_dir: Path) -> DatasetFile | None:
+    """Fingerprint, rows and column types of ``RUN/dataset/data.parquet``; None when it is missing.
+
+    One pass over the file, the same as the gate's check before export and training.
+
+    Raises:
+        RunError: the file is not readable parquet.
+    """
+    path = run_dir / DATASET
+    if not path.is_file():
+        return None
+    fingerprint = file_fingerprint(path)  # raises RunError for a damaged file, before the footer reads below
+    rows = int(pl.scan_parquet(path).select(pl.len()).collect().item())
+    return DatasetFile(DATASET.as_posix(), rows, dict(pl.read_parquet_schema(path)), fingerprint)
 
 
 def _stage_record(run_dir: Path, entry: Mapping[str, Any]) -> StageRecord:

@@ -17,8 +17,8 @@ STATUS_LABELS = {
     "fail": "FAIL",
     "warn": "PASSED WITH WARNINGS",
     "not_validated": "NOT VALIDATED",
-    "met": "evidenced",
-    "partial": "partly evidenced",
+    "evidenced": "evidenced",
+    "partly_evidenced": "partly evidenced",
     "open": "open",
     "not_run": "not run",
 }
@@ -136,6 +136,16 @@ def _md_cell(value: Any) -> str:
     if isinstance(value, dict):
         return md_esc(", ".join(f"{k}: {num(v)}" for k, v in value.items()))
     return md_esc(value)
+
+
+def md_code(values: Iterable[Any]) -> str:
+    """Short values (ids, masked examples) as Markdown code spans, so that ``*`` is not read as emphasis."""
+    spans = []
+    for value in values:
+        text = str(value)
+        fence = "`" * (max(map(len, re.findall("`+", text)), default=0) + 1)
+        spans.append(f"{fence} {text} {fence}" if "`" in text else f"{fence}{text}{fence}")
+    return " ".join(spans)
 
 
 def md_kv(pairs: Iterable[tuple[str, Any]]) -> str:

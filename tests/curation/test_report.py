@@ -9,15 +9,17 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from curation.cli import main
+from curation.errors import GateFailed
 from curation.report import assemble, build_report
 from curation.report.card import render_card, size_category, validate_card_metadata
 from curation.report.safety import sanitize_svg, scrub_value
-from curation.rundir import read_manifest, write_json
+from curation.rundir import file_fingerprint, read_manifest, write_json
 
 ROWS = [
     {
@@ -246,6 +248,35 @@ def test_validation_of_another_dataset_is_stale(run: Path) -> None:
     assert verdict["status"] == "not_validated" and "changed after it was validated" in verdict["reasons"][0]
 
 
+def test_dataset_cut_after_a_pass_is_not_validated(run: Path) -> None:
+    from checks.gate import require_pass
+
+    passed = read_manifest(run)["dataset"]["rows"]
+    _checks(run, verdict="pass", outcomes=[])
+    assert _section(assemble(run), "verdict")["status"] == "pass"
+    path = run / "dataset/data.parquet"
+    pl.read_parquet(path).head(10).write_parquet(path)
+    now = file_fingerprint(path)
+    with pytest.raises(GateFailed, match=f"now {now[:12]}"):
+        require_pass(run)  # export and train refuse it: the report must agree
+    build_report(run)
+    report = json.loads((run / "report/report.json").read_text())
+    verdict = _section(report, "verdict")
+    assert verdict["status"] == "not_validated" and "changed after it was validated" in verdict["reasons"][0]
+    assert f"now {now[:12]}" in verdict["reasons"][0] and passed != 10 and verdict["summary"]["checks_passed"] is None
+    assert verdict["summary"]["records_curated"] == _section(report, "lineage")["dataset"]["rows"] == 10
+    assert report["run"]["dataset_fingerprint"] == _section(report, "signoff")["dataset_fingerprint"] == now
+    assert (run / "report/report.md").read_text().split("## 2.")[0].count("NOT VALIDATED") == 1
+    assert "num_examples: 10\n" in (run / "report/dataset_card.md").read_text()
+
+
+def test_missing_dataset_is_not_validated(run: Path) -> None:
+    _checks(run, verdict="pass", outcomes=[])
+    (run / "dataset/data.parquet").unlink()
+    verdict = _section(assemble(run), "verdict")
+    assert verdict["status"] == "not_validated" and "is missing" in verdict["reasons"][0]
+
+
 # ---------------------------------------------------------------------------- safety helpers
 @settings(max_examples=40, deadline=None)
 @given(email=st.emails(), digits=st.from_regex(r"\(?[2-9]\d{2}\)?[ .-]\d{3}[ .-]\d{4}", fullmatch=True))
@@ -292,14 +323,80 @@ def test_dataset_card_validates_against_the_hub_metadata_spec(run: Path) -> None
     assert "[More Information Needed]" in card.text and "30 records" in card.text
 
 
+BALANCE_TARGET = {
+    "balance": {
+        "facets": ["label"],
+        "embeddings": False,
+        "target": {"facet": "label", "shares": "uniform", "rebalance": "up"},
+    }
+}
+
+
+def test_card_features_have_the_file_types(make_run: Any, tmp_path: Path) -> None:
+    from datasets import load_dataset
+
+    result = make_run(ROWS, stages=["normalize", BALANCE_TARGET], name="weighted")
+    build_report(result.run_dir)
+    card = (result.run_dir / "report/dataset_card.md").read_text()
+    assert validate_card_metadata(card) == []
+    shutil.copy(result.run_dir / "report/dataset_card.md", result.run_dir / "README.md")
+    ds = load_dataset(str(result.run_dir), split="train", cache_dir=str(tmp_path / "hf-cache"))
+    assert {k: str(v) for k, v in ds.features.items() if k in ("sample_weight", "repeat")} == {
+        "sample_weight": "Value('float64')",
+        "repeat": "Value('int64')",
+    }
+    assert ds.to_list() == pl.read_parquet(result.run_dir / "dataset/data.parquet").to_dicts()
+
+
+def test_feature_types_follow_the_parquet_schema(run: Path, tmp_path: Path) -> None:
+    from datasets import load_dataset
+
+    path = run / "dataset/data.parquet"
+    df = pl.read_parquet(path).head(2)
+    df = df.with_columns(
+        pl.lit(1.5, pl.Float32).alias("f32"),
+        pl.lit(3, pl.UInt8).alias("u8"),
+        pl.lit(True).alias("flag"),
+        pl.lit(None, pl.Datetime("us", "UTC")).alias("at"),
+        pl.lit(None, pl.Date).alias("day"),
+        pl.Series("tags", [["a", "b"], []], pl.List(pl.String)),
+        pl.Series("grid", [[[1]], [[2, 3]]], pl.List(pl.List(pl.Int32))),
+        pl.Series("messages", [[{"role": "user", "content": "hi"}], []], pl.List(pl.Struct({"role": pl.String, "content": pl.String}))),
+        pl.Series("meta", [{"n": 1, "ok": True}, {"n": 2, "ok": False}], pl.Struct({"n": pl.Int64, "ok": pl.Boolean})),
+        pl.Series("pair", [[1.0, 2.0], [3.0, 4.0]], pl.Array(pl.Float64, 2)),
+        pl.Series("src", ["a", "b"], pl.Categorical),
+    )
+    df.write_parquet(path)
+    build_report(run)
+    card = (run / "report/dataset_card.md").read_text()
+    assert validate_card_metadata(card) == []
+    features = {f["name"]: {k: v for k, v in f.items() if k != "name"} for f in _section(assemble(run), "lineage")["features"]}
+    assert features["f32"] == {"dtype": "float32"} and features["u8"] == {"dtype": "uint8"} and features["flag"] == {"dtype": "bool"}
+    assert features["at"] == {"dtype": "timestamp[us, tz=UTC]"} and features["day"] == {"dtype": "date32"}
+    assert features["tags"] == {"list": "string"} and features["grid"] == {"list": {"list": "int32"}}
+    assert features["messages"] == {"list": [{"name": "role", "dtype": "string"}, {"name": "content", "dtype": "string"}]}
+    assert features["meta"] == {"struct": [{"name": "n", "dtype": "int64"}, {"name": "ok", "dtype": "bool"}]}
+    assert features["pair"] == {"list": "float64", "length": 2} and features["src"] == {"dtype": "string"}
+    shutil.copy(run / "report/dataset_card.md", run / "README.md")
+    ds = load_dataset(str(run), split="train", cache_dir=str(tmp_path / "hf-cache"))
+    assert ds.to_list() == df.with_columns(pl.col("src").cast(pl.String)).to_dicts()
+
+
 def test_card_validation_reports_problems() -> None:
-    bad = "---\nsize_categories: [lots]\ntask_categories: [cooking]\nlicense: Not A Licence\nfoo: 1\nconfigs: [{config_name: d, data_files: [{split: train-1, path: x}]}]\n---\n# Card\n"
+    bad = (
+        "---\nsize_categories: [lots]\ntask_categories: [cooking]\nlicense: Not A Licence\nfoo: 1\n"
+        "configs: [{config_name: d, data_files: [{split: train-1, path: x}]}]\n"
+        "dataset_info: {features: [{name: ok, list: {list: int32}}, {name: bad, list: 3}]}\n---\n# Card\n"
+    )
     problems = validate_card_metadata(bad)
     assert any("`size_categories` has unknown value 'lots'" in p for p in problems)
     assert any("`task_categories` has unknown value 'cooking'" in p for p in problems)
     assert (
         any("`license`" in p for p in problems) and any("`foo` is not" in p for p in problems) and any("`configs`" in p for p in problems)
     )
+    assert [p for p in problems if "dataset_info.features" in p] == [
+        "`dataset_info.features` entry {'name': 'bad', 'list': 3} needs a `name` and a type (`dtype`, `list`, `sequence`, `struct` or `class_label`)"
+    ]
     assert [size_category(n) for n in (0, 999, 1000, 12_345_678)] == ["n<1K", "n<1K", "1K<n<10K", "10M<n<100M"]
 
 
@@ -336,16 +433,18 @@ def test_preference_run_reports_pair_diagnostics(make_run: Any) -> None:
     assert _section(report, "verdict")["summary"]["curated_pct_of_input"] is None  # pairs are not a share of rows
 
 
+PII_METRICS = {
+    "entities": ["PERSON", "EMAIL_ADDRESS", "CRYPTO"],
+    "found_by_entity": {"PERSON": 12, "EMAIL_ADDRESS": 3},
+    "residual_by_entity": {"PERSON": 1},
+    "operator_by_entity": {"PERSON": "replace", "EMAIL_ADDRESS": "mask", "CRYPTO": "replace"},
+    "samples_by_entity": {"PERSON": ["K******* A*****", "Zelda Quintanilla"], "EMAIL_ADDRESS": ["j***@e******.com"]},
+    "found_total": 15,
+}
+
+
 def test_pii_section_counts_and_masked_examples_only(run: Path) -> None:
-    metrics = {
-        "entities": ["PERSON", "EMAIL_ADDRESS", "CRYPTO"],
-        "found_by_entity": {"PERSON": 12, "EMAIL_ADDRESS": 3},
-        "residual_by_entity": {"PERSON": 1},
-        "operator_by_entity": {"PERSON": "replace", "EMAIL_ADDRESS": "mask", "CRYPTO": "replace"},
-        "samples_by_entity": {"PERSON": ["K******* A*****", "Zelda Quintanilla"], "EMAIL_ADDRESS": ["j***@e******.com"]},
-        "found_total": 15,
-    }
-    add_stage(run, "pii", metrics)
+    add_stage(run, "pii", PII_METRICS)
     html = build_report(run).read_text()
     pii = _section(json.loads((run / "report/report.json").read_text()), "pii")
     rows = {r["entity"]: r for r in pii["entities"]}
@@ -356,7 +455,7 @@ def test_pii_section_counts_and_masked_examples_only(run: Path) -> None:
     assert "Zelda" not in html and "<code>j***@e******.com</code>" in html and "evaluat" in pii["evaluation"]["status"]
     assert (
         "Art. 10(5)" in html
-        and next(i for i in _section(assemble(run), "art10")["items"] if i["ref"] == "Art. 10(5)")["status"] == "partial"
+        and next(i for i in _section(assemble(run), "art10")["items"] if i["ref"] == "Art. 10(5)")["status"] == "partly_evidenced"
     )
 
 
@@ -373,3 +472,28 @@ def test_dedup_and_label_audit_sections_trace_to_their_stats(make_run: Any) -> N
     assert {r["label"]: r["rows"] for r in audit["labels"]} == astats["metrics"]["label_counts"]
     assert {i["issue"]: i["found"] for i in audit["issues"]} == astats["metrics"]["issues"]
     assert all(" Billing" not in r["label"] for r in audit["labels"])  # hygiene merged the variant
+
+
+def test_pii_examples_are_in_the_markdown_masked_only(run: Path) -> None:
+    add_stage(run, "pii", PII_METRICS)
+    build_report(run)
+    md = (run / "report/report.md").read_text()
+    assert "`K******* A*****`" in md and "`j***@e******.com`" in md
+    assert "Zelda" not in md and "Quintanilla" not in md
+
+
+# ---------------------------------------------------------------------------- Art. 10
+ART10_WORDS = {"evidenced": "evidenced", "partly_evidenced": "partly evidenced", "open": "open"}
+
+
+def test_art10_statuses_use_the_documented_words(run: Path) -> None:
+    html = build_report(run).read_text()
+    art = _section(json.loads((run / "report/report.json").read_text()), "art10")
+    assert {i["status"] for i in art["items"]} == set(ART10_WORDS) == set(art["counts"])
+    md = (run / "report/report.md").read_text()
+    md_statuses = {line.split(" | ")[2] for line in md.splitlines() if line.startswith("| Art. 10")}
+    table = html.split("<table class=art10>")[1].split("</table>")[0]
+    html_statuses = set(re.findall(r'<span class="badge [\w-]+">([^<]+)</span>', table))
+    assert md_statuses == html_statuses == set(ART10_WORDS.values())
+    docs = (Path(__file__).parents[2] / "docs/report.md").read_text()
+    assert all(f"*{word}*" in docs for word in ART10_WORDS.values())

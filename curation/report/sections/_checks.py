@@ -13,6 +13,7 @@ from typing import Any
 
 from curation.report.model import RunFiles, rounded
 from curation.report.safety import scrub_value
+from curation.rundir import DATASET
 
 _IDS = re.compile(r"\s*\(ids?:[^)]*\)?")  # offending row ids: in the Data Docs, noise on a one-page summary
 _PASS = {"pass", "passed", "success", "succeeded", "ok", "true"}
@@ -93,6 +94,22 @@ def _failure(row: Mapping[str, Any]) -> str:
     return f"{row['check']}: {message}" if message else str(row["check"])
 
 
+def _stale(src: RunFiles, validated_fp: Any) -> str:
+    """Why the validation does not hold for the dataset file as it is now; empty when it does.
+
+    The same comparison as the gate's before export and training: the file's current
+    fingerprint against the one that was validated.
+    """
+    if src.dataset is None:
+        return f"the validated dataset file `{DATASET.as_posix()}` is missing; rerun `tuneprep run` and `tuneprep check RUN`"
+    if validated_fp and validated_fp != src.dataset.fingerprint:
+        return (
+            f"the dataset changed after it was validated (validated {str(validated_fp)[:12]}, now {src.dataset.fingerprint[:12]}); "
+            "rerun `tuneprep check RUN`"
+        )
+    return ""
+
+
 def outcome(src: RunFiles) -> dict[str, Any]:
     """The gate's verdict for the report: status, counts, failures and whether it is stale."""
     checks = src.checks
@@ -106,8 +123,7 @@ def outcome(src: RunFiles) -> dict[str, Any]:
     validated_fp = first(checks, "dataset_fingerprint", "dataset_fp", default=None)
     if isinstance(checks.get("dataset"), Mapping):
         validated_fp = validated_fp or checks["dataset"].get("fingerprint")
-    current_fp = src.manifest.get("dataset", {}).get("fingerprint")
-    stale = bool(validated_fp and current_fp and validated_fp != current_fp)
+    stale_reason = _stale(src, validated_fp)
     failed = [r for r in rows if r["status"] == "fail"]
     if not rows:  # no per-expectation outcomes: fall back to the gate's one-line summaries
         failed = [{"check": _cut(scrub_value(x)), "severity": "critical"} for x in checks.get("failed", []) if isinstance(x, str)]
@@ -116,10 +132,10 @@ def outcome(src: RunFiles) -> dict[str, Any]:
         first(checks, "verdict", "status", "success", default="fail" if any(r["severity"] == "critical" for r in failed) else "pass")
     )
     return {
-        "status": "not_validated" if stale else status,
+        "status": "not_validated" if stale_reason else status,
         "validated": True,
-        "stale": stale,
-        "reason": "the dataset changed after it was validated; rerun `tuneprep check RUN`" if stale else "",
+        "stale": bool(stale_reason),
+        "reason": stale_reason,
         "validated_fingerprint": validated_fp,
         "suite_fingerprint": first(checks, "suite_fingerprint", "suite_fp", default=None),
         "passed": sum(r["status"] == "pass" for r in rows),

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from curation.report.model import RunFiles, StageRecord, scalars
-from curation.report.render import chips, kv, md_kv, md_table, note, prose, table
+from curation.report.render import chips, kv, md_code, md_kv, md_table, note, prose, table
 from curation.report.safety import scrub_value
 from curation.report.sections._stage import common, common_html, common_md, extra_html, extra_md
 
@@ -148,9 +148,14 @@ def markdown(data: dict[str, Any]) -> str:
     if data["entities"]:
         parts.append(
             md_table(
-                ["Entity type", "Found", "Operator", "Residual"],
-                [(r["entity"], r["found"], r["operator"], r["residual"]) for r in data["entities"]],
+                ["Entity type", "Found", "Operator", "Residual", "Masked examples"],
+                [(r["entity"], r["found"], r["operator"], r["residual"], md_code(r["masked_examples"]) or "—") for r in data["entities"]],
             )
+        )
+        parts.append(md_kv([("Total found", data["total_found"]), ("Total residual", data["total_residual"])]))
+        parts.append(
+            "Examples are masked by the PII stage: letters after the first of each word and every digit become `*`, "
+            "so that only the shape of a value is shown."
         )
     parts.append(f"Evaluation: {data['evaluation']['status']}")
     if data["evaluation"]["metrics"]:

@@ -19,7 +19,7 @@ def build(src: RunFiles) -> dict[str, Any]:
     return {
         "statement": "I have reviewed this report and the evidence it links to. My decision applies to the dataset identified by the fingerprints below and to no other version of it.",
         "run_id": m.get("run_id"),
-        "dataset_fingerprint": m.get("dataset", {}).get("fingerprint"),
+        "dataset_fingerprint": src.dataset_fingerprint,
         "config_fingerprint": m.get("config", {}).get("fingerprint"),
         "fields": list(FIELDS),
         "decisions": list(DECISIONS),

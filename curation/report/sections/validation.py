@@ -22,7 +22,7 @@ def build(src: RunFiles) -> dict[str, Any]:
         "validated_at": _checks.first(checks, "checked_at", "validated_at", "at", default=None),
         "data_docs": src.rel(docs) if isinstance(docs, str) and docs else None,
         "results_file": src.rel(checks["results_path"]) if isinstance(checks.get("results_path"), str) else None,
-        "dataset_fingerprint": src.manifest.get("dataset", {}).get("fingerprint"),
+        "dataset_fingerprint": src.dataset_fingerprint,
     }
 
 

@@ -18,13 +18,14 @@ _HEADLINES = {
     "fail": "The curated dataset FAILED validation: do not use it for training until the failures are fixed.",
     "not_validated": "The curated dataset has not been validated: the verdict is open.",
 }
+_CHANGED = "The curated dataset is not the one that was validated: the recorded verdict does not apply to it."
 
 
 def build(src: RunFiles) -> dict[str, Any]:
     gate = _checks.outcome(src)
     status = gate["status"] if gate["status"] in _HEADLINES else "fail"
     rows_in = src.ingest.books.get("rows_in", 0)
-    curated = int(src.manifest.get("dataset", {}).get("rows", src.stages[-1].books.get("kept", 0)))
+    curated = int(src.dataset_rows if src.dataset_rows is not None else src.stages[-1].books.get("kept", 0))
     same_kind = src.manifest.get("kind") == src.manifest.get("input_kind", src.manifest.get("kind"))
     reasons = [f"critical check failed: {c}" for c in gate.get("failed_critical", [])]
     reasons += [f"warning-level check failed: {c}" for c in gate.get("failed_warning", [])]
@@ -33,7 +34,7 @@ def build(src: RunFiles) -> dict[str, Any]:
     pii = src.stage("pii")
     return {
         "status": status,
-        "headline": _HEADLINES[status],
+        "headline": _CHANGED if gate.get("stale") else _HEADLINES[status],
         "reasons": reasons,
         "incomplete_sections": [],  # filled in once every section is built
         "summary": {
@@ -47,8 +48,8 @@ def build(src: RunFiles) -> dict[str, Any]:
             "pii_stage_ran": pii is not None,
             "pii_entities_found": pii_totals(pii)[0] if pii else None,
             "pii_entities_residual": pii_totals(pii)[1] if pii else None,
-            "checks_passed": gate.get("passed"),
-            "checks_failed": gate.get("failed"),
+            "checks_passed": None if gate.get("stale") else gate.get("passed"),  # counts of another version of the data
+            "checks_failed": None if gate.get("stale") else gate.get("failed"),
         },
     }
 
