@@ -44,6 +44,11 @@ KNOWN_ENTITIES = frozenset(
     {*DEFAULT_ENTITIES, "LOCATION", "DATE_TIME", "NRP", "ORGANIZATION", "URL", "US_DRIVER_LICENSE", "US_BANK_NUMBER", "US_PASSPORT"}
     | {"MEDICAL_LICENSE", "UK_NHS", "MAC_ADDRESS", "UUID"}
 )
+# metadata columns whose values name people: a value shaped like a name there is a PERSON (curation/pii_rows.py)
+DEFAULT_PERSON_COLUMNS = (
+    "annotator", "author", "user", "username", "user_name", "name", "full_name", "reviewer", "rater", "labeler", "labeller",
+    "assignee", "owner", "customer", "customer_name", "agent", "agent_name", "created_by", "submitted_by", "contact",
+)  # fmt: skip
 # spaCy labels Presidio's shipped configuration ignores: numbers, money, products, laws...
 DEFAULT_LABELS_TO_IGNORE = (
     "ORGANIZATION",
@@ -130,6 +135,7 @@ class PiiConfig(_Strict):
     recognizers: list[RegexRecognizer] = Field(default_factory=list)
     phone_regions: list[str] = Field(default_factory=lambda: list(DEFAULT_PHONE_REGIONS))  # national formats recognised
     fields: dict[Kind, list[str]] = Field(default_factory=dict)  # per kind; default: every free-text field
+    person_columns: list[str] = Field(default_factory=lambda: list(DEFAULT_PERSON_COLUMNS))  # values shaped like names are PERSON
     scan_metadata: bool = True  # also string columns outside the kind's text (source, annotator...): later stage outputs keep them
     operator: Operator = "replace"
     operators: dict[str, Operator] = Field(default_factory=dict)  # per entity, e.g. {EMAIL_ADDRESS: hash}
@@ -241,7 +247,7 @@ def pii(df: pl.DataFrame, cfg: PiiConfig, ctx: StageContext) -> StageResult:
     from curation.pii_rows import numbered_people, row_context
 
     in_rows = row_context(cells, results, engine)  # names a row's other fields reveal
-    in_rows |= numbered_people(cells, results, in_rows)  # annotators stay distinct
+    in_rows |= numbered_people(cells, results, in_rows, cfg.person_columns)  # annotators stay distinct
     scrubbed = _rebuild(df, fields, results, in_rows)
     findings = _findings(df["id"], cells, results, in_rows)
     reasons = _drop_reasons(df["id"], findings, cfg)

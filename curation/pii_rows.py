@@ -5,7 +5,7 @@ The engine analyses each distinct text once, on its own. Two things only the row
 - a name found in one field or turn is a name in the row's other fields and turns too
   ("Sure Cornelius, ..." in the assistant's reply after the user signed "Cornelius
   Abernathy-Vane");
-- a value of a column that names a person (``annotator``, ``author``, ``reviewer``...)
+- a value of a column that names a person (``pii.person_columns``: ``annotator``, ``author``...)
   shaped like a personal name is one, though NER sees no context around it.
 
 ``row_context`` returns the cells whose findings grow, re-scrubbed (residual scan
@@ -31,10 +31,6 @@ if TYPE_CHECKING:
 
 Cell = tuple[int, str, str]  # (row index, field label, text)
 
-PERSON_COLUMNS = frozenset(
-    {"annotator", "author", "user", "username", "user_name", "name", "full_name", "reviewer", "rater", "labeler", "labeller"}
-    | {"assignee", "owner", "customer", "customer_name", "agent", "agent_name", "created_by", "submitted_by", "contact"}
-)
 _NAME_SHAPE = re.compile(r"[A-Z][A-Za-z'’.-]+(?: [A-Z][A-Za-z'’.-]*){1,3}")  # two to four capitalised words
 SCORE = 0.85  # as the per-text name repeats
 _NAME_PART = re.compile(r"[A-Z][a-z'’-]{2,}")  # as in pii_recognizers: the parts a repeat may use
@@ -72,7 +68,7 @@ def row_context(cells: list[Cell], results: dict[str, TextResult], engine: PiiEn
 def _name_column_span(field: str, text: str, spans: tuple[Span, ...], engine: PiiEngine) -> list[Span]:
     """The whole value of a person column, if it is shaped like a name and no finding covers it."""
     value = text.strip()
-    if field not in PERSON_COLUMNS or not _NAME_SHAPE.fullmatch(value) or engine.allowed(value):
+    if field not in engine.cfg.person_columns or not _NAME_SHAPE.fullmatch(value) or engine.allowed(value):
         return []
     start = text.index(value)
     if any(s.entity == "PERSON" and s.start <= start and start + len(value) <= s.end for s in spans):
@@ -85,7 +81,7 @@ def _name_parts(text: str, spans: list[Span]) -> set[str]:
 
 
 def numbered_people(
-    cells: list[Cell], results: dict[str, TextResult], in_rows: dict[tuple[int, str], TextResult]
+    cells: list[Cell], results: dict[str, TextResult], in_rows: dict[tuple[int, str], TextResult], person_columns: list[str]
 ) -> dict[tuple[int, str], TextResult]:
     """Person-column cells whose whole value was replaced, with a placeholder numbered per distinct value."""
     numbers: dict[tuple[str, str], int] = {}
@@ -94,7 +90,7 @@ def numbered_people(
     for i, f, t in cells:
         res = in_rows.get((i, f)) or results[t]
         value = t.strip()
-        if f not in PERSON_COLUMNS or len(res.spans) != 1 or res.operators[0] != "replace":
+        if f not in person_columns or len(res.spans) != 1 or res.operators[0] != "replace":
             continue
         span = res.spans[0]
         if t[span.start : span.end] != value:

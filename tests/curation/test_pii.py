@@ -173,6 +173,10 @@ def test_a_person_column_value_shaped_like_a_name_is_a_person(engines: dict[str,
     assert kept.kept["annotator"].to_list()[2] == "Leopold Wintergreen"
     masked = pii(df, PiiConfig(operators={"PERSON": "mask"}), ctx)
     assert masked.kept["annotator"].to_list()[0] == "*" * len(names[0])  # other operators apply as configured
+    sources = df.with_columns(pl.Series("source", ["web_form", "Wilhelmina Strudelhof", *["email"] * (n - 2)]))
+    declared = pii(sources, PiiConfig(person_columns=["source"]), ctx)  # a bare, unusual name NER cannot see
+    assert declared.kept["source"].to_list()[:3] == ["web_form", "<PERSON_1>", "email"]
+    assert declared.kept["annotator"].to_list()[0] == "Gertrude Vanderpool"  # no longer declared a person column
 
 
 def test_operators_per_entity(ctx: StageContext) -> None:
