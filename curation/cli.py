@@ -8,6 +8,7 @@ and the one place where library errors become a one-line message and an exit cod
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -117,11 +118,20 @@ def runs(root: Path, ledger: Path | None) -> None:
     path = ledger or root / "ledger.db"
     if not path.is_file():
         raise click.UsageError(f"no ledger at '{path}'; run `tuneprep run` first or pass `--ledger`")
-    rows = Ledger(path).rows("runs")
-    click.echo(f"{'run_id':40} {'status':10} {'kind':15} {'rows_in':>8} {'rows_out':>8}  dataset")
-    for r in rows:
+    ledger_db = Ledger(path)
+    checks = ledger_db.rows("checks")
+    click.echo(
+        f"{'started (UTC)':16}  {'run_id':32} {'status':10} {'kind':15} {'rows_in':>8} {'rows_out':>8}  {'checks':7} dataset       run_dir"
+    )
+    for r in ledger_db.rows("runs"):
+        # the last check of this run's dataset, as the gate reads it
+        verdicts = [
+            c["verdict"] for c in checks if c["run_id"] == r["run_id"] and c["dataset_fp"] == r["dataset_fp"] and c["at"] >= r["started"]
+        ]
+        started = time.strftime("%Y-%m-%d %H:%M", time.gmtime(r["started"]))
         click.echo(
-            f"{r['run_id']:40} {r['status']:10} {r['kind'] or '':15} {r['rows_in'] or 0:>8} {r['rows_out'] or 0:>8}  {(r['dataset_fp'] or '')[:12]}"
+            f"{started:16}  {r['run_id']:32} {r['status']:10} {r['kind'] or '':15} {r['rows_in'] or 0:>8} {r['rows_out'] or 0:>8}  "
+            f"{verdicts[-1] if verdicts else '-':7} {(r['dataset_fp'] or '')[:12]:13} {r['run_dir']}"
         )
 
 

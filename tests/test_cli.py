@@ -90,7 +90,13 @@ def test_run_prints_run_dir_last(tmp_path: Path, capsys: pytest.CaptureFixture[s
     )
     assert code == 0 and out.strip().splitlines()[-1] == str(tmp_path / "r")
     code, out, _ = _run(["runs", "--root", str(tmp_path)], capsys)
-    assert code == 0 and "succeeded" in out
+    header, row = out.strip().splitlines()
+    assert code == 0 and header.split()[:3] == ["started", "(UTC)", "run_id"]
+    cells = row.split()  # date, time, run_id, status, kind, rows_in, rows_out, checks, dataset, run_dir
+    assert cells[3] == "succeeded" and cells[7] == "-" and cells[9] == str(tmp_path / "r")  # not checked yet
+    assert _run(["check", str(tmp_path / "r")], capsys)[0] == 0
+    code, out, _ = _run(["runs", "--root", str(tmp_path)], capsys)
+    assert out.strip().splitlines()[-1].split()[7] == "pass"
 
 
 def _commands() -> list[str]:
