@@ -14,7 +14,7 @@ from typing import Any
 
 import polars as pl
 
-from curation.schema import Kind, detect_form
+from curation.schema import BALANCE_COLUMNS, Kind, detect_form
 
 ROLES = ("system", "user", "assistant")
 
@@ -134,7 +134,7 @@ def derive(df: pl.DataFrame, kind: Kind, *, residual_pii: int | None, tokenizer:
         )
     if "messages" in cols:
         exprs.append(_messages_issue("messages").alias("_messages_issue"))
-    if {"sample_weight", "repeat"} & set(cols):
+    if set(BALANCE_COLUMNS) & set(cols):
         exprs.append(_balance_issue(df.schema).alias("_balance_issue"))
     out = df.with_columns(exprs)
     if tokenizer is not None:

@@ -13,7 +13,7 @@ from typing import Any, Literal, get_args
 
 from curation.config import ChecksConfig
 from curation.rundir import sha256_json
-from curation.schema import NON_EMPTY, Kind, detect_form
+from curation.schema import BALANCE_COLUMNS, NON_EMPTY, Kind, detect_form
 
 Severity = Literal["critical", "warning"]
 SUITE_VERSION = 1  # bump when a default expectation changes meaning
@@ -177,7 +177,7 @@ def _content(b: _Builder, cfg: ChecksConfig, kind: Kind, columns: list[str], *, 
         b.add(
             "chosen_differs", "ExpectColumnValuesToBeInSet", "chosen differs from rejected", column="_chosen_eq_rejected", value_set=[False]
         )
-    if {"sample_weight", "repeat"} & set(columns):
+    if set(BALANCE_COLUMNS) & set(columns):
         b.add(
             "balance_columns",
             "ExpectColumnValuesToBeNull",

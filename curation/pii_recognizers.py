@@ -95,6 +95,7 @@ _NOT_IN_NAMES = re.compile(r"[\d_+=@/\\#<>|{}\[\]]")  # "ERR_CONNECTION_RESET", 
 _VERSION_BEFORE = re.compile(r"\b[A-Za-z]+[ -]?\d+(?:\.\d+)*[A-Za-z]?[ -]$")  # "Phi-3 Mini", "GPT-4 Turbo"
 _HONORIFIC_BEFORE = re.compile(r"\b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir|Dame|Rev)\.?\s+$")
 _SUFFIX_AFTER = re.compile(r"^,?\s+(?:Jr|Sr|II|III|IV|MD|PhD|DDS|DVM|Esq)\b\.?")
+NAME_REPEAT_SCORE = 0.85  # a later mention of a found name's part
 _NAME_PART = re.compile(r"[A-Z][a-z'’-]{2,}")
 
 
@@ -285,14 +286,28 @@ def _widen_name(text: str, s: Span) -> Span:
     return s._replace(start=start, end=end)
 
 
+def name_parts(text: str, spans: list[Span]) -> set[str]:
+    """The capitalised parts of the PERSON spans' values: what a later mention of the name may use."""
+    return {m.group() for s in spans if s.entity == "PERSON" for m in _NAME_PART.finditer(text, s.start, s.end)}
+
+
+def whole_words(words: set[str]) -> re.Pattern[str]:
+    """A pattern matching any of ``words`` as a whole word."""
+    return re.compile(r"\b(?:" + "|".join(sorted(map(re.escape, words))) + r")\b")
+
+
 def _name_repeats(text: str, people: list[Span]) -> list[Span]:
     """Other whole-word mentions of a found name's parts ("Hi Maria" after "Maria Lopez")."""
-    parts = {m.group() for s in people if s.entity == "PERSON" for m in _NAME_PART.finditer(text, s.start, s.end)}
+    parts = name_parts(text, people)
     if not parts:
         return []
     covered = [(s.start, s.end) for s in people]
-    found = re.finditer(r"\b(?:" + "|".join(sorted(map(re.escape, parts))) + r")\b", text)
-    return [Span(m.start(), m.end(), "PERSON", 0.85, "NameRepeat") for m in found if not any(a <= m.start() < b for a, b in covered)]
+    found = whole_words(parts).finditer(text)
+    return [
+        Span(m.start(), m.end(), "PERSON", NAME_REPEAT_SCORE, "NameRepeat")
+        for m in found
+        if not any(a <= m.start() < b for a, b in covered)
+    ]
 
 
 def resolve(spans: list[Span], text: str) -> list[Span]:

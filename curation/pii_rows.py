@@ -24,7 +24,8 @@ import re
 from collections import defaultdict
 from typing import TYPE_CHECKING
 
-from curation.pii_recognizers import Span, resolve
+from curation.pii_recognizers import NAME_REPEAT_SCORE as SCORE
+from curation.pii_recognizers import Span, name_parts, resolve, whole_words
 
 if TYPE_CHECKING:
     from curation.pii_engine import PiiEngine, TextResult
@@ -32,8 +33,6 @@ if TYPE_CHECKING:
 Cell = tuple[int, str, str]  # (row index, field label, text)
 
 _NAME_SHAPE = re.compile(r"[A-Z][A-Za-z'’.-]+(?: [A-Z][A-Za-z'’.-]*){1,3}")  # two to four capitalised words
-SCORE = 0.85  # as the per-text name repeats
-_NAME_PART = re.compile(r"[A-Z][a-z'’-]{2,}")  # as in pii_recognizers: the parts a repeat may use
 
 
 def row_context(cells: list[Cell], results: dict[str, TextResult], engine: PiiEngine) -> dict[tuple[int, str], TextResult]:
@@ -47,10 +46,10 @@ def row_context(cells: list[Cell], results: dict[str, TextResult], engine: PiiEn
     texts: dict[tuple[int, str], str] = {}
     for row_cells in rows.values():
         extra = {(i, f): _name_column_span(f, t, results[t].spans, engine) for i, f, t in row_cells}
-        parts = {p for i, f, t in row_cells for p in _name_parts(t, [*results[t].spans, *extra[i, f]])}
+        parts = {p for i, f, t in row_cells for p in name_parts(t, [*results[t].spans, *extra[i, f]])}
         if not parts or (len(row_cells) < 2 and not any(extra.values())):
             continue
-        repeat = re.compile(r"\b(?:" + "|".join(sorted(map(re.escape, parts))) + r")\b")
+        repeat = whole_words(parts)
         for i, f, t in row_cells:
             spans = [*results[t].spans, *extra[i, f]]
             added = extra[i, f] + [
@@ -74,10 +73,6 @@ def _name_column_span(field: str, text: str, spans: tuple[Span, ...], engine: Pi
     if any(s.entity == "PERSON" and s.start <= start and start + len(value) <= s.end for s in spans):
         return []
     return [Span(start, start + len(value), "PERSON", SCORE, "NameColumn")]
-
-
-def _name_parts(text: str, spans: list[Span]) -> set[str]:
-    return {m.group() for s in spans if s.entity == "PERSON" for m in _NAME_PART.finditer(text, s.start, s.end)}
 
 
 def numbered_people(

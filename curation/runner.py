@@ -37,12 +37,10 @@ from curation.rundir import (
     write_json,
     write_parquet,
 )
-from curation.schema import Kind, kind_columns
+from curation.schema import BALANCE_COLUMNS, Kind, kind_columns
 from curation.stage import StageContext, StageResult
 from curation.stages import STAGES, resume_inputs, stage_function
 
-# Columns a stage may add that training and export honour (balance's rebalancing).
-TRAINING_COLUMNS = ("sample_weight", "repeat")
 FORMAT_VERSION = 2  # bump when a stage's on-disk output changes meaning, to invalidate resumes
 Log = Callable[[str], None]
 
@@ -371,7 +369,7 @@ def _finish(
     entries: list[dict[str, Any]],
     quarantines: list[pl.DataFrame],
 ) -> RunResult:
-    weights = [c for c in TRAINING_COLUMNS if c in df.columns and df[c].null_count() < df.height]
+    weights = [c for c in BALANCE_COLUMNS if c in df.columns and df[c].null_count() < df.height]
     dataset = df.select(kind_columns(kind, df.columns) + weights)
     write_parquet(run_dir / DATASET, dataset)
     ingest_q = pl.read_parquet(run_dir / "stages/00-ingest/quarantine_full.parquet")

@@ -64,6 +64,8 @@ FORMS: dict[Kind, tuple[Form, ...]] = {
 }
 
 # Free-text columns that must not be empty when present (a label or winner may be short).
+# Columns the balance stage adds that the dataset keeps and training, the gate and exports honour.
+BALANCE_COLUMNS = ("sample_weight", "repeat")
 NON_EMPTY = {"text", "prompt", "completion", "response", "response_a", "response_b", "chosen", "rejected"}
 
 

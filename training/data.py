@@ -32,6 +32,7 @@ import polars as pl
 import torch
 
 from curation.errors import SchemaError
+from curation.schema import BALANCE_COLUMNS
 
 Task = Literal["sft", "cpt", "classify", "dpo"]
 IGNORE = -100
@@ -223,7 +224,6 @@ def pair(tokenizer: Any, prompt: str, chosen: str, rejected: str, max_length: in
 
 
 # ---------------------------------------------------------------------------- balance columns
-BALANCE_COLUMNS = ("sample_weight", "repeat")  # written by the balance stage (docs/balance.md)
 _TURN_OFF = "or set `train.balance_weights: false` to ignore the balance columns"
 
 
