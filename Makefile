@@ -33,7 +33,7 @@ typecheck: $(BIN)/.installed
 	$(BIN)/mypy
 
 bench: $(BIN)/.installed
-	$(BIN)/python tests/benchmarks/bench_dedup.py
+	$(BIN)/python -m tests.benchmarks.bench_dedup
 
 clean-venv:
 	rm -rf $(VENV)

@@ -14,7 +14,7 @@ from typing import Any
 
 import polars as pl
 
-from curation.schema import BALANCE_COLUMNS, Kind, detect_form
+from curation.core.schema import BALANCE_COLUMNS, Kind, detect_form
 
 ROLES = ("system", "user", "assistant")
 

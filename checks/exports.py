@@ -24,9 +24,18 @@ import polars as pl
 import yaml
 
 from checks.gate import require_pass
-from curation.errors import ConfigError, GateFailed
-from curation.rundir import DATASET, atomic_dir, export_files, frame_fingerprint, load_dataset, read_manifest, update_manifest, write_json
-from curation.schema import Kind, detect_form
+from curation.core.errors import ConfigError, GateFailed
+from curation.core.rundir import (
+    DATASET,
+    atomic_dir,
+    export_files,
+    frame_fingerprint,
+    load_dataset,
+    read_manifest,
+    update_manifest,
+    write_json,
+)
+from curation.core.schema import Kind, detect_form
 
 Format = Literal["bedrock-ft", "bedrock-cpt", "bedrock-conversation", "openai-chat", "hf", "parquet"]
 FORMATS: tuple[str, ...] = get_args(Format)

@@ -21,10 +21,10 @@ from checks.derive import derive, text_columns
 from checks.gx import validate
 from checks.results import CheckResult, to_outcome, verdict_of
 from checks.suites import build_suite, suite_fingerprint
-from curation.config import ChecksConfig, PipelineConfig, parse_config
-from curation.errors import ConfigError, GateFailed, RunError
-from curation.ledger import run_ledger
-from curation.rundir import (
+from curation.core.config import ChecksConfig, PipelineConfig, parse_config
+from curation.core.errors import ConfigError, GateFailed, RunError
+from curation.core.ledger import run_ledger
+from curation.core.rundir import (
     DATASET,
     atomic_dir,
     file_fingerprint,

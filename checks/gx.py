@@ -18,7 +18,7 @@ from typing import Any
 import polars as pl
 
 from checks.suites import Spec
-from curation.errors import ConfigError
+from curation.core.errors import ConfigError
 
 SITE = "tuneprep"
 SAMPLE = 10  # offending ids (and values) kept per failed expectation

@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, get_args
 
-from curation.config import ChecksConfig
-from curation.rundir import sha256_json
-from curation.schema import BALANCE_COLUMNS, NON_EMPTY, Kind, detect_form
+from curation.core.config import ChecksConfig
+from curation.core.rundir import sha256_json
+from curation.core.schema import BALANCE_COLUMNS, NON_EMPTY, Kind, detect_form
 
 Severity = Literal["critical", "warning"]
 SUITE_VERSION = 1  # bump when a default expectation changes meaning

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from curation.errors import TuneprepError
+from curation.core.errors import TuneprepError
 
 QUIET = click.option("--quiet", "-q", is_flag=True, help="No progress bars or stage summaries.")
 
@@ -59,11 +59,11 @@ def demo(out: Path, kinds: tuple[str, ...], scale: float, quiet: bool) -> None:
       tuneprep demo --out /tmp/demo --kind classification
     """
     from checks.gate import run_checks
-    from curation.config import load_config
+    from curation.core.config import load_config
+    from curation.core.errors import GateFailed
+    from curation.core.runner import run_pipeline
     from curation.demo import DEMO_KINDS, write_demo
-    from curation.errors import GateFailed
     from curation.report import build_report
-    from curation.runner import run_pipeline
 
     configs = write_demo(out, kinds=kinds or DEMO_KINDS, scale=scale)
     failed = []
@@ -93,9 +93,9 @@ def run(config: Path, out: Path | None, quiet: bool) -> None:
     Example:
       tuneprep run pipeline.yaml --out runs/tickets-2026-11
     """
-    from curation.config import load_config
+    from curation.core.config import load_config
+    from curation.core.runner import run_pipeline
     from curation.report import build_report
-    from curation.runner import run_pipeline
 
     result = run_pipeline(load_config(config), out_dir=out, config_name=config.stem, quiet=quiet)
     click.echo(f"{result.summary()}; dataset {result.dataset_fingerprint[:12]}", err=True)
@@ -113,7 +113,7 @@ def runs(root: Path, ledger: Path | None) -> None:
     Example:
       tuneprep runs --root runs
     """
-    from curation.ledger import Ledger
+    from curation.core.ledger import Ledger
 
     path = ledger or root / "ledger.db"
     if not path.is_file():
@@ -149,7 +149,7 @@ def check(run_dir: Path) -> None:
       tuneprep check runs/tickets-2026-11
     """
     from checks.gate import run_checks
-    from curation.errors import GateFailed
+    from curation.core.errors import GateFailed
 
     result = run_checks(run_dir)
     for line in result.lines:
@@ -258,7 +258,7 @@ def clean(run_dir: Path) -> None:
     Example:
       tuneprep clean runs/tickets-2026-11
     """
-    from curation.rundir import clean_sensitive
+    from curation.core.rundir import clean_sensitive
 
     removed = clean_sensitive(run_dir)
     click.echo(f"removed {len(removed)} sensitive files from {run_dir}")

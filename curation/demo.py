@@ -15,7 +15,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from curation.rundir import write_bytes
+from curation.core.rundir import write_bytes
 
 DEMO_KINDS = ("classification", "instruction", "ratings", "text")
 CLASS_SHARES = {"billing": 0.36, "technical": 0.26, "account": 0.18, "shipping": 0.12, "feedback": 0.08}

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from curation.errors import ConfigError
-from curation.stage import StageContext
+from curation.core.errors import ConfigError
+from curation.core.stage import StageContext
 
 DEFAULT_MODEL = "embedded:all-MiniLM-L6-v2"
 

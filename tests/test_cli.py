@@ -6,9 +6,9 @@ import re
 from pathlib import Path
 
 import pytest
-from jsonl_files import write_jsonl
 
 from curation.cli import cli, main
+from tests.data.jsonl_files import write_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -19,10 +19,10 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from curation.config import TrainConfig, format_error
-from curation.errors import ConfigError, GateFailed
-from curation.ledger import run_ledger
-from curation.rundir import frame_fingerprint, load_dataset, read_manifest, sha256_json, update_manifest
+from curation.core.config import TrainConfig, format_error
+from curation.core.errors import ConfigError, GateFailed
+from curation.core.ledger import run_ledger
+from curation.core.rundir import frame_fingerprint, load_dataset, read_manifest, sha256_json, update_manifest
 
 TASK_FOR_KIND = {"instruction": "sft", "text": "cpt", "classification": "classify", "preference": "dpo"}
 Log = Callable[[str], None]
@@ -180,7 +180,7 @@ def _run_job(
     """Load, tokenise, train, write. Returns (metrics, model name)."""
     import torch
 
-    from curation.progress import make_progress_factory
+    from curation.core.progress import make_progress_factory
     from training.data import prepare
     from training.loop import Job, fit
     from training.models import add_lora, load_model, load_tokenizer

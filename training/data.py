@@ -31,8 +31,8 @@ import numpy as np
 import polars as pl
 import torch
 
-from curation.errors import SchemaError
-from curation.schema import BALANCE_COLUMNS
+from curation.core.errors import SchemaError
+from curation.core.schema import BALANCE_COLUMNS
 
 Task = Literal["sft", "cpt", "classify", "dpo"]
 IGNORE = -100

@@ -30,9 +30,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from curation.config import TrainConfig
-from curation.errors import RunError
-from curation.rundir import atomic_dir, write_json
+from curation.core.config import TrainConfig
+from curation.core.errors import RunError
+from curation.core.rundir import atomic_dir, write_json
 from training.data import IGNORE, Labelled, Pair, Prepared, Row, Task, collate, take
 from training.dpo import dpo_loss, reference_logps, sequence_logps, token_logps, with_reference
 from training.models import causal_parts, load_trainable_state, trainable_state

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from curation.errors import ConfigError
+from curation.core.errors import ConfigError
 from training.data import Task
 
 EMBEDDED_LM = "embedded:SmolLM2-135M-Instruct"

@@ -14,8 +14,8 @@ from typing import Any
 
 import yaml
 
-from curation.config import TrainConfig
-from curation.rundir import atomic_dir, write_bytes, write_json
+from curation.core.config import TrainConfig
+from curation.core.rundir import atomic_dir, write_bytes, write_json
 from training.models import save_model
 
 _METRIC_ORDER = ("loss", "perplexity", "accuracy", "f1_macro", "preference_accuracy", "reward_margin")

@@ -17,8 +17,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from curation.core.rundir import write_bytes, write_json
 from curation.report.model import REPORT_FORMAT, load_run
-from curation.rundir import write_bytes, write_json
 
 REPORT_DIR = "report"
 

@@ -21,9 +21,9 @@ from typing import Any
 import polars as pl
 import yaml
 
-from curation.errors import RunError
+from curation.core.errors import RunError
+from curation.core.rundir import DATASET, file_fingerprint, read_manifest
 from curation.report.safety import sanitize_svg, scrub_value
-from curation.rundir import DATASET, file_fingerprint, read_manifest
 
 REPORT_FORMAT = 2  # bump when report.json changes shape
 
@@ -52,7 +52,7 @@ class DatasetFile:
     path: str  # relative to the run directory
     rows: int
     schema: dict[str, pl.DataType]
-    fingerprint: str  # curation.rundir.file_fingerprint, the one export and train compare with the validated one
+    fingerprint: str  # curation.core.rundir.file_fingerprint, the one export and train compare with the validated one
 
 
 @dataclass(frozen=True)

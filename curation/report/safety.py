@@ -3,7 +3,7 @@
 Three rules. Strings that may echo the data (labels, facet values, a stage's string
 metrics) go through ``scrub_value``, which masks e-mail addresses, URLs, phone-like
 digit runs and other long numbers. Sample texts are shown only through the PII stage's
-own masking (``curation.pii.scrub_texts``) followed by ``scrub_value``; when that is not
+own masking (``curation.stages.pii.stage.scrub_texts``) followed by ``scrub_value``; when that is not
 available no sample text is shown at all. SVG charts written by stages are parsed and
 re-serialised without scripts, event handlers, foreign objects or external references,
 so the page makes no request and runs no code.
@@ -68,14 +68,14 @@ def mask_samples(texts: Sequence[str], pii_options: Mapping[str, Any] | None = N
             run's operator, since a report shows samples, not data.
     """
     try:
-        from curation import pii
+        from curation.stages.pii import stage as pii
     except ImportError:
         return None
     if not (hasattr(pii, "scrub_texts") and hasattr(pii, "PiiConfig")):
         return None
     if not texts:
         return []
-    from curation.stage import StageContext
+    from curation.core.stage import StageContext
 
     options = {**(pii_options or {}), "operator": "replace", "operators": {}}
     cfg = pii.PiiConfig(**options)

@@ -8,7 +8,7 @@ the same data in the same process:
   masks over a pandas frame, the way smclarify computes them;
 - Vendi score on the d x d Gram matrix (ours) vs the n x n kernel of the original paper.
 
-Usage: ``.venv/bin/python tests/benchmarks/bench_balance.py [--rows 100000] [--max-embed 5000]``
+Usage: ``.venv/bin/python -m tests.benchmarks.bench_balance [--rows 100000] [--max-embed 5000]``
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from curation import bias_metrics as bm
-from curation.balance import BalanceConfig, balance, clarify_stats
-from curation.stage import StageContext
+from curation.core.stage import StageContext
+from curation.stages.balance import bias_metrics as bm
+from curation.stages.balance.stage import BalanceConfig, balance, clarify_stats
 
 TOPICS = {
     "billing": [

@@ -7,7 +7,7 @@ expectations on raw columns (uniqueness of the raw text instead of its hash, cha
 length instead of token count; no class-share checks), i.e. what validating with GX
 alone costs. Same data, same process, one table with the ratio.
 
-    .venv/bin/python tests/benchmarks/bench_checks.py [--rows 1000000]
+    .venv/bin/python -m tests.benchmarks.bench_checks [--rows 1000000]
 """
 
 from __future__ import annotations
@@ -56,9 +56,9 @@ def synthetic(n: int) -> pl.DataFrame:
 
 def make_run(root: Path, df: pl.DataFrame) -> Path:
     """A real run made by the runner on a tiny input, its dataset then replaced by ``df``."""
-    from curation.config import parse_config
-    from curation.rundir import DATASET, write_parquet
-    from curation.runner import run_pipeline
+    from curation.core.config import parse_config
+    from curation.core.rundir import DATASET, write_parquet
+    from curation.core.runner import run_pipeline
 
     data = root / "tiny.jsonl"
     data.write_text("".join(json.dumps({"id": f"t{k}", "text": f"tiny {k}", "label": "billing"}) + "\n" for k in range(3)))
@@ -106,7 +106,7 @@ def main() -> None:
 
     checks.gx._import_gx()
     from checks.gate import require_pass, run_checks
-    from curation.config import ChecksConfig
+    from curation.core.config import ChecksConfig
 
     t_import = time.perf_counter() - t0
     df = synthetic(args.rows)

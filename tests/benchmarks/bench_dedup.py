@@ -1,7 +1,7 @@
 """Benchmark: the dedup stage against a plain datasketch loop on the same documents.
 
-    .venv/bin/python tests/benchmarks/bench_dedup.py            # 100k docs, then 1M (minutes)
-    .venv/bin/python tests/benchmarks/bench_dedup.py --n 20000 --skip-1m
+    .venv/bin/python -m tests.benchmarks.bench_dedup            # 100k docs, then 1M (minutes)
+    .venv/bin/python -m tests.benchmarks.bench_dedup --n 20000 --skip-1m
 
 Both sides get the generated near-duplicate corpus of ``dedup_data`` (about 2 KB per
 document) and the same normalisation and shingling (word bigrams, 128 permutations,
@@ -22,16 +22,12 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import resource
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import polars as pl
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def _rss_mb() -> float:
@@ -49,8 +45,8 @@ def _cpu_s() -> float:
 
 
 def _ours(path: str, workers: int | None) -> dict[str, Any]:
-    from curation.dedup import DedupConfig, dedup
-    from curation.stage import StageContext
+    from curation.core.stage import StageContext
+    from curation.stages.dedup.stage import DedupConfig, dedup
 
     df = pl.read_parquet(path)
     cfg = DedupConfig(workers=workers)
@@ -74,7 +70,7 @@ def _ours(path: str, workers: int | None) -> dict[str, Any]:
 def _baseline(path: str) -> dict[str, Any]:
     from datasketch import MinHash, MinHashLSH
 
-    from curation.minhash import normalize, reference_shingles
+    from curation.stages.dedup.minhash import normalize, reference_shingles
 
     df = pl.read_parquet(path)
     before, cpu0 = _rss_mb(), _cpu_s()
@@ -101,7 +97,7 @@ def _in_child(fn: Any, *args: Any) -> dict[str, Any]:
 
 
 def _corpus(n: int, folder: Path) -> tuple[str, pl.DataFrame]:
-    from dedup_data import generate
+    from tests.data.dedup_data import generate
 
     t0 = time.perf_counter()
     df, truth = generate(n, seed=2026)
@@ -115,7 +111,7 @@ def _corpus(n: int, folder: Path) -> tuple[str, pl.DataFrame]:
 
 
 def _row(name: str, n: int, res: dict[str, Any], truth: pl.DataFrame) -> dict[str, Any]:
-    from dedup_data import score
+    from tests.data.dedup_data import score
 
     s = score(res["findings"], truth, res["kept"])
     return {

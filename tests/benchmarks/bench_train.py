@@ -10,8 +10,8 @@ memory (CUDA allocator peak, or peak RSS on CPU).
 Without CUDA the script still runs, on a tiny 2-layer Llama (hidden 64) with short blocks,
 and says so: those numbers check the harness, not the speed claim.
 
-    .venv/bin/python tests/benchmarks/bench_train.py                # defaults per device
-    .venv/bin/python tests/benchmarks/bench_train.py --steps 30 --batch-size 8 --seq 2048
+    .venv/bin/python -m tests.benchmarks.bench_train                # defaults per device
+    .venv/bin/python -m tests.benchmarks.bench_train --steps 30 --batch-size 8 --seq 2048
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Any
 import polars as pl
 import torch
 
-from curation.config import TrainConfig
+from curation.core.config import TrainConfig
 from training.data import Prepared, Row, collate_rows, conversations, pack, sft_row
 from training.loop import Job, fit
 from training.models import EMBEDDED_LM, add_lora, load_model, load_tokenizer

@@ -1,6 +1,6 @@
 """Label audit benchmark: flagged rows against the labels damaged on purpose.
 
-Run: ``.venv/bin/python tests/benchmarks/eval_label_audit.py`` (add ``--help`` for sizes).
+Run: ``.venv/bin/python -m tests.benchmarks.eval_label_audit`` (add ``--help`` for sizes).
 
 On generated support tickets (``label_data.py``: six classes, varied wording, 5-10% of
 labels flipped, spelling variants, exact-text conflicts) it scores, in one run and on
@@ -23,11 +23,11 @@ import time
 
 import numpy as np
 import polars as pl
-from label_data import generate
 
-from curation.confident_learning import out_of_fold_probs, tfidf_features
-from curation.label_audit import LabelAuditConfig, label_audit
-from curation.stage import StageContext
+from curation.core.stage import StageContext
+from curation.stages.label_audit.confident_learning import out_of_fold_probs, tfidf_features
+from curation.stages.label_audit.stage import LabelAuditConfig, label_audit
+from tests.data.label_data import generate
 
 FLAGGED = ("label_mislabel", "label_conflict", "label_missing", "label_unknown")
 

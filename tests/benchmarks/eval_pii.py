@@ -1,7 +1,7 @@
 """Evaluation: the `pii` stage against Presidio's defaults, accuracy and speed, same texts, one run.
 
-    .venv/bin/python tests/benchmarks/eval_pii.py            # 1,000 texts
-    .venv/bin/python tests/benchmarks/eval_pii.py --n 3000 --seed 11
+    .venv/bin/python -m tests.benchmarks.eval_pii            # 1,000 texts
+    .venv/bin/python -m tests.benchmarks.eval_pii --n 3000 --seed 11
 
 The corpus (``pii_corpus``) is Faker values in six templates (support tickets, emails,
 chat turns, forms, notes, log lines) with decoys that look like PII but are not.
@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -38,14 +37,10 @@ from typing import Any
 
 import polars as pl
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from pii_corpus import Sample, make_corpus
-
-from curation.pii import PiiConfig, pii
-from curation.pii_engine import offline_presidio
-from curation.stage import StageContext
+from curation.core.stage import StageContext
+from curation.stages.pii.engine import offline_presidio
+from curation.stages.pii.stage import PiiConfig, pii
+from tests.data.pii_corpus import Sample, make_corpus
 
 TARGETS = {
     "EMAIL_ADDRESS": 0.99,
@@ -202,7 +197,7 @@ def main() -> None:
     ours_out, ours_spans = run_ours(texts, ctx, cfg)
     print_accuracy(score(corpus, ours_out, ours_spans), score(corpus, base_out, base_spans), len(texts))
 
-    from curation.pii import _engine  # the stage's engine, to time analyze + anonymize alone
+    from curation.stages.pii.stage import _engine  # the stage's engine, to time analyze + anonymize alone
 
     engine = _engine(cfg, ctx)
     contenders = [

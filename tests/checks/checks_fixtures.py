@@ -9,9 +9,9 @@ from typing import Any
 
 import polars as pl
 
-from curation.config import parse_config
-from curation.rundir import DATASET, update_manifest, write_parquet
-from curation.runner import run_pipeline
+from curation.core.config import parse_config
+from curation.core.rundir import DATASET, update_manifest, write_parquet
+from curation.core.runner import run_pipeline
 
 LABELS = ("billing", "technical")
 TOPICS = ("refund", "router", "invoice", "firmware", "password", "parcel", "upgrade", "warranty", "cable", "login")

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from checks.derive import derive, text_columns
-from curation.schema import MESSAGE
+from curation.core.schema import MESSAGE
 
 MSGS = pl.List(MESSAGE)
 

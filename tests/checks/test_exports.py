@@ -8,15 +8,15 @@ from pathlib import Path
 import polars as pl
 import pytest
 import yaml
-from checks_fixtures import TOPICS, classification_rows, copy_run, make_run, messages_rows, preference_rows
 from polars.testing import assert_frame_equal
 
 from checks.exports import _GB, _check_files, assign_splits, export, read_export
 from checks.gate import run_checks
 from curation.cli import main
-from curation.config import parse_config
-from curation.errors import ConfigError, GateFailed
-from curation.rundir import DATASET, read_manifest
+from curation.core.config import parse_config
+from curation.core.errors import ConfigError, GateFailed
+from curation.core.rundir import DATASET, read_manifest
+from tests.checks.checks_fixtures import TOPICS, classification_rows, copy_run, make_run, messages_rows, preference_rows
 
 
 def _instruction_rows(n: int = 12) -> list[dict[str, str]]:
@@ -160,8 +160,8 @@ def test_export_refuses_what_the_gate_refuses_unless_unvalidated(tmp_path: Path,
 
 
 def test_exports_of_a_run_without_pii_are_sensitive_and_cleaned(tmp_path: Path) -> None:
-    from curation.rundir import clean_sensitive
-    from curation.runner import run_pipeline
+    from curation.core.rundir import clean_sensitive
+    from curation.core.runner import run_pipeline
 
     run = make_run(tmp_path, classification_rows(12), name="raw")
     result = export(run, "openai-chat", unvalidated=True)

@@ -9,7 +9,14 @@ from typing import Any
 
 import polars as pl
 import pytest
-from checks_fixtures import (
+
+from checks.gate import GateInfo, require_pass, run_checks
+from curation.cli import main
+from curation.core.config import ChecksConfig, CustomExpectation
+from curation.core.errors import ConfigError, GateFailed
+from curation.core.ledger import Ledger, ledger_path_for
+from curation.core.rundir import DATASET, read_manifest, write_parquet
+from tests.checks.checks_fixtures import (
     LABELS,
     add_pii_stats,
     classification_rows,
@@ -20,13 +27,6 @@ from checks_fixtures import (
     preference_rows,
     text_of,
 )
-
-from checks.gate import GateInfo, require_pass, run_checks
-from curation.cli import main
-from curation.config import ChecksConfig, CustomExpectation
-from curation.errors import ConfigError, GateFailed
-from curation.ledger import Ledger, ledger_path_for
-from curation.rundir import DATASET, read_manifest, write_parquet
 
 Edit = Callable[[pl.DataFrame], pl.DataFrame]
 
@@ -323,9 +323,9 @@ def test_demo_corpus_curated_with_dedup_passes_the_gate(tmp_path: Path, capsys: 
     """Acceptance 1 on the messy demo corpus: once exact duplicates are removed, the default suite passes."""
     import yaml
 
-    from curation.config import parse_config
+    from curation.core.config import parse_config
+    from curation.core.runner import run_pipeline
     from curation.demo import write_demo
-    from curation.runner import run_pipeline
 
     config = write_demo(tmp_path, kinds=("classification",), scale=0.05)["classification"]
     data = yaml.safe_load(config.read_text())
@@ -357,8 +357,8 @@ def test_residual_pii_is_read_from_the_real_pii_stage(tmp_path: Path) -> None:
 
 
 def test_run_checks_accepts_a_relative_run_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from curation.config import parse_config
-    from curation.runner import run_pipeline
+    from curation.core.config import parse_config
+    from curation.core.runner import run_pipeline
 
     data = tmp_path / "in.jsonl"
     data.write_text("\n".join(f'{{"text": "ticket {i} about a refund", "label": "{"ab"[i % 2]}"}}' for i in range(6)) + "\n")

@@ -7,8 +7,8 @@ import typing
 import pytest
 
 from checks.suites import CHECKS, build_suite, suite_fingerprint
-from curation.config import ChecksConfig, CustomExpectation, parse_config
-from curation.errors import ConfigError
+from curation.core.config import ChecksConfig, CustomExpectation, parse_config
+from curation.core.errors import ConfigError
 
 CLS = ["id", "text", "label"]
 

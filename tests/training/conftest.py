@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 import torch
-from tiny import build_tokenizer, tiny_llama
+
+from tests.training.tiny import build_tokenizer, tiny_llama
 
 
 @pytest.fixture(autouse=True)

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 import yaml
-from tiny import label_rows
 
 from checks.gate import run_checks
-from curation.ledger import Ledger, ledger_path_for
-from curation.rundir import load_dataset, read_manifest
+from curation.core.ledger import Ledger, ledger_path_for
+from curation.core.rundir import load_dataset, read_manifest
+from tests.training.tiny import label_rows
 from training.api import train
 from training.data import split_indices
 

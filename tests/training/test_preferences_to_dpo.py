@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tiny import COLOURS
-
 from checks.gate import run_checks
-from curation.config import parse_config
-from curation.rundir import load_dataset
-from curation.runner import run_pipeline
+from curation.core.config import parse_config
+from curation.core.rundir import load_dataset
+from curation.core.runner import run_pipeline
+from tests.training.tiny import COLOURS
 from training.api import train
 
 

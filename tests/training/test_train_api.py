@@ -15,12 +15,12 @@ import polars as pl
 import pytest
 import yaml
 from safetensors.torch import load_file
-from tiny import label_rows, pair_rows, qa_rows, text_rows
 
-from curation.config import parse_config
-from curation.errors import ConfigError, GateFailed
-from curation.ledger import Ledger, ledger_path_for
-from curation.rundir import read_manifest
+from curation.core.config import parse_config
+from curation.core.errors import ConfigError, GateFailed
+from curation.core.ledger import Ledger, ledger_path_for
+from curation.core.rundir import read_manifest
+from tests.training.tiny import label_rows, pair_rows, qa_rows, text_rows
 from training.api import train
 
 Maker = Callable[..., Path]
@@ -30,7 +30,7 @@ Maker = Callable[..., Path]
 def checked_run(tmp_path: Path) -> Maker:
     """``checked_run(rows, kind, train={...}, checks={...}) -> run dir``: the real pipeline, then the real checks."""
     from checks.gate import run_checks
-    from curation.runner import run_pipeline
+    from curation.core.runner import run_pipeline
 
     def make(rows: list[dict[str, Any]], kind: str, *, name: str = "run", **sections: Any) -> Path:
         data = tmp_path / "data" / f"{name}.jsonl"

@@ -10,9 +10,9 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tiny import label_rows, pair_rows, qa_rows, text_rows
 
-from curation.errors import SchemaError
+from curation.core.errors import SchemaError
+from tests.training.tiny import label_rows, pair_rows, qa_rows, text_rows
 from training.data import (
     IGNORE,
     Row,

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 import torch
-from tiny import pair_rows
 
+from tests.training.tiny import pair_rows
 from training.data import collate_pairs, pair
 from training.dpo import dpo_loss, reference_logps, sequence_logps
 from training.models import add_lora, load_model

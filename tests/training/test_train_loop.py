@@ -12,10 +12,10 @@ from typing import Any
 import polars as pl
 import pytest
 import torch
-from tiny import label_rows, pair_rows, qa_rows, text_rows
 
-from curation.config import TrainConfig
-from curation.errors import RunError
+from curation.core.config import TrainConfig
+from curation.core.errors import RunError
+from tests.training.tiny import label_rows, pair_rows, qa_rows, text_rows
 from training.data import IGNORE, Prepared, collate, collate_labelled, collate_rows, cpt_rows, pack, prepare
 from training.loop import Job, backward_step, fit, get_lr, load_checkpoint, loss_step, save_checkpoint, units
 from training.models import add_lora, load_model, load_tokenizer, trainable_state

@@ -11,9 +11,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from curation.core.rundir import DATASET
 from curation.report.model import RunFiles, rounded
 from curation.report.safety import scrub_value
-from curation.rundir import DATASET
 
 _IDS = re.compile(r"\s*\(ids?:[^)]*\)?")  # offending row ids: in the Data Docs, noise on a one-page summary
 _PASS = {"pass", "passed", "success", "succeeded", "ok", "true"}

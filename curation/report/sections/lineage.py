@@ -8,9 +8,9 @@ from typing import Any
 import polars as pl
 import yaml
 
+from curation.core.schema import FORMS, detect_form
 from curation.report.model import RunFiles
 from curation.report.render import esc, kv, md_kv, md_table, num, table
-from curation.schema import FORMS, detect_form
 
 ID = "lineage"
 TITLE = "Lineage"
@@ -107,7 +107,7 @@ def feature_type(dtype: Any) -> dict[str, Any]:
 
 
 def features(kind: Any, columns: list[str], schema: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-    """Each dataset column with its type: from the file's ``schema``, else from the record kind's contract (``curation.schema``)."""
+    """Each dataset column with its type: from the file's ``schema``, else from the record kind's contract (``curation.core.schema``)."""
     types: dict[str, Any] = {"id": pl.String()}
     if kind in FORMS:
         types.update(detect_form(kind, columns).columns)

