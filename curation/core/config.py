@@ -12,17 +12,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from curation.core.errors import ConfigError
+from curation.core.options import Strict
 from curation.core.registry import STAGES, stage_config_class
 from curation.core.schema import Kind
-
-
-class Strict(BaseModel):
-    """Base for every config section: frozen, unknown keys rejected."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class InputConfig(Strict):

@@ -19,9 +19,10 @@ from typing import Any, Literal
 
 import numpy as np
 import polars as pl
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import field_validator, model_validator
 
 from curation.core.errors import ConfigError
+from curation.core.options import Strict
 from curation.core.stage import empty_like, with_reason
 from curation.stages.balance.representativeness import mask_value
 
@@ -29,10 +30,8 @@ MISSING = "<missing>"  # the facet value of rows whose facet column is null
 _KEY, _RANK = "__rebalance_key", "__rebalance_rank"
 
 
-class TargetConfig(BaseModel):
+class TargetConfig(Strict):
     """The distribution to aim at for one facet."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     facet: str = "label"  # the column whose distribution is targeted
     shares: dict[str, float] | Literal["uniform"] = "uniform"  # value -> share (normalised); null values are "<missing>"

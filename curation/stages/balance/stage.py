@@ -25,9 +25,10 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from curation.core.errors import ConfigError
+from curation.core.options import Strict
 from curation.core.schema import text_fields
 from curation.core.stage import StageContext, StageResult, empty_like
 from curation.stages.balance import bias_metrics as bm
@@ -42,9 +43,7 @@ Lengths = dict[str, np.ndarray]  # "dataset:chars" -> one length per row, for th
 FINDINGS_SCHEMA = {"id": pl.String, "finding": pl.String, "facet": pl.String, "value": pl.String, "metric": pl.Float64, "detail": pl.String}
 
 
-class BalanceConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class BalanceConfig(Strict):
     facets: list[str] | None = None  # default: label, source, language where present
     label: str = "label"  # the outcome column for the Clarify metrics
     min_count: int = Field(10, ge=0)  # alert when a facet value has fewer rows

@@ -30,9 +30,10 @@ from typing import Any, Literal, TypeVar
 
 import numpy as np
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from curation.core.errors import ConfigError
+from curation.core.options import Strict
 from curation.core.rundir import MANIFEST, load_dataset
 from curation.core.schema import FORMS, Kind, detect_form
 from curation.core.stage import StageContext, StageResult
@@ -59,10 +60,8 @@ _SHINGLE_CACHE = 1 << 30  # bytes of shingle hashes kept from the first pass for
 _SEP = " \x1f "  # between fields, so that moving words from one field to the next changes the key
 
 
-class MinHashConfig(BaseModel):
+class MinHashConfig(Strict):
     """Near-duplicate detection: shingles, MinHash and LSH parameters."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     shingle: Literal["word", "char"] = "word"
     ngram: int = Field(2, ge=1)  # word bigrams keep 3-8% edited copies above 0.6 (docs/dedup.md)
@@ -90,9 +89,7 @@ class MinHashConfig(BaseModel):
         return _optimal_param(self.threshold, self.num_perm, 0.5, 0.5)  # type: ignore[no-any-return]
 
 
-class DedupConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class DedupConfig(Strict):
     fields: list[str] | None = None  # default: the form's content columns (DEFAULT_FIELDS)
     exact: bool = True
     near: bool = True

@@ -20,7 +20,9 @@ from __future__ import annotations
 from typing import Any
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from curation.core.options import Strict
 
 RESPONSE_ISSUES = ("response_empty", "response_echo", "response_truncated", "response_refusal", "response_length_ratio")
 
@@ -34,10 +36,8 @@ DEFAULT_REFUSALS = (
 _REFUSAL_WINDOW = 300  # boilerplate sits at the start; a quoted refusal deep inside is content
 
 
-class ResponseAuditConfig(BaseModel):
+class ResponseAuditConfig(Strict):
     """Thresholds of the instruction response audit."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     min_length_ratio: float = Field(0.005, ge=0)  # a 1-word answer to a 400-word prompt; extractive tasks are shorter
     max_length_ratio: float = Field(200.0, gt=0)  # a 400-word answer to "hi"; essays from one-line prompts stay under

@@ -28,8 +28,9 @@ from typing import Any, Literal, get_args
 
 import numpy as np
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from curation.core.options import Strict
 from curation.core.stage import StageContext, StageResult, empty_like
 from curation.stages.label_audit.response_audit import RESPONSE_ISSUES, ResponseAuditConfig, response_findings
 
@@ -65,10 +66,8 @@ def _norm(label: str, casefold: bool) -> str:
     return squashed.casefold() if casefold else squashed
 
 
-class LabelAuditConfig(BaseModel):
+class LabelAuditConfig(Strict):
     """Options of the `label_audit` stage; docs/label_audit.md explains each one."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     labels: list[str] | None = None  # the declared label set (canonical spelling); None = any label is allowed
     label_map: dict[str, str] = Field(default_factory=dict)  # synonym -> label, e.g. {payments: billing}

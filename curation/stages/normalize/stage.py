@@ -7,8 +7,8 @@ which it drops with reason ``empty_after_normalize``.
 from __future__ import annotations
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict
 
+from curation.core.options import Strict
 from curation.core.schema import NON_EMPTY, text_fields
 from curation.core.stage import StageContext, StageResult, with_reason
 
@@ -16,9 +16,7 @@ from curation.core.stage import StageContext, StageResult, with_reason
 _CONTROL = r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200d\u2060\ufeff]"
 
 
-class NormalizeConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class NormalizeConfig(Strict):
     unicode_form: str = "NFC"  # NFC keeps meaning; NFKC also folds compatibility forms
     strip_control: bool = True
     collapse_spaces: bool = True  # runs of spaces/tabs -> one space; newlines kept

@@ -9,9 +9,10 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from curation.core.options import Strict
 from curation.core.schema import FORMS, Kind
 
 Operator = Literal["replace", "mask", "redact", "hash", "keep"]
@@ -57,11 +58,7 @@ def _invalid(message: str) -> PydanticCustomError:
     return PydanticCustomError("pii_option", message)  # shown as is, without "value error,"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class RegexRecognizer(_Strict):
+class RegexRecognizer(Strict):
     """An extra pattern recognizer: ``{name: ticket_ref, entity: EMPLOYEE_ID, pattern: 'EMP-\\d{6}'}``."""
 
     name: str
@@ -89,21 +86,21 @@ class RegexRecognizer(_Strict):
         return v
 
 
-class SaltSource(_Strict):
+class SaltSource(Strict):
     """Where the ``hash`` operator's salt comes from. The salt itself never goes in the config."""
 
     env: str = SALT_ENV  # environment variable holding the salt
     file: str | None = None  # or a file holding it (relative to the config file); wins over `env`
 
 
-class DropPolicy(_Strict):
+class DropPolicy(Strict):
     """Rows to drop instead of scrub (they are scrubbed too before landing in dropped.parquet)."""
 
     entities: list[str] = Field(default_factory=list)  # drop rows with any of these; reason `pii_<entity>`
     max_findings: int | None = Field(None, ge=0)  # drop rows with more findings; reason `pii_max_findings`
 
 
-class PiiConfig(_Strict):
+class PiiConfig(Strict):
     """Options of the `pii` stage; every default is the recommended setting."""
 
     model: str = DEFAULT_MODEL  # any installed spaCy package or model folder; nothing is downloaded

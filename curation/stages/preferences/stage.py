@@ -23,9 +23,10 @@ import json
 from typing import Any, Literal
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from curation.core.errors import SchemaError
+from curation.core.options import Strict
 from curation.core.schema import FORMS, MESSAGE, detect_form
 from curation.core.stage import StageContext, StageResult
 from curation.stages.preferences.inputs import EPS, KEY, ROW, Aggregate, Prepared, prepare_comparisons, prepare_scores
@@ -40,9 +41,7 @@ STATUS_ORDER = ["tie", "identical_responses", "below_min_margin", "low_agreement
 _SHINGLE = 5  # characters per shingle for the near-identical test
 
 
-class PreferencesConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class PreferencesConfig(Strict):
     strategy: Strategy = "best_vs_worst"  # scores input only; every judged pair is a candidate in comparisons
     aggregate: Aggregate = "mean"  # across annotators: mean, median, or majority (mode of scores / net vote)
     aspects: dict[str, float] = Field(default_factory=dict)  # aspect column -> weight; score = weighted mean
