@@ -14,6 +14,7 @@ from typing import Any
 
 import polars as pl
 
+from curation.core.balance_rules import issue_expr as balance_issue_expr
 from curation.core.schema import BALANCE_COLUMNS, Kind, detect_form
 
 ROLES = ("system", "user", "assistant")
@@ -29,20 +30,6 @@ DERIVED = {
     "_residual_pii": "PII entities the PII stage still found after treatment (-1: no PII stage ran)",
     "_balance_issue": "why the balance stage's `sample_weight` or `repeat` is unusable for training, or null when fine",
 }
-
-
-def _balance_issue(schema: pl.Schema) -> pl.Expr:
-    """Training's rules for the balance columns: a weight is a finite number >= 0, a repeat a whole number >= 1; nulls read as 1."""
-    issues = []
-    if "sample_weight" in schema:
-        w = pl.col("sample_weight")
-        bad = w.is_not_null() & (~w.cast(pl.Float64).is_finite() | (w < 0)) if schema["sample_weight"].is_numeric() else w.is_not_null()
-        issues.append(pl.when(bad).then(pl.lit("`sample_weight` is not a finite number >= 0")))
-    if "repeat" in schema:
-        r = pl.col("repeat")
-        bad = r.is_not_null() & (r < 1) if schema["repeat"].is_integer() else r.is_not_null()
-        issues.append(pl.when(bad).then(pl.lit("`repeat` is not a whole number >= 1")))
-    return pl.coalesce(issues)
 
 
 def text_columns(kind: Kind, columns: list[str]) -> list[str]:
@@ -135,7 +122,7 @@ def derive(df: pl.DataFrame, kind: Kind, *, residual_pii: int | None, tokenizer:
     if "messages" in cols:
         exprs.append(_messages_issue("messages").alias("_messages_issue"))
     if set(BALANCE_COLUMNS) & set(cols):
-        exprs.append(_balance_issue(df.schema).alias("_balance_issue"))
+        exprs.append(balance_issue_expr(df.schema).alias("_balance_issue"))
     out = df.with_columns(exprs)
     if tokenizer is not None:
         out = out.with_columns(tokenizer_counts(df, texts, tokenizer))

@@ -36,6 +36,7 @@ from curation.core.rundir import (
     write_json,
 )
 from curation.core.schema import Kind, detect_form
+from curation.core.split import copy_order, held_out
 
 Format = Literal["bedrock-ft", "bedrock-cpt", "bedrock-conversation", "openai-chat", "hf", "parquet"]
 FORMATS: tuple[str, ...] = get_args(Format)
@@ -79,19 +80,10 @@ class ExportResult:
 
 
 # ---------------------------------------------------------------------------- the split
-def _unit(seed: int, row_id: str) -> int:
-    """A stable 64-bit key per (seed, id): the split does not depend on row order or library versions."""
-    return int.from_bytes(hashlib.sha256(f"{seed}:{row_id}".encode()).digest()[:8], "big")
-
-
-def assign_splits(df: pl.DataFrame, *, validation: float, seed: int, stratify: str | None) -> pl.Series:
-    """``train``/``validation`` per row: within each stratum, the ``round(n * validation)`` rows with the smallest keys."""
-    keys = pl.Series("_key", [_unit(seed, i) for i in df["id"].to_list()], dtype=pl.UInt64)
-    group = df[stratify] if stratify else pl.repeat(0, df.height, eager=True)
-    frame = pl.DataFrame({"_g": group, "_key": keys})
-    rank = pl.col("_key").rank("ordinal").over("_g")
-    n_val = (pl.len().over("_g") * validation).round(0)
-    return frame.select(pl.when(rank <= n_val).then(pl.lit("validation")).otherwise(pl.lit("train")).alias("split")).to_series()
+def assign_splits(df: pl.DataFrame, *, validation: float, seed: int, kind: Kind) -> pl.Series:
+    """``train``/``validation`` per row: the rows ``tuneprep train`` holds out with the same share and seed (curation.core.split)."""
+    held = held_out(df, share=validation, seed=seed, kind=kind)
+    return pl.select(pl.when(held).then(pl.lit("validation")).otherwise(pl.lit("train")).alias("split")).to_series()
 
 
 # ---------------------------------------------------------------------------- records
@@ -280,8 +272,7 @@ def export(
     df = load_dataset(run_dir)
     check_records(fmt, df, kind, max_tokens=max_tokens)
     seed = _run_seed(run_dir) if seed is None else seed
-    stratify = "label" if kind == "classification" and "label" in df.columns else None
-    split = assign_splits(df, validation=validation, seed=seed, stratify=stratify)
+    split = assign_splits(df, validation=validation, seed=seed, kind=kind)
     parts = {s: df.filter(split == s) for s in SPLITS if (split == s).any()}
     balance: dict[str, Any] = {}
     notes: tuple[str, ...] = ()
@@ -305,7 +296,7 @@ def export(
             "gate": warning,
             "seed": seed,
             "validation": validation,
-            "stratify": stratify,
+            "stratify": "label" if kind == "classification" and "label" in df.columns else None,
             "splits": files,
             "limits": asdict(LIMITS[fmt]),
             "balance": balance,
@@ -335,13 +326,7 @@ def _balance_in_records(fmt: str, parts: dict[str, pl.DataFrame]) -> tuple[dict[
     balance: dict[str, Any] = {}
     notes: list[str] = []
     if train is not None and "repeat" in train.columns and train["repeat"].fill_null(1).max() > 1:  # type: ignore[operator]
-        copies = train["repeat"].fill_null(1).clip(lower_bound=1)
-        expanded = (
-            train.with_columns(_row=pl.int_range(pl.len()), _copy=pl.int_ranges(0, copies))
-            .explode("_copy")
-            .sort("_copy", "_row")
-            .drop("_row", "_copy")
-        )
+        expanded = train[copy_order(train["repeat"].fill_null(1).clip(lower_bound=1).to_list())]
         balance["repeat_added_rows"] = expanded.height - train.height
         notes.append(f"`repeat`: {balance['repeat_added_rows']} copies of training rows written (validation rows are not copied)")
         parts = {**parts, "train": expanded}

@@ -27,12 +27,13 @@ import functools
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
-import numpy as np
 import polars as pl
 import torch
 
+from curation.core.balance_rules import require_usable
 from curation.core.errors import SchemaError
-from curation.core.schema import BALANCE_COLUMNS
+from curation.core.schema import BALANCE_COLUMNS, Kind
+from curation.core.split import copy_order, held_out
 
 Task = Literal["sft", "cpt", "classify", "dpo"]
 IGNORE = -100
@@ -77,13 +78,11 @@ class Prepared:
 
 
 # ---------------------------------------------------------------------------- split and order
-def split_indices(n: int, eval_fraction: float, seed: int) -> tuple[list[int], list[int]]:
-    """A seeded held-out split: (train, eval) row indices, each in dataset order."""
-    n_eval = round(n * eval_fraction)
-    if eval_fraction > 0 and n >= 2:
-        n_eval = min(max(n_eval, 1), n - 1)
-    chosen = set(np.random.default_rng(seed).permutation(n)[:n_eval].tolist())
-    return [i for i in range(n) if i not in chosen], sorted(chosen)
+def split_indices(df: pl.DataFrame, eval_fraction: float, seed: int, *, task: Task) -> tuple[list[int], list[int]]:
+    """The seeded held-out split, (train, eval) row indices in dataset order: the rows `tuneprep export` writes as validation."""
+    kind: Kind = "classification" if task == "classify" else "text"
+    held = held_out(df, share=eval_fraction, seed=seed, kind=kind).to_list()
+    return [i for i, h in enumerate(held) if not h], [i for i, h in enumerate(held) if h]
 
 
 @functools.lru_cache(maxsize=4)
@@ -236,39 +235,6 @@ class Balance:
     ignored: list[str]  # columns present but not used (`balance_weights: false`)
 
 
-def _where(df: pl.DataFrame, bad: pl.Series) -> str:
-    first = bad.arg_true()[0]
-    row = f"row `{df['id'][first]}`" if "id" in df.columns else f"row {first}"
-    return f"{row} and {int(bad.sum()) - 1} more" if bad.sum() > 1 else row
-
-
-def _sample_weights(df: pl.DataFrame) -> list[float]:
-    column = df["sample_weight"]
-    if not column.dtype.is_numeric():
-        raise SchemaError(f"`sample_weight` must be a number column, got {column.dtype}; rerun the `balance` stage {_TURN_OFF}")
-    weights = column.cast(pl.Float64).fill_null(1.0)
-    bad = ~weights.is_finite() | (weights < 0)  # NaN and inf are not finite
-    if bad.any():
-        value = weights.filter(bad)[0]
-        raise SchemaError(f"`sample_weight` must be a finite number >= 0, got {value} at {_where(df, bad)}; fix the weights {_TURN_OFF}")
-    if (weights == 0).all():
-        raise SchemaError(f"every `sample_weight` is 0, so no row would be learned from; check `balance.target.shares` {_TURN_OFF}")
-    return weights.to_list()
-
-
-def _repeats(df: pl.DataFrame) -> list[int]:
-    column = df["repeat"]
-    if not column.dtype.is_integer():
-        raise SchemaError(
-            f"`repeat` must be an integer column (copies of the row), got {column.dtype}; rerun the `balance` stage {_TURN_OFF}"
-        )
-    repeats = column.cast(pl.Int64).fill_null(1)
-    bad = repeats < 1
-    if bad.any():
-        raise SchemaError(f"`repeat` must be at least 1, got {repeats.filter(bad)[0]} at {_where(df, bad)}; fix the counts {_TURN_OFF}")
-    return repeats.to_list()
-
-
 def balance_columns(df: pl.DataFrame, *, use: bool) -> Balance:
     """The ``sample_weight`` and ``repeat`` columns of ``df``, checked, when present and ``use`` is on.
 
@@ -279,8 +245,9 @@ def balance_columns(df: pl.DataFrame, *, use: bool) -> Balance:
     present = [c for c in BALANCE_COLUMNS if c in df.columns and df[c].null_count() < df.height]
     if not use:
         return Balance(None, None, present)
-    weights = _sample_weights(df) if "sample_weight" in present else None
-    repeats = _repeats(df) if "repeat" in present else None
+    require_usable(df.select(present), hint=_TURN_OFF)
+    weights = df["sample_weight"].cast(pl.Float64).fill_null(1.0).to_list() if "sample_weight" in present else None
+    repeats = df["repeat"].cast(pl.Int64).fill_null(1).to_list() if "repeat" in present else None
     return Balance(weights, repeats, [])
 
 
@@ -300,14 +267,9 @@ def expand(groups: list[list[Any]], weights: list[float] | None, repeats: list[i
     if weights is not None:
         groups = [[_with_weight(x, w) for x in group] for group, w in zip(groups, weights, strict=True)]
     copies = repeats or [1] * len(groups)
-    active = [i for i in range(len(groups)) if weights is None or weights[i] > 0]
-    out: list[Any] = []
-    made = 0  # copies of each active row so far
-    while active:
-        out += [x for i in active for x in groups[i]]
-        made += 1
-        active = [i for i in active if copies[i] > made]
-    return out
+    if weights is not None:
+        copies = [c if w > 0 else 0 for c, w in zip(copies, weights, strict=True)]
+    return [x for i in copy_order(copies) for x in groups[i]]
 
 
 def _at(values: list[T] | None, idx: list[int]) -> list[T] | None:
@@ -377,7 +339,7 @@ def prepare(
         raise SchemaError(f"task `{task}` needs the columns {', '.join(needed)}; the dataset lacks {', '.join(missing)}")
     balance = balance_columns(df, use=balance_weights)
     labels = sorted(set(df["label"].to_list())) if task == "classify" else []
-    train_idx, eval_idx = split_indices(df.height, eval_fraction, seed)
+    train_idx, eval_idx = split_indices(df, eval_fraction, seed, task=task)
     groups, cut_train = _tokenise(df[train_idx], task, tokenizer, max_length, labels)
     held_groups, cut_eval = _tokenise(df[eval_idx], task, tokenizer, max_length, labels)
     weights = _at(balance.weights, train_idx)

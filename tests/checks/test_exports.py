@@ -15,7 +15,7 @@ from checks.gate import run_checks
 from curation.cli import main
 from curation.core.config import parse_config
 from curation.core.errors import ConfigError, GateFailed
-from curation.core.rundir import DATASET, read_manifest
+from curation.core.rundir import DATASET, load_dataset, read_manifest
 from tests.checks.checks_fixtures import TOPICS, classification_rows, copy_run, make_run, messages_rows, preference_rows
 
 
@@ -100,9 +100,9 @@ def test_split_is_seeded_stratified_and_deterministic(runs: dict[str, Path], tmp
 
 def test_assign_splits_ignores_row_order() -> None:
     df = pl.DataFrame({"id": [f"x{i}" for i in range(50)], "label": ["a", "b"] * 25})
-    one = df.with_columns(assign_splits(df, validation=0.3, seed=1, stratify="label"))
+    one = df.with_columns(assign_splits(df, validation=0.3, seed=1, kind="classification"))
     shuffled = df.sample(fraction=1.0, shuffle=True, seed=5)
-    two = shuffled.with_columns(assign_splits(shuffled, validation=0.3, seed=1, stratify="label"))
+    two = shuffled.with_columns(assign_splits(shuffled, validation=0.3, seed=1, kind="classification"))
     assert_frame_equal(one.sort("id"), two.sort("id"))
     assert one.filter(pl.col("split") == "validation").group_by("label").len()["len"].to_list() == [8, 8]
 
@@ -191,3 +191,16 @@ def test_jsonl_exports_write_repeat_as_copies_and_say_weights_cannot_travel(tmp_
     assert ("sample_weight" in info["balance"]) == bool((dataset["sample_weight"] != 1.0).any())
     parquet = export(run, "parquet", validation=0)
     assert parquet.notes == () and pl.read_parquet(parquet.path / "train.parquet").height == dataset.height  # the columns travel
+
+
+def test_export_validation_rows_are_the_rows_train_holds_out(tmp_path: Path) -> None:
+    """One seeded split (curation.core.split): for the same run and seed, exports and `train` hold out the same rows."""
+    from training.data import split_indices
+
+    run = make_run(tmp_path, classification_rows(60), name="same-split")
+    df = load_dataset(run)
+    run_checks(run)
+    export(run, "parquet", validation=0.2, seed=3)
+    exported = set(pl.read_parquet(run / "dataset" / "exports" / "parquet" / "validation.parquet")["id"].to_list())
+    _, held = split_indices(df, 0.2, 3, task="classify")
+    assert exported == set(df["id"][held].to_list()) and 0 < len(exported) < df.height

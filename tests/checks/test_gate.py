@@ -71,6 +71,11 @@ def _bad_weight(df: pl.DataFrame) -> pl.DataFrame:
     return df.with_columns(weights, pl.Series("repeat", [1] * df.height, dtype=pl.Int64))
 
 
+def _zero_weights(df: pl.DataFrame) -> pl.DataFrame:
+    """Every weight 0: training refuses it (no row would be learned from), so the gate must too."""
+    return df.with_columns(pl.Series("sample_weight", [0.0] * df.height))
+
+
 # (expectation name, kind, edit of the clean dataset, checks config, text the failure line must hold, other lines allowed)
 CASES: list[tuple[str, str, Edit, dict[str, Any], str, set[str]]] = [
     ("required_columns", "classification", lambda df: df.drop("label"), {}, "columns id, text, label are present", set()),
@@ -100,6 +105,7 @@ CASES: list[tuple[str, str, Edit, dict[str, Any], str, set[str]]] = [
     ("token_length", "classification", _set(2, "text", "word " * 30), {"max_tokens": 20}, "1 of 20 rows violate it (ids: r2)", set()),
     ("chosen_differs", "preference", _set(2, "rejected", "a helpful answer 2"), {}, "1 of 12 rows violate it (ids: p2)", set()),
     ("balance_columns", "classification", _bad_weight, {}, "1 of 20 rows violate it (ids: r3)", set()),
+    ("balance_columns", "classification", _zero_weights, {}, "20 of 20 rows violate it", set()),
     (
         "messages_roles",
         "instruction",
@@ -111,7 +117,7 @@ CASES: list[tuple[str, str, Edit, dict[str, Any], str, set[str]]] = [
 ]
 
 
-@pytest.mark.parametrize(("name", "kind", "edit", "checks", "expected", "also"), CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(("name", "kind", "edit", "checks", "expected", "also"), CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
 def test_each_default_expectation_fails_with_its_line(
     runs: dict[str, Path], tmp_path: Path, name: str, kind: str, edit: Edit, checks: dict[str, Any], expected: str, also: set[str]
 ) -> None:

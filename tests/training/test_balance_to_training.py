@@ -49,7 +49,7 @@ def test_training_honours_the_balance_stages_weights_and_repeats(
     out = run.run_dir / "training" / "classify-lora"
     metrics = json.loads((out / "metrics.json").read_text())
 
-    train_idx, _ = split_indices(df.height, OPTIONS["eval_fraction"], OPTIONS["seed"])
+    train_idx, _ = split_indices(df, OPTIONS["eval_fraction"], OPTIONS["seed"], task="classify")
     weights = df["sample_weight"][train_idx]
     added = int((df["repeat"][train_idx] - 1).sum()) if rebalance == "up" else 0
     assert metrics["data"]["balance"] == {

@@ -148,9 +148,10 @@ def test_pair_truncation_keeps_within_max_length(tokenizer: Any) -> None:
 @given(n=st.integers(2, 300), fraction=st.floats(0.01, 0.9), seed=st.integers(0, 5))
 @settings(max_examples=40, deadline=None)
 def test_split_is_seeded_disjoint_and_complete(n: int, fraction: float, seed: int) -> None:
-    train, held = split_indices(n, fraction, seed)
+    df = pl.DataFrame({"id": [f"r{i}" for i in range(n)], "text": ["x"] * n})
+    train, held = split_indices(df, fraction, seed, task="sft")
     assert sorted(train + held) == list(range(n)) and train and held
-    assert (train, held) == split_indices(n, fraction, seed)
+    assert (train, held) == split_indices(df, fraction, seed, task="sft")
 
 
 def test_data_stream_resumes_from_a_cursor_and_covers_each_epoch() -> None:
@@ -197,7 +198,7 @@ def test_repeat_copies_only_training_rows_and_keeps_the_split(tokenizer: Any) ->
     repeated = plain.with_columns(pl.Series("repeat", repeats).cast(pl.Int64))
     before, after = _prepare(tokenizer, plain), _prepare(tokenizer, repeated)
     assert after.eval == before.eval and after.stats["eval_rows"] == before.stats["eval_rows"] == 3  # eval: same rows, no copies
-    train_idx, eval_idx = split_indices(12, 0.25, 0)
+    train_idx, eval_idx = split_indices(pl.DataFrame(label_rows(12)), 0.25, 0, task="classify")
     texts = plain["text"].to_list()
     trained = [_text_of(tokenizer, x) for x in after.train]
     assert {t: trained.count(t) for t in set(trained)} == {texts[i]: repeats[i] for i in train_idx}
@@ -211,7 +212,7 @@ def test_sample_weights_ride_on_training_examples_only(tokenizer: Any) -> None:
     weights = [0.5, None, 2.0, 1.5] * 3  # null reads as 1
     df = pl.DataFrame(label_rows(12)).with_columns(pl.Series("sample_weight", weights, dtype=pl.Float64))
     data = _prepare(tokenizer, df)
-    train_idx, _ = split_indices(12, 0.25, 0)
+    train_idx, _ = split_indices(pl.DataFrame(label_rows(12)), 0.25, 0, task="classify")
     assert [x.weight for x in data.train] == [1.0 if weights[i] is None else weights[i] for i in train_idx]
     assert all(x.weight is None for x in data.eval)  # held-out metrics stay unweighted
     expected = [1.0 if weights[i] is None else weights[i] for i in train_idx]
@@ -258,12 +259,12 @@ def test_packing_carries_each_examples_weight_to_its_targets(tokenizer: Any) -> 
 @pytest.mark.parametrize(
     ("column", "message"),
     [
-        (pl.Series("sample_weight", [-1.0] + [1.0] * 11), r"`sample_weight` must be a finite number >= 0, got -1.0 at row `c0`"),
-        (pl.Series("sample_weight", [1.0, float("nan"), float("nan")] + [1.0] * 9), r"got nan at row `c1` and 1 more"),
-        (pl.Series("sample_weight", [1.0, float("inf")] + [1.0] * 10), r"got inf at row `c1`"),
+        (pl.Series("sample_weight", [-1.0] + [1.0] * 11), r"`sample_weight` must be a finite number >= 0, got -1.0 at row 0 \(0-based\)"),
+        (pl.Series("sample_weight", [1.0, float("nan"), float("nan")] + [1.0] * 9), r"got nan at row 1 \(0-based\) and 1 more"),
+        (pl.Series("sample_weight", [1.0, float("inf")] + [1.0] * 10), r"got inf at row 1 \(0-based\)"),
         (pl.Series("sample_weight", [0.0] * 12), r"every `sample_weight` is 0"),
         (pl.Series("sample_weight", ["1"] * 12), r"`sample_weight` must be a number column, got String"),
-        (pl.Series("repeat", [1, 0] + [1] * 10), r"`repeat` must be at least 1, got 0 at row `c1`"),
+        (pl.Series("repeat", [1, 0] + [1] * 10), r"`repeat` must be at least 1, got 0 at row 1 \(0-based\)"),
         (pl.Series("repeat", [1.5] * 12), r"`repeat` must be an integer column \(copies of the row\), got Float64"),
     ],
 )
@@ -275,7 +276,7 @@ def test_invalid_balance_columns_are_one_line_schema_errors(tokenizer: Any, colu
 
 
 def test_weight_zero_on_every_training_row_is_an_error(tokenizer: Any) -> None:
-    train_idx, _ = split_indices(12, 0.25, 0)
+    train_idx, _ = split_indices(pl.DataFrame(label_rows(12)), 0.25, 0, task="classify")
     weights = [0.0 if i in train_idx else 1.0 for i in range(12)]
     df = pl.DataFrame(label_rows(12)).with_columns(sample_weight=pl.Series(weights))
     with pytest.raises(SchemaError, match="every training row has `sample_weight` 0 after the eval split"):
