@@ -100,3 +100,14 @@ def test_every_stage_is_one_folder_under_stages() -> None:
     assert folders == set(STAGES), f"folders without a registered stage, or stages without a folder: {folders ^ set(STAGES)}"
     flat = [p.name for p in (ROOT / "curation").glob("*.py")]
     assert sorted(flat) == ["__init__.py", "cli.py", "demo.py", "embeddings.py"], f"stray modules at curation/: {flat}"
+
+
+def test_each_stage_doc_names_its_folder() -> None:
+    """`docs/<stage>.md` points a newcomer at one folder, so the "Code:" line cannot drift file by file."""
+    from curation.core.registry import STAGES
+
+    for name in STAGES:
+        doc = ROOT / "docs" / f"{name}.md"
+        if doc.exists():
+            code = [line for line in doc.read_text().splitlines() if line.startswith("Code:")]
+            assert code and f"curation/stages/{name}/" in code[0], f"docs/{name}.md: its Code: line should name curation/stages/{name}/"
