@@ -8,42 +8,22 @@ exact numbers live in stats.json.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from xml.sax.saxutils import escape
 
 import numpy as np
 
+from curation.core import svg
+
 PALETTE = ("#4c78a8", "#f58518", "#54a24b", "#e45756")
-_FONT = 'font-family="sans-serif" font-size="11"'
 _LABEL_W, _BAR_W, _ROW_H, _TOP = 150, 320, 16, 34
-
-
-def _svg(width: int, height: int, body: list[str], title: str) -> str:
-    head = f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img">'
-    return (
-        "\n".join(
-            [
-                head,
-                f"<title>{escape(title)}</title>",
-                f'<text x="8" y="16" {_FONT} font-weight="bold">{escape(title)}</text>',
-                *body,
-                "</svg>",
-            ]
-        )
-        + "\n"
-    )
 
 
 def _legend(names: Sequence[str], y: int) -> list[str]:
     out = []
     for i, name in enumerate(names):
         x = 8 + i * 130
-        out.append(f'<rect x="{x}" y="{y - 9}" width="10" height="10" fill="{PALETTE[i % len(PALETTE)]}"/>')
-        out.append(f'<text x="{x + 14}" y="{y}" {_FONT}>{escape(name[:18])}</text>')
+        out.append(svg.rect(x, y - 9, 10, 10, PALETTE[i % len(PALETTE)]))
+        out.append(svg.text(x + 14, y, name[:18], size=11))
     return out
-
-
-def _short(label: str, n: int = 24) -> str:
-    return label if len(label) <= n else label[: n - 1] + "…"
 
 
 def bar_chart(title: str, categories: Sequence[str], series: Mapping[str, Sequence[float]], *, percent: bool = False) -> str:
@@ -61,16 +41,16 @@ def bar_chart(title: str, categories: Sequence[str], series: Mapping[str, Sequen
     body = _legend(names, 28) if len(names) > 1 else []
     for i, cat in enumerate(categories):
         y0 = _TOP + i * group_h
-        body.append(f'<text x="{_LABEL_W - 6}" y="{y0 + group_h / 2 + 2:.1f}" {_FONT} text-anchor="end">{escape(_short(str(cat)))}</text>')
+        body.append(svg.text(_LABEL_W - 6, y0 + group_h / 2 + 2, svg.short(str(cat)), anchor="end", size=11))
         for j, name in enumerate(names):
             value = float(series[name][i])
             w = _BAR_W * value / top
             y = y0 + j * _ROW_H
             text = f"{100 * value:.1f}%" if percent else f"{value:g}"
-            body.append(f'<rect x="{_LABEL_W}" y="{y}" width="{w:.1f}" height="{_ROW_H - 3}" fill="{PALETTE[j % len(PALETTE)]}"/>')
-            body.append(f'<text x="{_LABEL_W + w + 4:.1f}" y="{y + _ROW_H - 5}" {_FONT}>{text}</text>')
+            body.append(svg.rect(_LABEL_W, y, w, _ROW_H - 3, PALETTE[j % len(PALETTE)]))
+            body.append(svg.text(_LABEL_W + w + 4, y + _ROW_H - 5, text, size=11))
     height = _TOP + len(categories) * group_h + 8
-    return _svg(_LABEL_W + _BAR_W + 70, height, body, title)
+    return svg.document(_LABEL_W + _BAR_W + 70, height, body, title=title, heading=True)
 
 
 def histogram(title: str, series: Mapping[str, np.ndarray], *, bins: int = 30, x_label: str = "") -> str:
@@ -94,11 +74,9 @@ def histogram(title: str, series: Mapping[str, np.ndarray], *, bins: int = 30, x
     for j, shares in enumerate(all_shares):
         for i, s in enumerate(shares):
             h = plot_h * s / peak
-            body.append(
-                f'<rect x="{left + i * bar_w:.1f}" y="{42 + plot_h - h:.1f}" width="{bar_w - 1:.1f}" height="{h:.1f}" fill="{PALETTE[j % len(PALETTE)]}" fill-opacity="0.55"/>'
-            )
+            body.append(svg.rect(left + i * bar_w, 42 + plot_h - h, bar_w - 1, h, PALETTE[j % len(PALETTE)], opacity=0.55))
     axis_y = 42 + plot_h + 14
-    body.append(f'<text x="{left}" y="{axis_y}" {_FONT}>{lo:g}</text>')
-    body.append(f'<text x="{width - 10}" y="{axis_y}" {_FONT} text-anchor="end">{hi:.0f}+</text>')
-    body.append(f'<text x="{width / 2:.0f}" y="{axis_y + 14}" {_FONT} text-anchor="middle">{escape(x_label)}</text>')
-    return _svg(width, height, body, title)
+    body.append(svg.text(left, axis_y, f"{lo:g}", size=11))
+    body.append(svg.text(width - 10, axis_y, f"{hi:.0f}+", anchor="end", size=11))
+    body.append(svg.text(width / 2, axis_y + 14, x_label, anchor="middle", size=11))
+    return svg.document(width, height, body, title=title, heading=True)
