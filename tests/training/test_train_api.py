@@ -146,13 +146,13 @@ def test_train_options_are_validated_with_the_pipeline_config() -> None:
 _KILLER = """
 import os, signal, sys
 from pathlib import Path
-import training.loop as loop
-real = loop.save_checkpoint
-def save_then_die(job, model, optimizer, progress):
-    real(job, model, optimizer, progress)
-    if progress["step"] >= 4:
+import training.checkpoint as checkpoint
+real = checkpoint.write_checkpoint
+def write_then_die(job, state):  # runs on the background writer thread
+    real(job, state)
+    if state["progress"]["step"] >= 4:
         os.kill(os.getpid(), signal.SIGKILL)  # a real kill: no cleanup, no final save
-loop.save_checkpoint = save_then_die
+checkpoint.write_checkpoint = write_then_die
 from training.api import train
 train(Path(sys.argv[1]), out_dir=Path(sys.argv[2]))
 """
@@ -164,8 +164,9 @@ def test_a_killed_run_resumed_reaches_the_uninterrupted_weights(checked_run: Mak
     run_dir = checked_run(
         label_rows(30),
         "classification",
-        train={"model": str(encoder_dir), "method": "full", "max_steps": 10, "batch_size": 4, "lr": 3e-3, "max_length": 32},
-    )
+        train={"model": str(encoder_dir), "method": "full", "max_steps": 10, "batch_size": 4, "lr": 3e-3, "max_length": 32,
+               "checkpoint_minutes": 0},  # after every step: the kill lands after the write of step 4
+    )  # fmt: skip
     straight = train(run_dir, out_dir=tmp_path / "straight")
 
     killed = tmp_path / "killed"
