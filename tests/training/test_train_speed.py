@@ -124,3 +124,24 @@ def test_cuda_training_with_compile_and_flex_attention_learns(lm_dir: Path, tmp_
     model, data, job = setup("sft", lm_dir, tmp_path, method="full", max_steps=10, compile=True)
     metrics = fit(model, data, job)
     assert metrics["device"] == "cuda" and metrics["compiled"] and metrics["eval_after"]["loss"] < metrics["eval_before"]["loss"]
+
+
+@pytest.mark.slow
+def test_gpu_check_dry_run_measures_every_line_on_cpu(lm_dir: Path, tmp_path: Path) -> None:
+    """The GPU measurement script, on tiny shapes: it must not rot between the rare GPU sessions."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHON": sys.executable, "TOKENIZER_DIR": str(lm_dir), "OUT": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        ["bash", "tests/benchmarks/gpu_check.sh", "--dry-run"], cwd=root, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0 and "!!" not in proc.stdout, proc.stdout[-3000:] + proc.stderr[-3000:]
+    small = json.loads((tmp_path / "135m.json").read_text())["results"]
+    assert {(r["impl"], r["method"]) for r in small} == {("ours", "full"), ("trainer", "full"), ("ours", "lora"), ("trainer", "lora")}
+    ours = next(r for r in small if r["impl"] == "ours")
+    assert set(ours["breakdown"]) == {"data", "forward_backward", "optimizer"} and ours["checkpoint"]["steps"] == [3]
+    assert "vs trainer" in proc.stdout and (tmp_path / "1b.json").is_file()
