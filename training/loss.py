@@ -36,37 +36,47 @@ def _compute_dtype(weight: torch.Tensor) -> torch.dtype:
 
 
 class _LinearLogps(torch.autograd.Function):
-    """log_softmax(hidden @ weight.T)[i, targets[i]] per row, chunked; see the module docstring."""
+    """log_softmax(hidden @ weight.T)[i, targets[i]] per row, chunked; see the module docstring.
+
+    When all rows fit in one chunk (a CPU batch, a short run) the softmax is kept from the
+    forward pass instead of recomputed: the memory the whole logits always took, and no
+    extra matmul.
+    """
 
     @staticmethod
     def forward(ctx: Any, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, rows: int, dtype: torch.dtype) -> torch.Tensor:
         h, w = hidden.to(dtype), weight.to(dtype)  # (N, H), (V, H)
         lse = torch.empty(h.shape[0], device=h.device, dtype=torch.float32)  # (N,)
         picked = torch.empty_like(lse)  # (N,): the target's logit
+        kept = None
         for start in range(0, h.shape[0], rows):
             logits = (h[start : start + rows] @ w.T).float()  # (n, V)
             lse[start : start + rows] = torch.logsumexp(logits, dim=-1)
             picked[start : start + rows] = logits.gather(1, targets[start : start + rows, None]).squeeze(1)
-        ctx.save_for_backward(hidden, weight, targets, lse)
+            if h.shape[0] <= rows:
+                kept = logits.sub_(lse[:, None]).exp_()  # (N, V): the softmax, for backward
+        ctx.save_for_backward(hidden, weight, targets, lse, kept)
         ctx.rows, ctx.dtype = rows, dtype
         return picked - lse
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        hidden, weight, targets, lse = ctx.saved_tensors
+        hidden, weight, targets, lse, kept = ctx.saved_tensors
         h, w = hidden.to(ctx.dtype), weight.to(ctx.dtype)
         grad_h = torch.empty_like(hidden)  # (N, H)
-        grad_w = torch.zeros(weight.shape, device=weight.device, dtype=torch.float32)  # (V, H), accumulated over chunks
+        want_w = ctx.needs_input_grad[1]  # a frozen head (LoRA) needs no weight gradient
+        grad_w = torch.zeros(weight.shape, device=weight.device, dtype=torch.float32) if want_w else None  # (V, H)
         for start in range(0, h.shape[0], ctx.rows):
             part = slice(start, start + ctx.rows)
-            probs = torch.exp((h[part] @ w.T).float() - lse[part, None])  # (n, V): softmax
+            probs = kept if kept is not None else torch.exp((h[part] @ w.T).float() - lse[part, None])  # (n, V): softmax
             # d logp[t] / d logits = onehot(t) - softmax, times the incoming gradient of each row
-            d_logits = probs.mul_(-grad[part, None])
+            d_logits = probs * -grad[part, None]  # not in place: ``kept`` must survive a retained graph
             d_logits.scatter_add_(1, targets[part, None], grad[part, None])
             d_logits = d_logits.to(ctx.dtype)
             grad_h[part] = (d_logits @ w).to(hidden.dtype)
-            grad_w += (d_logits.T @ h[part]).float()  # (V, H)
-        return grad_h, grad_w.to(weight.dtype), None, None, None
+            if grad_w is not None:
+                grad_w += (d_logits.T @ h[part]).float()  # (V, H)
+        return grad_h, None if grad_w is None else grad_w.to(weight.dtype), None, None, None
 
 
 def linear_logps(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, *, rows: int | None = None) -> torch.Tensor:

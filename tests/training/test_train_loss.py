@@ -33,6 +33,21 @@ def test_chunked_logps_and_gradients_equal_the_full_computation(rows: int) -> No
         torch.testing.assert_close(chunked, full, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("rows", [4, 100])
+def test_a_frozen_head_gets_no_gradient_and_the_hidden_states_the_right_one(rows: int) -> None:
+    """LoRA: the (tied) head is frozen, so only the hidden states need a gradient."""
+    gen = torch.Generator().manual_seed(3)
+    weight = torch.randn(60, 8, generator=gen)
+    targets = torch.randint(0, 60, (20,), generator=gen)
+    grads = []
+    for fn in (_full, lambda h, w, t: linear_logps(h, w, t, rows=rows)):
+        hidden = torch.randn(20, 8, generator=torch.Generator().manual_seed(4), requires_grad=True)
+        fn(hidden, weight, targets).sum().backward()
+        grads.append(hidden.grad)
+    assert weight.grad is None
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-5, atol=1e-5)
+
+
 def test_weighted_loss_with_ignored_positions_equals_the_full_cross_entropy() -> None:
     """The loss the loop computes: targets with -100 left out, each token times its weight, over the weights' sum."""
     gen = torch.Generator().manual_seed(1)
