@@ -219,8 +219,9 @@ def report(run_dir: Path) -> None:
 @click.option("--max-steps", type=click.IntRange(1), default=None, help="Optimizer steps (default: `train.max_steps`, else one pass).")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Output folder (default RUN/training/<task>-<method>).")
 @click.option("--resume", is_flag=True, help="Continue from the checkpoint in the output folder.")
+@click.option("--no-eval", is_flag=True, help="Skip the held-out evaluation before and after training.")
 @QUIET
-def train(run_dir: Path, config: Path | None, max_steps: int | None, out: Path | None, resume: bool, quiet: bool) -> None:
+def train(run_dir: Path, config: Path | None, max_steps: int | None, out: Path | None, resume: bool, no_eval: bool, quiet: bool) -> None:
     """Fine-tune on RUN's curated dataset; refuses (exit 1) unless its checks passed and the data is unchanged.
 
     Writes the adapter or full weights, metrics.json, the resolved config and a model
@@ -238,7 +239,9 @@ def train(run_dir: Path, config: Path | None, max_steps: int | None, out: Path |
         click.echo(line, err=True)
 
     say = None if quiet else notice
-    result = train_run(run_dir, config=config, max_steps=max_steps, out_dir=out, resume=resume, quiet=quiet, log=say, notice=notice)
+    result = train_run(
+        run_dir, config=config, max_steps=max_steps, out_dir=out, resume=resume, run_eval=not no_eval, quiet=quiet, log=say, notice=notice
+    )
     after = ", ".join(f"{k} {v:.4g}" for k, v in result.metrics["eval_after"].items() if isinstance(v, float))
     balance = describe_balance(result.metrics["data"]["balance"])
     click.echo(

@@ -84,7 +84,7 @@ def resolve(cfg: TrainConfig, kind: str, *, max_steps: int | None) -> TrainConfi
 
 def train(
     run_dir: str | Path, *, config: TrainConfig | str | Path | None = None, max_steps: int | None = None, out_dir: str | Path | None = None, resume: bool = False,
-    quiet: bool = True, log: Log | None = None, notice: Log | None = None,
+    run_eval: bool = True, quiet: bool = True, log: Log | None = None, notice: Log | None = None,
 ) -> TrainResult:  # fmt: skip
     """Fine-tune on ``run_dir``'s curated dataset once the checks gate lets it through.
 
@@ -94,6 +94,7 @@ def train(
         out_dir: default ``RUN/training/<task>-<method>``.
         resume: continue from the checkpoint in ``out_dir`` (same config and data only);
             without one, training starts at step 0 and ``notice`` says so.
+        run_eval: evaluate before and after training (at most ``train.eval_max_rows`` held-out examples).
         log: progress lines (eval before, resume point, balance); None for silence.
         notice: lines to show even when quiet; default ``log``.
 
@@ -111,13 +112,14 @@ def train(
         "suite_fingerprint": info.suite_fingerprint,
     }
     return fine_tune(
-        Path(run_dir), gate, config=config, max_steps=max_steps, out_dir=out_dir, resume=resume, quiet=quiet, log=log, notice=notice
-    )
+        Path(run_dir), gate, config=config, max_steps=max_steps, out_dir=out_dir, resume=resume, run_eval=run_eval, quiet=quiet, log=log,
+        notice=notice,
+    )  # fmt: skip
 
 
 def fine_tune(
     run_dir: Path, gate: dict[str, str], *, config: TrainConfig | str | Path | None = None, max_steps: int | None = None, out_dir: str | Path | None = None,
-    resume: bool = False, quiet: bool = True, log: Log | None = None, notice: Log | None = None,
+    resume: bool = False, run_eval: bool = True, quiet: bool = True, log: Log | None = None, notice: Log | None = None,
 ) -> TrainResult:  # fmt: skip
     """The job behind ``train`` once the gate has passed; ``gate`` is what it said."""
     manifest = read_manifest(run_dir)
@@ -137,7 +139,7 @@ def fine_tune(
         (notice or log or (lambda _m: None))(f"no checkpoint in '{out / 'checkpoint'}'; training starts at step 0")
         resume = False
     try:
-        metrics, model_name = _run_job(cfg, df, out, gate, resume=resume, quiet=quiet, log=log)
+        metrics, model_name = _run_job(cfg, df, out, gate, resume=resume, run_eval=run_eval, quiet=quiet, log=log)
     except Exception as e:
         ledger.record_training(
             gate["run_id"],
@@ -175,7 +177,7 @@ def fine_tune(
 
 
 def _run_job(
-    cfg: TrainConfig, df: Any, out: Path, gate: dict[str, str], *, resume: bool, quiet: bool, log: Log | None
+    cfg: TrainConfig, df: Any, out: Path, gate: dict[str, str], *, resume: bool, run_eval: bool, quiet: bool, log: Log | None
 ) -> tuple[dict[str, Any], str]:
     """Load, tokenise, train, write. Returns (metrics, model name)."""
     import torch
@@ -205,7 +207,7 @@ def _run_job(
 
         shutil.rmtree(out / "checkpoint")
     job = Job(cfg=cfg, pad_id=tokenizer.pad_token_id, checkpoint_dir=out / "checkpoint", fingerprint=fingerprint, lora=cfg.method == "lora")
-    metrics = fit(model, data, job, resume=resume, progress=make_progress_factory(quiet), log=log)
+    metrics = fit(model, data, job, resume=resume, run_eval=run_eval, progress=make_progress_factory(quiet), log=log)
     metrics |= {"run_id": gate["run_id"], "dataset_fingerprint": gate["dataset_fingerprint"], "data": data.stats, "labels": data.labels}
     write_outputs(out, model=model, tokenizer=tokenizer, cfg=cfg, metrics=metrics, job=gate)
     return metrics, cfg.model

@@ -15,8 +15,9 @@ rides on every training example (per token for sft/cpt, so packing keeps it) and
 into a ``weights`` tensor in the batch. Held-out examples carry no weights.
 
 Causal-LM batches carry ``position_ids`` that restart at every packed example and no
-attention mask: transformers then builds a block-diagonal causal mask, so no token
-attends across examples. Targets are pre-shifted: ``targets[b, t]`` is the token that
+attention mask, so no token attends across examples (training.attention turns them into
+a document mask); a batch whose rows hold one example each has no ``position_ids`` and
+runs under the plain causal mask. Targets are pre-shifted: ``targets[b, t]`` is the token that
 position ``t`` must predict, or -100.
 """
 
@@ -27,6 +28,7 @@ import functools
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
+import numpy as np
 import polars as pl
 import torch
 
@@ -376,23 +378,46 @@ def _item_weights(items: list[Labelled] | list[Pair]) -> dict[str, torch.Tensor]
     return {"weights": torch.tensor([1.0 if x.weight is None else x.weight for x in items], dtype=torch.float32)}
 
 
+def _target_index(targets: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """Flat positions of the targets, (N,): found here on the CPU, the loss selects them on the device without a sync."""
+    flat = np.asarray(targets).reshape(-1)
+    return torch.from_numpy(np.flatnonzero(flat != IGNORE))
+
+
 def collate_rows(rows: list[Row], pad_id: int) -> dict[str, torch.Tensor]:
-    """input_ids, position_ids, targets: (B, T). Padding is its own segment and never trained.
+    """input_ids, targets: (B, T); position_ids (B, T) only when a row holds more than one example.
+
+    Padding is its own segment and never trained. A batch whose rows each hold one example
+    (padding aside) goes without ``position_ids``: a plain causal mask is then exact (no
+    real token attends to the padding after it) and attention runs its fastest kernel.
+    Built with numpy, not per token in Python: it runs on every step.
 
     Weighted rows add ``weights`` (B, T): the weight of each target's example, 0 where there is no target.
     """
     width = max(len(r.ids) for r in rows)
-    ids = _pad([r.ids for r in rows], pad_id)
-    positions = torch.tensor([r.positions + list(range(width - len(r.ids))) for r in rows], dtype=torch.long)
-    targets = torch.full_like(ids, IGNORE)
-    for b, r in enumerate(rows):
-        for t in range(len(r.ids) - 1):
-            if r.trained[t + 1] and r.positions[t + 1] != 0:
-                targets[b, t] = r.ids[t + 1]
-    batch = {"input_ids": ids, "position_ids": positions, "targets": targets}
-    if any(r.weights is not None for r in rows):  # targets[b, t] is token t + 1, so it carries that token's weight
-        shifted = torch.tensor([token_weights(r)[1:] + [0.0] * (width - len(r.ids) + 1) for r in rows], dtype=torch.float32)
-        batch["weights"] = shifted.masked_fill(targets == IGNORE, 0.0)  # (B, T)
+    lengths = np.array([len(r.ids) for r in rows])
+    real = np.arange(width)[None, :] < lengths[:, None]  # (B, T)
+    ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+    ids[real] = np.concatenate([r.ids for r in rows])
+    positions = np.broadcast_to(np.arange(width), ids.shape) - np.where(real, 0, lengths[:, None])  # padding restarts at 0
+    positions[real] = np.concatenate([r.positions for r in rows])
+    trained = np.zeros(ids.shape, dtype=bool)
+    trained[real] = np.concatenate([r.trained for r in rows])
+    # targets[b, t] is token t + 1, if trained and of the same example (a position of 0 starts a new one)
+    next_trained = np.zeros_like(trained)
+    next_trained[:, :-1] = trained[:, 1:] & (positions[:, 1:] != 0)
+    targets = np.full_like(ids, IGNORE)
+    targets[:, :-1] = np.where(next_trained[:, :-1], ids[:, 1:], IGNORE)
+    batch = {"input_ids": torch.from_numpy(ids), "targets": torch.from_numpy(targets), "target_index": _target_index(targets)}
+    starts = ((positions == 0) & real).sum(axis=1)  # examples per row
+    if (starts > 1).any():
+        batch["position_ids"] = torch.from_numpy(positions)
+    if any(r.weights is not None for r in rows):
+        weights = np.zeros(ids.shape, dtype=np.float32)
+        weights[real] = np.concatenate([token_weights(r) for r in rows])
+        shifted = np.zeros_like(weights)
+        shifted[:, :-1] = np.where(next_trained[:, :-1], weights[:, 1:], 0.0)
+        batch["weights"] = torch.from_numpy(shifted)  # (B, T)
     return batch
 
 
@@ -412,7 +437,8 @@ def collate_pairs(items: list[Pair], pad_id: int) -> dict[str, torch.Tensor]:
     targets = torch.full_like(ids, IGNORE)
     for b, (seq, start) in enumerate(zip(seqs, starts, strict=True)):
         targets[b, start - 1 : len(seq) - 1] = torch.tensor(seq[start:], dtype=torch.long)
-    batch = {"input_ids": ids, "attention_mask": mask, "targets": targets, **_item_weights(items)}  # weights: (B,), one per pair
+    batch = {"input_ids": ids, "attention_mask": mask, "targets": targets, "target_index": _target_index(targets), **_item_weights(items)}
+    # weights: (B,), one per pair
     if all(p.ref is not None for p in items):
         batch["ref_logps"] = torch.tensor([p.ref[0] for p in items] + [p.ref[1] for p in items], dtype=torch.float32)  # type: ignore[index]
     return batch

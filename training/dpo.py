@@ -15,26 +15,30 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from training.attention import attention_kwargs
 from training.data import IGNORE, Pair, collate_pairs
+from training.loss import head_logps
 from training.models import causal_parts
+
+
+def target_index(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Flat (B*T) positions that carry a target, (N,): precomputed by collate on the CPU, so no device sync."""
+    if "target_index" in batch:
+        return batch["target_index"]
+    return (batch["targets"].flatten() != IGNORE).nonzero().squeeze(1)
 
 
 def token_logps(model: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """Log-probabilities of the target tokens, (N,), and the batch row of each, (N,).
 
     The output head runs only on positions with a target, so the (B, T, vocab) logits of a
-    prompt-heavy batch are never built.
+    prompt-heavy batch are never built, and a chunk of them at a time (training.loss).
     """
     backbone, head = causal_parts(model)
-    mask = batch.get("attention_mask")
-    hidden = backbone(
-        input_ids=batch["input_ids"], attention_mask=mask, position_ids=batch.get("position_ids"), use_cache=False
-    ).last_hidden_state
-    where = batch["targets"] != IGNORE  # (B, T)
-    logits = head(hidden[where]).float()  # (N, vocab)
-    logps = -F.cross_entropy(logits, batch["targets"][where], reduction="none")  # (N,)
-    rows = where.nonzero()[:, 0]  # (N,)
-    return logps, rows
+    hidden = backbone(input_ids=batch["input_ids"], **attention_kwargs(model, batch), use_cache=False).last_hidden_state  # (B, T, H)
+    index = target_index(batch)  # (N,)
+    logps = head_logps(head, hidden.flatten(0, 1)[index], batch["targets"].flatten()[index])  # (N,)
+    return logps, index // hidden.shape[1]
 
 
 def sequence_logps(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -9,9 +9,10 @@ multiplied by its row's weight and the step divides by the sum of its units' wei
 instead of their count: a weighted mean, with the same property. Held-out examples carry
 no weights, so evaluation is unweighted.
 
-A checkpoint holds the trained parameters, the optimizer state, the RNG states, the step
-and the position in the seeded data stream, so ``resume`` continues exactly where the
-killed run stopped.
+No avoidable host syncs in a step: batches are collated ahead on a background thread
+(training.stream), the loss selects its target positions by indices found on the CPU,
+and the loss curve stays on the device until a log line or a checkpoint needs it.
+Checkpoints (when, what, and the write off the training thread) are training.checkpoint.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import contextlib
 import dataclasses
 import functools
 import math
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,12 +32,27 @@ import torch.nn.functional as F
 
 from curation.core.config import TrainConfig
 from curation.core.errors import RunError
-from curation.core.rundir import atomic_dir, write_json
-from training.data import IGNORE, Labelled, Pair, Prepared, Row, Task, collate, take
-from training.dpo import dpo_loss, reference_logps, sequence_logps, token_logps, with_reference
-from training.models import causal_parts, load_trainable_state, trainable_state
+from training.checkpoint import Checkpoints, has_checkpoint, load_checkpoint, save_checkpoint
+from training.data import Prepared, Task, collate, take
+from training.dpo import dpo_loss, reference_logps, sequence_logps, target_index, token_logps, with_reference
+from training.models import causal_parts
+from training.stream import item_tokens, prefetch, steps, units
+
+__all__ = [
+    "Job",
+    "backward_step",
+    "evaluate",
+    "fit",
+    "has_checkpoint",
+    "item_tokens",
+    "load_checkpoint",
+    "loss_step",
+    "save_checkpoint",
+    "units",
+]
 
 Log = Callable[[str], None]
+Progress = Callable[[str, int | None], contextlib.AbstractContextManager[Any]]  # (description, total) -> bar with .advance(n)
 DEFAULT_LR = {
     ("lora", "sft"): 2e-4, ("lora", "cpt"): 2e-4, ("lora", "classify"): 1e-3, ("lora", "dpo"): 5e-5,
     ("full", "sft"): 2e-5, ("full", "cpt"): 2e-5, ("full", "classify"): 5e-5, ("full", "dpo"): 1e-6,
@@ -45,7 +60,7 @@ DEFAULT_LR = {
 WARMUP_SHARE = 0.05  # of the steps, at least one
 MIN_LR_SHARE = 0.1  # cosine decays to this share of the peak
 CLIP_NORM = 1.0
-CHECKPOINTS_PER_RUN = 5
+LOG_LINES_PER_RUN = 10  # also how often the loss curve is read back from the device
 
 
 @dataclass(frozen=True)
@@ -89,24 +104,9 @@ def autocast_for(device: torch.device) -> Callable[[], contextlib.AbstractContex
     return contextlib.nullcontext
 
 
-def units(task: str, batch: dict[str, torch.Tensor]) -> float:
-    """What a step's loss is averaged over: target tokens (sft/cpt) or rows/pairs, each counted by its weight if weighted."""
-    if "weights" in batch:  # zero where there is no target
-        return float(batch["weights"].sum(dtype=torch.float64))
-    if task in ("sft", "cpt"):
-        return int((batch["targets"] != -100).sum())
-    return int(batch["input_ids"].shape[0] // (2 if task == "dpo" else 1))
-
-
 def weighted_sum(losses: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
     """The sum of per-unit losses, (N,), each times its weight when the batch has weights."""
     return losses.sum() if weights is None else (losses * weights).sum()
-
-
-def item_tokens(item: Row | Labelled | Pair) -> int:
-    if isinstance(item, Pair):
-        return 2 * len(item.prompt) + len(item.chosen) + len(item.rejected)
-    return len(item.ids)
 
 
 def loss_step(model: Any, batch: dict[str, torch.Tensor], job: Job) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -118,7 +118,7 @@ def loss_step(model: Any, batch: dict[str, torch.Tensor], job: Job) -> tuple[tor
             raise RunError(
                 "a batch's loss mask selects no tokens; every example needs response tokens (check `max_length` and empty completions)"
             )
-        return -weighted_sum(logps, None if weights is None else weights[batch["targets"] != IGNORE]), {}
+        return -weighted_sum(logps, None if weights is None else weights.flatten()[target_index(batch)]), {}
     if task == "classify":
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.float()  # (B, classes)
         extras = {"pred": logits.argmax(-1), "label": batch["labels"]}
@@ -136,19 +136,20 @@ def backward_step(
     job: Job,
     to_device: Callable[..., dict[str, torch.Tensor]],
     autocast: Callable[[], Any],
-) -> float:
-    """Forward and backward over one optimizer step's micro-batches; returns the step's mean loss.
+) -> torch.Tensor:
+    """Forward and backward over one optimizer step's micro-batches (on the CPU); returns the step's mean loss, on the device.
 
     Each summed micro-batch loss is divided by the units of the whole step, so the
     accumulated gradient is the step's mean however the rows are split.
     """
-    n_units = sum(units(job.task, b) for b in micro)
-    total = 0.0
+    n_units = sum(units(job.task, b) for b in micro)  # counted on the CPU batches: no device sync
+    total: torch.Tensor | float = 0.0
     for batch in micro:
         with autocast():
             loss_sum, _ = loss_step(model, to_device(batch), job)
         (loss_sum / n_units).backward()
-        total += float(loss_sum.detach())
+        total = total + loss_sum.detach()
+    assert isinstance(total, torch.Tensor)
     return total / n_units
 
 
@@ -178,93 +179,94 @@ def _summarise(task: str, loss_sum: float, n: float, extras: dict[str, list[torc
 
 
 def evaluate(
-    model: Any, items: list[Any], job: Job, to_device: Callable[..., dict[str, torch.Tensor]], autocast: Callable[[], Any]
-) -> dict[str, float]:
+    model: Any, items: list[Any], job: Job, to_device: Callable[..., dict[str, torch.Tensor]], autocast: Callable[[], Any], *,
+    progress: Progress | None = None, label: str = "evaluating",
+) -> dict[str, float]:  # fmt: skip
     """Held-out metrics: loss and perplexity; accuracy and F1 (classify); preference accuracy and margin (dpo).
 
     Unweighted: held-out examples carry no ``sample_weight``, so the metrics describe the data as it is.
+    The caller caps ``items`` (``train.eval_max_rows``): evaluation is a check, not a second training run.
     """
     if not items:
         return {}
     model.eval()
-    loss_sum, extras = 0.0, dict[str, list[torch.Tensor]]()
+    losses, extras = list[torch.Tensor](), dict[str, list[torch.Tensor]]()
     n: float = 0  # stays an int: held-out batches carry no weights
-    with torch.no_grad():
-        for start in range(0, len(items), job.cfg.batch_size):
-            batch = to_device(collate(job.task, items[start : start + job.cfg.batch_size], job.pad_id))
+    size = job.cfg.batch_size
+    with torch.no_grad(), (progress or _no_progress)(label, math.ceil(len(items) / size)) as bar:
+        for start in range(0, len(items), size):
+            batch = collate(job.task, items[start : start + size], job.pad_id)
+            n += units(job.task, batch)
             with autocast():
-                loss, extra = loss_step(model, batch, job)
-            loss_sum, n = loss_sum + float(loss), n + units(job.task, batch)
+                loss, extra = loss_step(model, to_device(batch), job)
+            losses.append(loss.detach().float())
             for k, v in extra.items():
-                extras.setdefault(k, []).append(v.detach().cpu())
+                extras.setdefault(k, []).append(v.detach())
+            bar.advance(1)
     model.train()
-    return _summarise(job.task, loss_sum, n, extras)
+    loss_sum = float(torch.stack(losses).double().sum())  # the one sync of the evaluation
+    return _summarise(job.task, loss_sum, n, {k: [v.cpu() for v in vs] for k, vs in extras.items()})
 
 
-# ---------------------------------------------------------------------------- checkpoints
-def _rng_state() -> dict[str, Any]:
-    state = {"torch": torch.get_rng_state(), "python": random.getstate()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
+# ---------------------------------------------------------------------------- setup
+def speed_and_memory(model: Any, job: Job, device: torch.device, say: Log) -> bool:
+    """Activation checkpointing and ``torch.compile`` as configured; returns whether the model is compiled.
+
+    ``compile: auto`` compiles on CUDA only (on CPU the compile time outweighs a short
+    run). A model that fails to compile runs eagerly: dynamo's ``suppress_errors`` falls
+    back per frame, so a new architecture never stops a run.
+    """
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if job.cfg.gradient_checkpointing:
+        inner.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        inner.config.use_cache = False
+    wanted = job.cfg.compile is True or (job.cfg.compile == "auto" and device.type == "cuda")
+    if not wanted:
+        return False
+    import torch._dynamo
+
+    torch._dynamo.config.suppress_errors = True
+    (inner if job.task == "classify" else causal_parts(model)[0]).compile()  # the module our loss calls
+    say("compiling the model (the first steps are slow)")
+    return True
 
 
-def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    random.setstate(state["python"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def save_checkpoint(job: Job, model: Any, optimizer: torch.optim.Optimizer, progress: dict[str, Any]) -> None:
-    """Write the checkpoint atomically: a killed write leaves the previous one intact."""
-    state = {"model": trainable_state(model), "optimizer": optimizer.state_dict(), "rng": _rng_state(), "progress": progress}
-    with atomic_dir(job.checkpoint_dir) as tmp:
-        torch.save(state, tmp / "state.pt")
-        write_json(tmp / "meta.json", {"fingerprint": job.fingerprint, "step": progress["step"]})
-
-
-def has_checkpoint(checkpoint_dir: Path) -> bool:
-    return (checkpoint_dir / "state.pt").is_file()
-
-
-def load_checkpoint(job: Job, model: Any, optimizer: torch.optim.Optimizer) -> dict[str, Any] | None:
-    """Restore the checkpoint into ``model`` and ``optimizer``; returns its progress, or None if absent."""
-    path = job.checkpoint_dir / "state.pt"
-    if not has_checkpoint(job.checkpoint_dir):
-        return None
-    state = torch.load(path, map_location="cpu", weights_only=False)  # our own file: RNG states are not plain tensors
-    meta_fp = (job.checkpoint_dir / "meta.json").read_text(encoding="utf-8")
-    if job.fingerprint not in meta_fp:
-        raise RunError(
-            f"the checkpoint in '{job.checkpoint_dir}' belongs to another config, dataset or model; rerun without `--resume` to start over"
-        )
-    load_trainable_state(model, state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    _set_rng_state(state["rng"])
-    return state["progress"]  # type: ignore[no-any-return]
+def _curve(pending: list[tuple[dict[str, Any], torch.Tensor]]) -> list[dict[str, Any]]:
+    """The pending curve points with their losses read back from the device in one transfer."""
+    if not pending:
+        return []
+    losses = torch.stack([loss for _, loss in pending]).tolist()
+    points = [{**point, "loss": loss} for (point, _), loss in zip(pending, losses, strict=True)]
+    pending.clear()
+    return points
 
 
 # ---------------------------------------------------------------------------- the loop
 def fit(
-    model: Any, data: Prepared, job: Job, *, resume: bool = False, progress: Callable[..., Any] | None = None, log: Log | None = None
-) -> dict[str, Any]:
-    """Train ``model`` in place on ``data.train``; returns the metrics (curve, eval before/after, speed)."""
+    model: Any, data: Prepared, job: Job, *, resume: bool = False, run_eval: bool = True, progress: Progress | None = None,
+    log: Log | None = None, clock: Callable[[], float] = time.perf_counter,
+) -> dict[str, Any]:  # fmt: skip
+    """Train ``model`` in place on ``data.train``; returns the metrics (curve, eval before/after, speed, checkpoints).
+
+    Args:
+        run_eval: evaluate on the held-out split (at most ``train.eval_max_rows`` of it) before and after.
+        clock: seconds, for the checkpoint interval and the speed; injectable for tests.
+    """
     cfg, say = job.cfg, log or (lambda _m: None)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     autocast = autocast_for(device)
     model.to(device).train()
-    if cfg.compile and device.type == "cuda":
-        (model if job.task == "classify" else causal_parts(model)[0]).compile()  # the module our loss calls
+    compiled = speed_and_memory(model, job, device, say)
 
     def to_device(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
     total = total_steps(cfg, len(data.train))
     peak_lr = cfg.lr or default_lr(job.task, cfg.method)
-    save_every = max(1, total // CHECKPOINTS_PER_RUN)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=peak_lr, betas=(0.9, 0.999), weight_decay=0.0, fused=device.type == "cuda")
+    data = dataclasses.replace(data, eval=data.eval[: cfg.eval_max_rows] if run_eval else [])
+    bars = progress or _no_progress
 
     if job.task == "dpo" and not job.lora:  # full fine-tuning: the reference is this model before any update
         reference = functools.partial(
@@ -283,61 +285,60 @@ def fit(
     if resume:
         say(f"resuming from step {state['step']}" if state else f"no checkpoint in '{job.checkpoint_dir}'; starting from step 0")
     if state is None:
-        state = {
-            "step": 0,
-            "cursor": 0,
-            "curve": [],
-            "tokens": 0,
-            "seconds": 0.0,
-            "eval_before": evaluate(model, data.eval, job, to_device, autocast),
-        }
+        state = {"step": 0, "cursor": 0, "curve": [], "tokens": 0, "seconds": 0.0}
+        state["eval_before"] = evaluate(model, data.eval, job, to_device, autocast, progress=bars, label="evaluating before training")
         if state["eval_before"]:
             say("eval before: " + ", ".join(f"{k} {v:.4g}" for k, v in state["eval_before"].items()))
     resumed_from = state["step"]
 
-    factory = progress or (lambda _d, _t: contextlib.nullcontext(_NullBar()))
-    started = time.perf_counter()
-    with factory(f"training {job.task}", total) as bar:
+    batches = prefetch(
+        steps(data, job.task, batch_size=cfg.batch_size, grad_accum=cfg.grad_accum, seed=cfg.seed, pad_id=job.pad_id,
+              cursor=state["cursor"], count=total - state["step"], pin=device.type == "cuda")
+    )  # fmt: skip
+    log_every = max(1, total // LOG_LINES_PER_RUN)
+    pending: list[tuple[dict[str, Any], torch.Tensor]] = []  # curve points whose loss is still on the device
+    started = clock()
+    with bars(f"training {job.task}", total) as bar, Checkpoints(job, clock=clock) as checkpoints:
         bar.advance(state["step"])
-        for step in range(state["step"], total):
+        for step, batch in zip(range(state["step"], total), batches, strict=True):
             lr = get_lr(step, total, peak_lr)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-
-            # gather the step's micro-batches first: the loss is normalised by the units in all of them
-            micro = []
-            for _ in range(cfg.grad_accum):
-                picked = [data.train[i] for i in take(len(data.train), cfg.batch_size, seed=cfg.seed, cursor=state["cursor"])]
-                state["cursor"] += cfg.batch_size
-                state["tokens"] += sum(item_tokens(x) for x in picked)
-                micro.append(collate(job.task, picked, job.pad_id))
-            step_loss = backward_step(model, micro, job, to_device, autocast)
+            step_loss = backward_step(model, batch.micro, job, to_device, autocast)
             torch.nn.utils.clip_grad_norm_(params, CLIP_NORM)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
 
-            state["step"] = step + 1
-            elapsed = state["seconds"] + time.perf_counter() - started
-            state["curve"].append({"step": step + 1, "loss": step_loss, "lr": lr, "seconds": round(elapsed, 3)})
+            state.update(step=step + 1, cursor=batch.cursor, tokens=state["tokens"] + batch.tokens)
+            pending.append(({"step": step + 1, "lr": lr, "seconds": round(state["seconds"] + clock() - started, 3)}, step_loss))
             bar.advance(1)
-            if (step + 1) % max(1, total // 10) == 0 or step + 1 == total:
-                say(f"step {step + 1}/{total}  loss {step_loss:.4f}  lr {lr:.2e}")
-            if (step + 1) % save_every == 0 and step + 1 < total:
-                state["seconds"] += time.perf_counter() - started
-                started = time.perf_counter()
-                save_checkpoint(job, model, optimizer, state)
-    state["seconds"] += time.perf_counter() - started
-
-    eval_after = evaluate(model, data.eval, job, to_device, autocast)
+            save = checkpoints.due() or step + 1 == total
+            if (step + 1) % log_every == 0 or save:
+                state["curve"] += _curve(pending)
+                say(f"step {step + 1}/{total}  loss {state['curve'][-1]['loss']:.4f}  lr {lr:.2e}")
+            if save:
+                state["seconds"] += clock() - started
+                checkpoints.save(model, optimizer, state)
+                started = clock()
+                checkpoints.stop_if_interrupted(step + 1, total)
+        state["seconds"] += clock() - started
+        checkpoints.restore_signals()
+        eval_after = evaluate(model, data.eval, job, to_device, autocast, progress=bars, label="evaluating after training")
     if eval_after:
         say("eval after: " + ", ".join(f"{k} {v:.4g}" for k, v in eval_after.items()))
     return {
-        "steps": total, "resumed_from_step": resumed_from, "lr": peak_lr, "device": device.type,
+        "steps": total, "resumed_from_step": resumed_from, "lr": peak_lr, "device": device.type, "compiled": compiled,
         "loss_curve": state["curve"], "eval_before": state["eval_before"], "eval_after": eval_after,
         "train_seconds": round(state["seconds"], 3), "tokens_per_second": round(state["tokens"] / max(state["seconds"], 1e-9), 1),
+        "checkpoints": {"steps": checkpoints.steps, "stall_seconds": round(checkpoints.stall_seconds, 3),
+                        "write_seconds": round(checkpoints.write_seconds, 3)},
     }  # fmt: skip
 
 
 class _NullBar:
     def advance(self, n: int = 1) -> None:
         return None
+
+
+def _no_progress(_description: str, _total: int | None) -> contextlib.AbstractContextManager[Any]:
+    return contextlib.nullcontext(_NullBar())

@@ -24,6 +24,7 @@ from training.data import Task
 
 EMBEDDED_LM = "embedded:SmolLM2-135M-Instruct"
 EMBEDDED_ENCODER = "embedded:all-MiniLM-L6-v2"
+HUB_NAMES = {EMBEDDED_LM: "HuggingFaceTB/SmolLM2-135M-Instruct", EMBEDDED_ENCODER: "sentence-transformers/all-MiniLM-L6-v2"}
 
 # Used only when a generative model's tokenizer has no chat template of its own.
 CHATML = (
@@ -186,10 +187,23 @@ def load_trainable_state(model: Any, state: dict[str, torch.Tensor]) -> None:
             params[name].copy_(value)
 
 
-def save_model(model: Any, tokenizer: Any, out: Path) -> None:
-    """The adapter (LoRA) or the full weights, plus the tokenizer, as safetensors."""
+def portable_name(name: str) -> str:
+    """The base model's name as another machine can load it: the Hub id of an embedded model, else the configured name.
+
+    The embedded model loads from a folder inside this virtual environment; an adapter
+    that named that folder would load nowhere else.
+    """
+    return HUB_NAMES.get(name, name)
+
+
+def save_model(model: Any, tokenizer: Any, out: Path, *, base_name: str) -> None:
+    """The adapter (LoRA) or the full weights, plus the tokenizer, as safetensors; ``base_name``: the configured model."""
     with _quiet_transformers():
-        if hasattr(model, "peft_config"):  # adapters never touch the embeddings: skip peft's probe of the base folder for a resized vocab
+        if hasattr(model, "peft_config"):
+            for adapter in model.peft_config.values():
+                adapter.base_model_name_or_path = portable_name(
+                    base_name
+                )  # adapters never touch the embeddings: skip peft's probe of the base folder for a resized vocab
             model.save_pretrained(out, save_embedding_layers=False)
         else:
             model.save_pretrained(out)

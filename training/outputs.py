@@ -16,7 +16,7 @@ import yaml
 
 from curation.core.config import TrainConfig
 from curation.core.rundir import atomic_dir, write_bytes, write_json
-from training.models import save_model
+from training.models import portable_name, save_model
 
 _METRIC_ORDER = ("loss", "perplexity", "accuracy", "f1_macro", "preference_accuracy", "reward_margin")
 
@@ -24,7 +24,7 @@ _METRIC_ORDER = ("loss", "perplexity", "accuracy", "f1_macro", "preference_accur
 def write_outputs(out: Path, *, model: Any, tokenizer: Any, cfg: TrainConfig, metrics: dict[str, Any], job: dict[str, Any]) -> None:
     """Write everything atomically and drop the checkpoint, which the final weights supersede."""
     with atomic_dir(out / "model") as tmp:
-        save_model(model, tokenizer, tmp)
+        save_model(model, tokenizer, tmp, base_name=str(cfg.model))
     write_json(out / "metrics.json", metrics)
     write_bytes(out / "train_config.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False).encode("utf-8"))
     write_bytes(out / "model_card.md", model_card(cfg, metrics, job).encode("utf-8"))
@@ -54,7 +54,7 @@ def _fmt(value: Any) -> str:
 def _eval_table(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     names = [k for k in _METRIC_ORDER if k in before or k in after]
     if not names:
-        return ["No held-out split (`eval_fraction: 0`)."]
+        return ["No held-out evaluation (`eval_fraction: 0`, or `--no-eval`)."]
     rows = [f"| {k} | {_fmt(before.get(k))} | {_fmt(after.get(k))} |" for k in names]
     return ["| metric | before | after |", "|---|---|---|", *rows]
 
@@ -64,7 +64,7 @@ def _loading(cfg: TrainConfig) -> str:
     if cfg.method == "full":
         return f"`transformers.{auto}.from_pretrained('model')`; the tokenizer is in the same folder."
     base = (
-        "`training.models.load_model(model, task, labels=..., pad_id=...)`"
+        f"`training.models.load_model(model, task, labels=..., pad_id=...)` (or `{portable_name(cfg.model)}` from the Hub)"
         if cfg.model and cfg.model.startswith("embedded:")
         else f"`transformers.{auto}.from_pretrained('{cfg.model}')`"
     )

@@ -99,7 +99,10 @@ class TrainConfig(Strict):
     seed: int = 0  # model init, eval split, data order, dropout
     beta: float = Field(0.1, gt=0)  # dpo: strength of the pull towards the reference
     packing: bool = True  # sft/cpt: several examples per block, never attending across examples
-    compile: bool = False  # torch.compile the model (CUDA only; pays off on long runs)
+    compile: Literal["auto"] | bool = "auto"  # torch.compile the model; auto: on CUDA only
+    gradient_checkpointing: bool = False  # recompute activations in backward: less memory, ~30% slower
+    checkpoint_minutes: float = Field(30, ge=0)  # wall-clock interval between checkpoints; 0: after every step
+    eval_max_rows: int = Field(256, ge=0)  # held-out examples evaluated before and after training
     balance_weights: bool = True  # use the balance stage's `sample_weight` and `repeat` columns when present
 
 

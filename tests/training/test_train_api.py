@@ -53,6 +53,8 @@ def test_sft_job_writes_model_metrics_config_card_ledger_and_manifest(checked_ru
     assert result.out_dir == out and result.task == "sft" and result.method == "lora"
     assert (out / "model" / "adapter_model.safetensors").is_file() and (out / "model" / "tokenizer.json").is_file()
     assert not (out / "checkpoint").exists()
+    adapter = json.loads((out / "model" / "adapter_config.json").read_text())
+    assert adapter["base_model_name_or_path"] == str(lm_dir)  # the configured name, as given
     metrics = json.loads((out / "metrics.json").read_text())
     assert len(metrics["loss_curve"]) == 4 and {"loss", "perplexity"} <= set(metrics["eval_before"]) and metrics["eval_after"]
     manifest = read_manifest(run_dir)
@@ -126,6 +128,23 @@ def test_cli_trains_and_prints_the_output_folder(
     assert json.loads((tmp_path / "cli" / "metrics.json").read_text())["steps"] == 2
 
 
+def test_cli_no_eval_skips_the_held_out_evaluation(checked_run: Maker, lm_dir: Path, tmp_path: Path) -> None:
+    from curation.cli import main
+
+    run_dir = checked_run(text_rows(16), "text", train={"model": str(lm_dir), "max_length": 64})
+    assert main(["train", str(run_dir), "--max-steps", "1", "--out", str(tmp_path / "cli"), "--no-eval", "-q"]) == 0
+    metrics = json.loads((tmp_path / "cli" / "metrics.json").read_text())
+    assert metrics["eval_before"] == {} and metrics["eval_after"] == {} and metrics["data"]["eval_rows"] > 0
+
+
+def test_an_embedded_base_model_is_named_by_its_hub_id_not_a_local_path() -> None:
+    from training.models import EMBEDDED_ENCODER, EMBEDDED_LM, portable_name
+
+    assert portable_name(EMBEDDED_LM) == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert portable_name(EMBEDDED_ENCODER) == "sentence-transformers/all-MiniLM-L6-v2"
+    assert portable_name("/models/mine") == "/models/mine"
+
+
 def test_task_that_does_not_fit_the_data_is_a_config_error(checked_run: Maker, lm_dir: Path, tmp_path: Path) -> None:
     run_dir = checked_run(qa_rows(16), "instruction", train={"model": str(lm_dir)})
     (tmp_path / "dpo.yaml").write_text("task: dpo\n")
@@ -146,13 +165,13 @@ def test_train_options_are_validated_with_the_pipeline_config() -> None:
 _KILLER = """
 import os, signal, sys
 from pathlib import Path
-import training.loop as loop
-real = loop.save_checkpoint
-def save_then_die(job, model, optimizer, progress):
-    real(job, model, optimizer, progress)
-    if progress["step"] >= 4:
+import training.checkpoint as checkpoint
+real = checkpoint.write_checkpoint
+def write_then_die(job, state):  # runs on the background writer thread
+    real(job, state)
+    if state["progress"]["step"] >= 4:
         os.kill(os.getpid(), signal.SIGKILL)  # a real kill: no cleanup, no final save
-loop.save_checkpoint = save_then_die
+checkpoint.write_checkpoint = write_then_die
 from training.api import train
 train(Path(sys.argv[1]), out_dir=Path(sys.argv[2]))
 """
@@ -164,8 +183,9 @@ def test_a_killed_run_resumed_reaches_the_uninterrupted_weights(checked_run: Mak
     run_dir = checked_run(
         label_rows(30),
         "classification",
-        train={"model": str(encoder_dir), "method": "full", "max_steps": 10, "batch_size": 4, "lr": 3e-3, "max_length": 32},
-    )
+        train={"model": str(encoder_dir), "method": "full", "max_steps": 10, "batch_size": 4, "lr": 3e-3, "max_length": 32,
+               "checkpoint_minutes": 0},  # after every step: the kill lands after the write of step 4
+    )  # fmt: skip
     straight = train(run_dir, out_dir=tmp_path / "straight")
 
     killed = tmp_path / "killed"

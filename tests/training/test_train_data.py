@@ -121,9 +121,13 @@ def test_cpt_rows_cut_long_documents_and_end_with_eos(tokenizer: Any) -> None:
 def test_padding_is_its_own_segment_and_untrained(tokenizer: Any) -> None:
     short, long = Row([5, 6, 7], [False, True, True], [0, 1, 2]), Row([5, 6, 7, 8, 9], [False] * 2 + [True] * 3, list(range(5)))
     batch = collate_rows([short, long], tokenizer.pad_token_id)
-    assert batch["position_ids"][0].tolist() == [0, 1, 2, 0, 1]
+    assert "position_ids" not in batch  # one example per row: the plain causal mask is exact, padding comes after
     assert batch["targets"][0].tolist() == [6, 7, IGNORE, IGNORE, IGNORE]
     assert batch["targets"][1].tolist() == [IGNORE, 7, 8, 9, IGNORE]
+    packed = Row([5, 6, 7, 8], [False, True, False, True], [0, 1, 0, 1])  # two examples: positions say where each starts
+    batch = collate_rows([short, packed], tokenizer.pad_token_id)
+    assert batch["position_ids"].tolist() == [[0, 1, 2, 0], [0, 1, 0, 1]]
+    assert batch["targets"].tolist() == [[6, 7, IGNORE, IGNORE], [6, IGNORE, 8, IGNORE]]
 
 
 def test_pairs_use_trls_layout(tokenizer: Any) -> None:

@@ -51,7 +51,7 @@ CASES = [
     ("sft", "lora", {"lr": 3e-3}),
     ("cpt", "full", {"lr": 3e-3}),
     ("classify", "lora", {"lr": 1e-2}),
-    ("dpo", "lora", {"lr": 1e-2, "beta": 1.0, "max_steps": 30}),
+    ("dpo", "lora", {"lr": 1e-2, "beta": 0.5, "max_steps": 30}),  # beta 1.0 at this lr overshoots on the held-out pairs
     ("dpo", "full", {"lr": 3e-3, "beta": 0.5, "max_steps": 30}),
 ]
 
@@ -227,8 +227,8 @@ def test_weights_of_one_give_exactly_the_unweighted_token_loss(lm_dir: Path, tmp
 
 def test_an_all_masked_batch_is_an_error(lm_dir: Path, tmp_path: Path) -> None:
     model, data, job = setup("sft", lm_dir, tmp_path, packing=False)
-    batch = collate_rows(data.train[:2], job.pad_id)
-    batch["targets"] = torch.full_like(batch["targets"], IGNORE)
+    batch = collate_rows([dataclasses.replace(r, trained=[False] * len(r.ids)) for r in data.train[:2]], job.pad_id)
+    assert (batch["targets"] == IGNORE).all()
     with pytest.raises(RunError, match="selects no tokens"):
         loss_step(model, batch, job)
 
@@ -239,11 +239,12 @@ def test_packed_examples_do_not_attend_to_each_other(lm_dir: Path, tokenizer: An
     first, second = (cpt_rows(tokenizer, t, 64)[0] for t in ("the sky is blue. the snow is white.", "coal is black and plum is purple."))
     packed = collate_rows(pack([first, second], 128), tokenizer.pad_token_id)
     alone = collate_rows([second], tokenizer.pad_token_id)
+    assert "position_ids" in packed and "position_ids" not in alone
     with torch.no_grad():
         logits_packed = model(input_ids=packed["input_ids"], position_ids=packed["position_ids"], use_cache=False).logits[
             0, len(first.ids) :
         ]
-        logits_alone = model(input_ids=alone["input_ids"], position_ids=alone["position_ids"], use_cache=False).logits[0]
+        logits_alone = model(input_ids=alone["input_ids"], use_cache=False).logits[0]  # one example: no position_ids, plain causal
         leaky = model(input_ids=packed["input_ids"], use_cache=False).logits[0, len(first.ids) :]  # plain causal mask, for contrast
     torch.testing.assert_close(logits_packed, logits_alone, rtol=1e-4, atol=1e-4)
     assert not torch.allclose(leaky, logits_alone, atol=1e-3)
