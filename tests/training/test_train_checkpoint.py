@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 import torch
-from tests.training.test_train_loop import setup
 
 from curation.core.errors import RunError
+from tests.training.test_train_loop import setup
 from training.checkpoint import snapshot
 from training.models import trainable_state
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 import torch
-from tests.training.test_train_loop import setup
 
+from tests.training.test_train_loop import setup
 from training.data import IGNORE, Row, collate_rows, cpt_rows, pack
 from training.loop import backward_step, fit
 from training.stream import prefetch
