@@ -12,7 +12,6 @@ process is gone (killed) is stale and is taken over by the next run.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import hmac
 import json
@@ -24,6 +23,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from curation.core.errors import ConfigError, RunError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; the O_EXCL lock file still guards the folder
+    fcntl = None  # type: ignore[assignment]
 
 KEY_ENV = "TUNEPREP_SIGNING_KEY"
 KEY_FILE_ENV = "TUNEPREP_SIGNING_KEY_FILE"
@@ -168,9 +172,10 @@ def acquire_lock(run_dir: Path) -> RunLock:
     """
     path = Path(run_dir) / LOCK
     mine = json.dumps({**this_process(), "started": time.time()}).encode("utf-8")
-    fd = os.open(run_dir, os.O_RDONLY)
+    fd = os.open(run_dir, os.O_RDONLY) if fcntl is not None else None
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)  # serialises stale-lock takeovers; released on close or death
+        if fd is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # serialises stale-lock takeovers; released on close or death
         stale = None
         if path.exists():
             held = lock_holder(run_dir)
@@ -185,7 +190,8 @@ def acquire_lock(run_dir: Path) -> RunLock:
         with os.fdopen(lock_fd, "wb") as f:
             f.write(mine)
     finally:
-        os.close(fd)
+        if fd is not None:
+            os.close(fd)
     return RunLock(path, stale)
 
 
