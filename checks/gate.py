@@ -4,7 +4,10 @@
 writes GX results and Data Docs under ``RUN/checks/`` and records the verdict with the
 suite and dataset fingerprints in the manifest and the ledger. ``require_pass`` is what
 training calls: it passes only if that verdict is ``pass`` and the dataset on disk still
-has the fingerprint that was validated.
+has the fingerprint that was validated. With a signing key set (``TUNEPREP_SIGNING_KEY`` or
+``TUNEPREP_SIGNING_KEY_FILE``) both also verify the manifest's HMAC, which covers the verdict
+and the hashes of ``checks/verdict.json`` and ``checks/results.json``, and refuse an edited,
+unsigned or otherwise-signed manifest.
 """
 
 from __future__ import annotations
@@ -23,13 +26,16 @@ from checks.results import CheckResult, to_outcome, verdict_of
 from checks.suites import build_suite, suite_fingerprint
 from curation.core.config import ChecksConfig, PipelineConfig, parse_config
 from curation.core.errors import ConfigError, GateFailed, RunError
+from curation.core.integrity import KEY_ENV
 from curation.core.ledger import run_ledger
 from curation.core.rundir import (
     DATASET,
     atomic_dir,
     file_fingerprint,
+    file_sha256,
     frame_fingerprint,
     load_dataset,
+    manifest_status,
     read_manifest,
     update_manifest,
     write_json,
@@ -107,9 +113,11 @@ def run_checks(run_dir: Path, *, config: ChecksConfig | None = None) -> CheckRes
     """
     run_dir = Path(run_dir)
     manifest = read_manifest(run_dir)
+    _verify_signature(run_dir, manifest)
     pipeline = _pipeline_config(run_dir)
     cfg = config or pipeline.checks
     df = load_dataset(run_dir)
+    fingerprint = _verify_made_by_run(run_dir, manifest, df)
     kind = manifest["kind"]
     residual, pii_ran = _residual_pii(run_dir, manifest)
     specs = build_suite(kind, df.columns, cfg, pii_ran=pii_ran)
@@ -125,7 +133,7 @@ def run_checks(run_dir: Path, *, config: ChecksConfig | None = None) -> CheckRes
             verdict=verdict_of(list(outcomes)),
             outcomes=outcomes,
             suite_fingerprint=suite_fingerprint(specs),
-            dataset_fingerprint=frame_fingerprint(df),
+            dataset_fingerprint=fingerprint,
             results_path=checks_dir / RESULTS,
             docs_path=checks_dir / DOCS / "index.html",
         )
@@ -148,6 +156,7 @@ def _record(run_dir: Path, manifest: dict[str, Any], pipeline: PipelineConfig, r
         "results_path": f"{CHECKS_DIR}/{RESULTS}",
         "verdict_path": f"{CHECKS_DIR}/{VERDICT}",
         "data_docs": f"{CHECKS_DIR}/{DOCS}/index.html",
+        "sha256": {f"{CHECKS_DIR}/{n}": file_sha256(run_dir / CHECKS_DIR / n) for n in (RESULTS, VERDICT)},  # signed with the manifest
         "config": cfg.model_dump(mode="json"),
         "outcomes": [asdict(o) for o in result.outcomes],  # for the report; small (one per expectation)
     }
@@ -174,6 +183,7 @@ def require_pass(run_dir: Path) -> GateInfo:
     """
     run_dir = Path(run_dir)
     manifest = read_manifest(run_dir)  # not a run directory: a usage error (exit 2), not a failed gate
+    _verify_signature(run_dir, manifest)
     checks = manifest.get("checks")
     if not checks:
         raise GateFailed(f"run '{run_dir}' has not been validated; run `tuneprep check {run_dir}` first")
@@ -193,3 +203,42 @@ def require_pass(run_dir: Path) -> GateInfo:
             f"(validated {validated[:12]}, now {on_disk[:12]}); rerun `tuneprep check {run_dir}`"
         )
     return GateInfo(run_id=manifest["run_id"], verdict="pass", dataset_fingerprint=validated, suite_fingerprint=checks["suite_fingerprint"])
+
+
+def _verify_signature(run_dir: Path, manifest: dict[str, Any]) -> None:
+    """With a signing key set, refuse a manifest (and checks files) changed since tuneprep signed them.
+
+    Raises:
+        GateFailed: one line naming what does not verify and what to rerun.
+    """
+    status = manifest_status(manifest)
+    where = f"'{run_dir / 'manifest.json'}'"
+    if status == "invalid":
+        raise GateFailed(
+            f"{where} does not match its signature: it was edited after tuneprep wrote it; rerun `tuneprep run` and `tuneprep check`"
+        )
+    if status == "other_key":
+        raise GateFailed(
+            f"{where} was signed with another key than the one set; set that key, or rerun `tuneprep run` and `tuneprep check`"
+        )
+    if status == "unsigned":
+        raise GateFailed(f"{where} is not signed and a signing key is set; rerun `tuneprep run` and `tuneprep check` with `{KEY_ENV}` set")
+    if status == "no_key":
+        return
+    recorded = manifest.get("checks", {}).get("sha256", {}) if isinstance(manifest.get("checks"), dict) else {}
+    for rel, digest in recorded.items():
+        path = run_dir / rel
+        if not path.is_file() or file_sha256(path) != digest:
+            raise GateFailed(f"'{path}' changed since `tuneprep check` wrote it; rerun `tuneprep check {run_dir}`")
+
+
+def _verify_made_by_run(run_dir: Path, manifest: dict[str, Any], df: Any) -> str:
+    """The dataset's fingerprint, if it is the one the run recorded; else GateFailed (it was replaced)."""
+    fingerprint = frame_fingerprint(df)
+    recorded = manifest.get("dataset", {}).get("fingerprint") if isinstance(manifest.get("dataset"), dict) else None
+    if recorded is not None and recorded != fingerprint:
+        raise GateFailed(
+            f"'{run_dir / DATASET}' is not the dataset `tuneprep run` made (recorded {str(recorded)[:12]}, now {fingerprint[:12]}); "
+            f"rerun `tuneprep run` on the run's config"
+        )
+    return fingerprint

@@ -109,6 +109,10 @@ def run(config: Path, out: Path | None, quiet: bool) -> None:
 def runs(root: Path, ledger: Path | None) -> None:
     """List the runs recorded in the ledger, newest last.
 
+    A run's checks column is the verdict of the last check of its dataset (matched by
+    fingerprint, so a rerun that made the same dataset shows it too); a run whose process
+    died before finishing is marked `interrupted`.
+
     \b
     Example:
       tuneprep runs --root runs
@@ -119,15 +123,14 @@ def runs(root: Path, ledger: Path | None) -> None:
     if not path.is_file():
         raise click.UsageError(f"no ledger at '{path}'; run `tuneprep run` first or pass `--ledger`")
     ledger_db = Ledger(path)
+    ledger_db.mark_interrupted()
     checks = ledger_db.rows("checks")
     click.echo(
         f"{'started (UTC)':16}  {'run_id':32} {'status':10} {'kind':15} {'rows_in':>8} {'rows_out':>8}  {'checks':7} dataset       run_dir"
     )
     for r in ledger_db.rows("runs"):
-        # the last check of this run's dataset, as the gate reads it
-        verdicts = [
-            c["verdict"] for c in checks if c["run_id"] == r["run_id"] and c["dataset_fp"] == r["dataset_fp"] and c["at"] >= r["started"]
-        ]
+        # the last check of this run's dataset, whenever it ran: a rerun that made the same dataset shares it
+        verdicts = [c["verdict"] for c in checks if r["dataset_fp"] and c["run_id"] == r["run_id"] and c["dataset_fp"] == r["dataset_fp"]]
         started = time.strftime("%Y-%m-%d %H:%M", time.gmtime(r["started"]))
         click.echo(
             f"{started:16}  {r['run_id']:32} {r['status']:10} {r['kind'] or '':15} {r['rows_in'] or 0:>8} {r['rows_out'] or 0:>8}  "
@@ -150,10 +153,13 @@ def check(run_dir: Path) -> None:
     """
     from checks.gate import run_checks
     from curation.core.errors import GateFailed
+    from curation.core.integrity import unsigned_note
 
     result = run_checks(run_dir)
     for line in result.lines:
         click.echo(line, err=True)
+    if note := unsigned_note():
+        click.echo(note, err=True)
     if result.verdict != "pass":
         counts = f"{len(result.failures)} critical failed, {len(result.errors)} errored"
         raise GateFailed(f"checks {result.verdict}: {counts}; details in {result.docs_path}")
@@ -256,6 +262,9 @@ def train(run_dir: Path, config: Path | None, max_steps: int | None, out: Path |
 @click.argument("run_dir", type=click.Path(path_type=Path))
 def clean(run_dir: Path) -> None:
     """Remove a run's sensitive intermediates (raw-text stage outputs, quarantine); keep the audit trail.
+
+    Also removes temporary files and folders a killed command left (they can hold raw
+    text), and works on a run killed before it wrote its manifest.
 
     \b
     Example:

@@ -1,7 +1,9 @@
 """The run ledger: an embedded SQLite database recording every run, stage, check and training job.
 
 It lives at the runs root (``runs/ledger.db``) unless ``run.ledger`` names another path,
-and is the audit trail ``tuneprep runs`` lists.
+and is the audit trail ``tuneprep runs`` lists. A run records the pid and host of its
+process, so a run whose process died without finishing (killed) can be told from one still
+going: ``mark_interrupted`` turns it from ``running`` into ``interrupted``.
 """
 
 from __future__ import annotations
@@ -12,10 +14,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from curation.core.integrity import process_alive
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
   run_id TEXT NOT NULL, run_dir TEXT NOT NULL, started REAL NOT NULL, finished REAL,
   status TEXT NOT NULL, kind TEXT, config_fp TEXT, dataset_fp TEXT, rows_in INTEGER, rows_out INTEGER,
+  pid INTEGER, host TEXT, proc_start TEXT,
   PRIMARY KEY (run_id, started));
 CREATE TABLE IF NOT EXISTS stages (
   run_id TEXT NOT NULL, started REAL NOT NULL, idx INTEGER NOT NULL, name TEXT NOT NULL, status TEXT NOT NULL,
@@ -26,6 +31,7 @@ CREATE TABLE IF NOT EXISTS training (
   run_id TEXT NOT NULL, at REAL NOT NULL, out_dir TEXT, status TEXT NOT NULL, task TEXT, model TEXT,
   dataset_fp TEXT, metrics TEXT);
 """
+_ADDED = {"runs": ("pid INTEGER", "host TEXT", "proc_start TEXT")}  # columns newer than a ledger made by an older tuneprep
 
 
 class Ledger:
@@ -34,8 +40,17 @@ class Ledger:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
-            db.executescript(_SCHEMA)
+        db = self._connect()
+        try:
+            with db:
+                db.executescript(_SCHEMA)
+                for table, columns in _ADDED.items():
+                    have = {r["name"] for r in db.execute(f"PRAGMA table_info({table})")}
+                    for column in columns:
+                        if column.split()[0] not in have:
+                            db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+        finally:
+            db.close()
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=30)
@@ -50,13 +65,35 @@ class Ledger:
         finally:
             db.close()
 
-    def start_run(self, run_id: str, run_dir: Path, *, kind: str, config_fp: str) -> float:
+    def start_run(self, run_id: str, run_dir: Path, *, kind: str, config_fp: str, process: dict[str, Any] | None = None) -> float:
+        """Record a run as ``running``; ``process`` (pid, host, proc_start) lets a later start tell if it died."""
         started = time.time()
+        proc = process or {}
         self._write(
-            "INSERT INTO runs (run_id, run_dir, started, status, kind, config_fp) VALUES (?, ?, ?, 'running', ?, ?)",
-            (run_id, str(run_dir), started, kind, config_fp),
+            "INSERT INTO runs (run_id, run_dir, started, status, kind, config_fp, pid, host, proc_start)"
+            " VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?)",
+            (run_id, str(run_dir), started, kind, config_fp, proc.get("pid"), proc.get("host"), proc.get("proc_start")),
         )
         return started
+
+    def mark_interrupted(self) -> int:
+        """Mark ``interrupted`` every ``running`` run whose process is gone (on this host); returns how many.
+
+        A run on another host, or recorded without a pid (an older tuneprep), is left as it is.
+        """
+        db = self._connect()
+        try:
+            running = db.execute("SELECT run_id, started, pid, host, proc_start FROM runs WHERE status = 'running'").fetchall()
+        finally:
+            db.close()
+        dead = [
+            (r["run_id"], r["started"])
+            for r in running
+            if r["pid"] is not None and process_alive(r["pid"], r["host"] or "", r["proc_start"]) is False
+        ]
+        for run_id, started in dead:
+            self._write("UPDATE runs SET status = 'interrupted' WHERE run_id = ? AND started = ? AND status = 'running'", (run_id, started))
+        return len(dead)
 
     def finish_run(
         self, run_id: str, started: float, *, status: str, dataset_fp: str | None, rows_in: int | None, rows_out: int | None

@@ -19,11 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+from polars.datatypes import DataTypeClass
 
 from curation.core.errors import RunError
+from curation.core.integrity import require_unlocked, signature_status, signed, signing_key
 
 DATASET = Path("dataset") / "data.parquet"
 MANIFEST = "manifest.json"
+PolarsDataType = pl.DataType | DataTypeClass
 
 
 # ---------------------------------------------------------------------------- atomic writes
@@ -82,12 +85,36 @@ def sha256_json(data: Any) -> str:
 def frame_fingerprint(df: pl.DataFrame) -> str:
     """SHA-256 over a canonical serialisation: the schema, then the rows as NDJSON.
 
-    Row order counts; column order does not (columns are sorted by name).
+    Row order counts; column order does not (columns are sorted by name). Floats are
+    written as their shortest round-trip text, so NaN, +Inf, -Inf, null and -0.0 differ
+    (NDJSON writes the first four as null).
     """
     df = df.select(sorted(df.columns))
-    h = hashlib.sha256(json.dumps({k: str(v) for k, v in df.schema.items()}, sort_keys=True).encode())
+    schema = df.schema
+    df = df.with_columns(pl.col(c).cast(_floats_as_text(t)) for c, t in schema.items() if _floats_as_text(t) != t)
+    h = hashlib.sha256(json.dumps({k: str(v) for k, v in schema.items()}, sort_keys=True).encode())
     for start in range(0, max(df.height, 1), 200_000):
         h.update(df.slice(start, 200_000).write_ndjson().encode("utf-8"))
+    return h.hexdigest()
+
+
+def _floats_as_text(dtype: PolarsDataType) -> PolarsDataType:
+    """``dtype`` with every float (nested in lists, arrays and structs too) replaced by String."""
+    if dtype.is_float():
+        return pl.String()
+    if isinstance(dtype, pl.List | pl.Array):
+        return pl.List(_floats_as_text(dtype.inner))
+    if isinstance(dtype, pl.Struct):
+        return pl.Struct([pl.Field(f.name, _floats_as_text(f.dtype)) for f in dtype.fields])
+    return dtype
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
     return h.hexdigest()
 
 
@@ -112,12 +139,35 @@ def read_manifest(run_dir: Path) -> dict[str, Any]:
     return manifest
 
 
+def manifest_status(manifest: dict[str, Any]) -> str:
+    """The manifest's signature under the current key: valid, invalid, other_key, unsigned or no_key."""
+    return signature_status(manifest, signing_key())
+
+
+def write_manifest(run_dir: Path, manifest: dict[str, Any], *, sign: bool) -> None:
+    """Write ``manifest.json``; with ``sign`` and a key set, signed. Stale temporaries are listed as sensitive.
+
+    Without ``sign`` an existing signature block is kept as it is (it no longer matches: the
+    manifest reads as edited), so a rewrite never turns an unverified manifest into a signed one.
+    """
+    listed = [p for p in manifest.get("sensitive_paths", []) if not _is_temporary(p) or (Path(run_dir) / p).exists()]
+    manifest = {**manifest, "sensitive_paths": [*listed, *(t for t in stale_temporaries(run_dir) if t not in listed)]}
+    key = signing_key()
+    write_json(Path(run_dir) / MANIFEST, signed(manifest, key) if sign and key else manifest)
+
+
 def update_manifest(run_dir: Path, **sections: Any) -> dict[str, Any]:
-    """Set top-level sections of the manifest (e.g. ``checks=...``) and rewrite it atomically."""
+    """Set top-level sections of the manifest (e.g. ``checks=...``) and rewrite it atomically.
+
+    The result is re-signed only if the manifest read verified under the current key.
+    """
     manifest = read_manifest(run_dir)
+    status = manifest_status(manifest)
     manifest.update(sections)
-    write_json(Path(run_dir) / MANIFEST, manifest)
-    return manifest
+    if status == "no_key":  # cannot re-sign: drop the stale signature, the manifest reads as unsigned
+        manifest.pop("signature", None)
+    write_manifest(run_dir, manifest, sign=status == "valid")
+    return read_manifest(run_dir)
 
 
 def load_dataset(run_dir: Path) -> pl.DataFrame:
@@ -178,14 +228,83 @@ def library_versions() -> dict[str, str]:
     return out
 
 
+# ---------------------------------------------------------------------------- temporaries and clean
+def _is_temporary(rel: str) -> bool:
+    name = Path(rel).name
+    return name.startswith(".") and (name.endswith(".tmp") or name.endswith(".old"))
+
+
+def stale_temporaries(run_dir: Path, *, skip: tuple[str, ...] = ()) -> list[str]:
+    """Temporary files and folders left by an interrupted atomic write (``.NAME.*.tmp``, ``.NAME.old``).
+
+    They can hold whole raw-text parquet files; paths are relative to ``run_dir``.
+    ``skip`` names top-level folders not to look into (e.g. ``training``).
+    """
+    run_dir = Path(run_dir)
+    found: list[str] = []
+    if not run_dir.is_dir():
+        return found
+    for root, dirs, files in os.walk(run_dir):
+        here = Path(root)
+        if here == run_dir:
+            dirs[:] = [d for d in dirs if d not in skip]
+        for name in [*dirs, *files]:
+            if _is_temporary(name):
+                found.append(str((here / name).relative_to(run_dir)))
+        dirs[:] = [d for d in dirs if not _is_temporary(d)]
+    return sorted(found)
+
+
+def sweep_temporaries(run_dir: Path, *, skip: tuple[str, ...] = ()) -> list[str]:
+    """Remove what ``stale_temporaries`` finds; returns the removed paths."""
+    removed = stale_temporaries(run_dir, skip=skip)
+    for rel in removed:
+        _remove(Path(run_dir) / rel)
+    return removed
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _stage_sensitive_files(run_dir: Path) -> list[str]:
+    """What each stage folder's ``_SUCCESS`` marks sensitive; every parquet but findings where it cannot tell."""
+    out: list[str] = []
+    for stage in sorted((Path(run_dir) / "stages").glob("[0-9]*")):
+        rel = f"stages/{stage.name}"
+        try:
+            listed = json.loads((stage / "_SUCCESS").read_text(encoding="utf-8"))["sensitive_files"]
+            out += [f"{rel}/{f}" for f in listed if isinstance(f, str)]
+        except (OSError, ValueError, KeyError, TypeError):
+            out += [f"{rel}/{p.name}" for p in stage.glob("*.parquet") if p.name != "findings.parquet"]
+    return out
+
+
 def clean_sensitive(run_dir: Path) -> list[str]:
-    """Delete the files the manifest marks sensitive; record that in the manifest."""
-    manifest = read_manifest(run_dir)
-    removed = []
-    for rel in manifest.get("sensitive_paths", []):
-        path = Path(run_dir) / rel
-        if path.is_file():
+    """Delete the files the manifest and the stage markers mark sensitive, and stale temporaries.
+
+    Works on a run killed before its manifest was written: then the curated set and its
+    exports count as sensitive too. Records what was removed in the manifest if there is one.
+
+    Raises:
+        RunError: ``run_dir`` is not a run folder, or a live ``tuneprep run`` is writing it.
+    """
+    run_dir = Path(run_dir)
+    require_unlocked(run_dir, "run `tuneprep clean`")
+    has_manifest = (run_dir / MANIFEST).is_file()
+    if not has_manifest and not (run_dir / "stages").is_dir():
+        read_manifest(run_dir)  # raises the usual "not a run directory" error
+    manifest = read_manifest(run_dir) if has_manifest else {}
+    listed = manifest.get("sensitive_paths", []) if has_manifest else ["quarantine.parquet", str(DATASET), *export_files(run_dir)]
+    removed = sweep_temporaries(run_dir)
+    for rel in dict.fromkeys([*listed, *_stage_sensitive_files(run_dir)]):
+        path = run_dir / rel
+        if isinstance(rel, str) and path.is_file():
             path.unlink()
             removed.append(rel)
-    update_manifest(run_dir, cleaned={"removed": sorted(set(manifest.get("cleaned", {}).get("removed", [])) | set(removed))})
+    if has_manifest:
+        update_manifest(run_dir, cleaned={"removed": sorted(set(manifest.get("cleaned", {}).get("removed", [])) | set(removed))})
     return removed

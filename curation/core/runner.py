@@ -1,9 +1,15 @@
 """The pipeline runner: ingest, then each configured stage in order, with the books kept.
 
 Every stage writes ``RUN/stages/NN-<stage>/`` atomically (output, dropped, findings,
-stats.json, _SUCCESS with its input fingerprint). On a rerun a stage whose _SUCCESS
-matches its input fingerprint is loaded instead of recomputed, so a killed run resumes
-where it stopped and a finished run reruns in seconds with identical output.
+stats.json, _SUCCESS with its input and output fingerprints and each file's SHA-256). On a
+rerun a stage whose _SUCCESS matches its input fingerprint, and whose files still match what
+_SUCCESS recorded, is loaded instead of recomputed, so a killed run resumes where it stopped
+and a finished run reruns in seconds with identical output. Each stage's input fingerprint
+is the previous stage's verified output fingerprint, so the dataset fingerprint in the
+manifest depends on every stage's actual output.
+
+A run holds ``RUN/.lock`` while it writes the folder; at its start it sweeps temporaries
+left by a killed run and marks killed runs ``interrupted`` in the ledger (integrity.py).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import yaml
 from curation.core.config import PipelineConfig
 from curation.core.errors import InputError
 from curation.core.ingest import QUARANTINE_SCHEMA, file_sha256, ingest, resolve_inputs
+from curation.core.integrity import acquire_lock, signature_status, signed, signing_key, this_process
 from curation.core.ledger import Ledger, ledger_path_for
 from curation.core.progress import make_progress_factory
 from curation.core.registry import STAGES, resume_inputs, stage_function
@@ -33,15 +40,17 @@ from curation.core.rundir import (
     export_files,
     frame_fingerprint,
     library_versions,
+    manifest_status,
     sha256_json,
+    sweep_temporaries,
     write_bytes,
-    write_json,
+    write_manifest,
     write_parquet,
 )
 from curation.core.schema import BALANCE_COLUMNS, Kind, kind_columns
 from curation.core.stage import StageContext, StageResult
 
-FORMAT_VERSION = 2  # bump when a stage's on-disk output changes meaning, to invalidate resumes
+FORMAT_VERSION = 3  # 3: floats fingerprinted as text (NaN, inf, null apart), file hashes in _SUCCESS. Bump when a stage's on-disk output changes meaning, to invalidate resumes
 Log = Callable[[str], None]
 
 
@@ -114,10 +123,29 @@ def _dropped_by_reason(dropped: pl.DataFrame) -> dict[str, int]:
     return {r: int(n) for r, n in counts.iter_rows()}
 
 
+def _sensitive_names(names: list[str], *, raw: bool, pii_stage: bool) -> list[str]:
+    """The files of a stage folder that hold raw text.
+
+    Outputs of every stage before the first PII stage (all of them in a run without one) still
+    hold raw text; so do the PII stage's own dropped rows. Findings never hold raw values.
+    """
+    return sorted(
+        f for f in names if f.endswith(".parquet") and (raw or (pii_stage and f == "dropped.parquet")) and f != "findings.parquet"
+    )
+
+
 def _write_stage(
-    stage_dir: Path, result: StageResult, stats: dict[str, Any], success: dict[str, Any], extra: dict[str, pl.DataFrame] | None = None
+    stage_dir: Path,
+    result: StageResult,
+    stats: dict[str, Any],
+    success: dict[str, Any],
+    extra: dict[str, pl.DataFrame] | None = None,
+    *,
+    raw: bool,
+    pii_stage: bool = False,
 ) -> None:
-    """Write a stage directory whole; ``_SUCCESS`` lists the files a resume needs back."""
+    """Write a stage directory whole; ``_SUCCESS`` lists the files a resume needs back with their SHA-256,
+    and which of them hold raw text; it is signed when a signing key is set."""
     frames = {"output.parquet": result.kept, "dropped.parquet": result.dropped, "findings.parquet": result.findings}
     if not result.quarantined.is_empty():
         frames["quarantine.parquet"] = result.quarantined
@@ -129,35 +157,67 @@ def _write_stage(
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
             (tmp / rel).write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
         (tmp / "stats.json").write_text(json.dumps(stats, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
-        marker = {**success, "files": sorted([*frames, *result.files, "stats.json"])}
-        (tmp / "_SUCCESS").write_text(json.dumps(marker, sort_keys=True) + "\n", encoding="utf-8")
+        files = sorted([*frames, *result.files, "stats.json"])
+        marker = {**success, "files": files, "sha256": {f: file_sha256(tmp / f) for f in files}}
+        marker["sensitive_files"] = _sensitive_names(files, raw=raw, pii_stage=pii_stage)
+        (tmp / "_SUCCESS").write_text(json.dumps(signed(marker, signing_key()), sort_keys=True) + "\n", encoding="utf-8")
 
 
-def _load_stage(stage_dir: Path, input_fp: str) -> tuple[StageResult, dict[str, Any], dict[str, Any]] | None:
-    """The finished stage in ``stage_dir`` if it was made from ``input_fp`` and is whole, else None (recompute).
+def _load_stage(stage_dir: Path, input_fp: str, log: Log) -> tuple[StageResult, dict[str, Any], dict[str, Any]] | None:
+    """The finished stage in ``stage_dir`` if it was made from ``input_fp`` and is whole and unchanged, else None.
 
-    A stage whose files were removed since (``tuneprep clean``) or cannot be read is not whole.
+    None means recompute. A stage whose files were removed (``tuneprep clean``), changed since
+    it wrote them, or cannot be read is not reused; ``log`` says why, except when the input changed.
     """
     try:
         success = json.loads((stage_dir / "_SUCCESS").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    needed = success.get("files", ["output.parquet", "dropped.parquet", "findings.parquet", "stats.json"])
-    if success.get("input_fingerprint") != input_fp or not all((stage_dir / f).is_file() for f in needed):
+    if not isinstance(success, dict) or success.get("input_fingerprint") != input_fp:
         return None
-    q = stage_dir / "quarantine.parquet"
-    try:
-        stats = json.loads((stage_dir / "stats.json").read_text(encoding="utf-8"))
-        result = StageResult(
-            kept=pl.read_parquet(stage_dir / "output.parquet"),
-            dropped=pl.read_parquet(stage_dir / "dropped.parquet"),
-            findings=pl.read_parquet(stage_dir / "findings.parquet"),
-            stats=stats.get("metrics", {}),
-            quarantined=pl.read_parquet(q) if q.is_file() else StageResult(pl.DataFrame(), pl.DataFrame()).quarantined,
-            kind=success.get("kind"),
+    why = _changed_since_written(stage_dir, success)
+    if why is None:
+        try:
+            loaded = _read_stage(stage_dir, success)
+        except (OSError, ValueError, KeyError, TypeError, pl.exceptions.PolarsError):
+            loaded, why = None, "its files cannot be read"
+    if why is None and loaded is not None and frame_fingerprint(loaded[0].kept) != success.get("output_fingerprint"):
+        why = "output.parquet does not match the output fingerprint _SUCCESS recorded"
+    if why is not None:
+        log(f"{stage_dir.name}: not reused, {why}; recomputing")
+        return None
+    return loaded
+
+
+def _changed_since_written(stage_dir: Path, success: dict[str, Any]) -> str | None:
+    """Why the stage's files cannot be trusted (missing, changed, marker not signed with the key), or None."""
+    status = signature_status(success, signing_key())
+    if status not in ("valid", "no_key"):
+        return (
+            "its _SUCCESS is not signed with the current signing key" if status in ("unsigned", "other_key") else "its _SUCCESS was edited"
         )
-    except (OSError, ValueError, pl.exceptions.PolarsError):
-        return None
+    hashes = success.get("sha256")
+    if not isinstance(hashes, dict):
+        return "its _SUCCESS records no file hashes"
+    for name in success.get("files", []):
+        if not (stage_dir / name).is_file():
+            return f"{name} is missing"
+        if file_sha256(stage_dir / name) != hashes.get(name):
+            return f"{name} changed since the stage wrote it"
+    return None
+
+
+def _read_stage(stage_dir: Path, success: dict[str, Any]) -> tuple[StageResult, dict[str, Any], dict[str, Any]]:
+    q = stage_dir / "quarantine.parquet"
+    stats = json.loads((stage_dir / "stats.json").read_text(encoding="utf-8"))
+    result = StageResult(
+        kept=pl.read_parquet(stage_dir / "output.parquet"),
+        dropped=pl.read_parquet(stage_dir / "dropped.parquet"),
+        findings=pl.read_parquet(stage_dir / "findings.parquet"),
+        stats=stats.get("metrics", {}),
+        quarantined=pl.read_parquet(q) if q.is_file() else StageResult(pl.DataFrame(), pl.DataFrame()).quarantined,
+        kind=success.get("kind"),
+    )
     return result, stats, success
 
 
@@ -172,7 +232,7 @@ def _ingest_stage(
             "v": FORMAT_VERSION,
         }
     )
-    loaded = _load_stage(stage_dir, input_fp)
+    loaded = _load_stage(stage_dir, input_fp, log)
     if loaded is not None:
         log("ingest: unchanged, reusing")
         return loaded[0], loaded[1], True
@@ -188,7 +248,7 @@ def _ingest_stage(
         "metrics": {"form": data.form.name, "files": [{"path": f.path, "sha256": f.sha256, "bytes": f.bytes} for f in data.files]},
     }
     success = {"input_fingerprint": input_fp, "output_fingerprint": frame_fingerprint(data.rows), "kind": cfg.input.kind}
-    _write_stage(stage_dir, result, stats, success, extra={"quarantine_full.parquet": data.quarantine})
+    _write_stage(stage_dir, result, stats, success, extra={"quarantine_full.parquet": data.quarantine}, raw=True)
     return result, stats, False
 
 
@@ -227,20 +287,37 @@ def run_pipeline(
     )
     # Before any work: a missing secret (the hash salt) fails the run now, not after ingest.
     secrets = [resume_inputs(stage.name, stage.options, ctx) for stage in cfg.stages]
+    signing_key()  # an unreadable key file fails now, before any work
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_bytes(run_dir / "config.yaml", yaml.safe_dump(cfg.to_yaml_dict(), sort_keys=False).encode("utf-8"))
-    config_fp = sha256_json(cfg.to_yaml_dict())
     ledger = Ledger(ledger_path_for(run_dir, str(cfg.resolve(cfg.run.ledger)) if cfg.run.ledger else None))
-    started = ledger.start_run(run_id, run_dir, kind=cfg.input.kind, config_fp=config_fp)
+    lock = _claim_run_dir(run_dir, ledger, say)
     try:
-        result = _run_stages(cfg, inputs, secrets, run_dir, run_id, ctx, ledger, started, say)
-    except BaseException:
-        ledger.finish_run(run_id, started, status="failed", dataset_fp=None, rows_in=None, rows_out=None)
-        raise
-    ledger.finish_run(
-        run_id, started, status="succeeded", dataset_fp=result.dataset_fingerprint, rows_in=result.rows_in, rows_out=result.rows_out
-    )
+        write_bytes(run_dir / "config.yaml", yaml.safe_dump(cfg.to_yaml_dict(), sort_keys=False).encode("utf-8"))
+        config_fp = sha256_json(cfg.to_yaml_dict())
+        started = ledger.start_run(run_id, run_dir, kind=cfg.input.kind, config_fp=config_fp, process=this_process())
+        try:
+            result = _run_stages(cfg, inputs, secrets, run_dir, run_id, ctx, ledger, started, say)
+        except BaseException:
+            ledger.finish_run(run_id, started, status="failed", dataset_fp=None, rows_in=None, rows_out=None)
+            raise
+        ledger.finish_run(
+            run_id, started, status="succeeded", dataset_fp=result.dataset_fingerprint, rows_in=result.rows_in, rows_out=result.rows_out
+        )
+    finally:
+        lock.release()
     return result
+
+
+def _claim_run_dir(run_dir: Path, ledger: Ledger, say: Log) -> Any:
+    """Lock the run folder, then clear what a killed run left: its temporaries, its `running` ledger rows."""
+    lock = acquire_lock(run_dir)
+    if lock.stale is not None:
+        say(f"run folder lock of pid {lock.stale.get('pid')} on {lock.stale.get('host')} is stale (process gone); taken over")
+    swept = sweep_temporaries(run_dir, skip=("training",))
+    if swept:
+        say(f"removed {len(swept)} temporary files or folders left by an interrupted run")
+    ledger.mark_interrupted()
+    return lock
 
 
 def _run_stages(
@@ -257,7 +334,7 @@ def _run_stages(
     stages_dir = run_dir / "stages"
     t0 = time.perf_counter()
     current, stats, skipped = _ingest_stage(cfg, inputs, stages_dir / "00-ingest", ctx, say)
-    books = stats["books"]
+    books, ingest_fp = stats["books"], frame_fingerprint(current.kept)
     ledger.record_stage(
         run_id,
         started,
@@ -266,7 +343,7 @@ def _run_stages(
         status="skipped" if skipped else "done",
         books=books,
         seconds=time.perf_counter() - t0,
-        output_fp=frame_fingerprint(current.kept),
+        output_fp=ingest_fp,
     )
     if current.kept.is_empty():
         raise InputError(
@@ -275,7 +352,7 @@ def _run_stages(
     say(f"ingest: {books['rows_in']} rows read, {books['kept']} kept, {books['quarantined']} quarantined")
     entries = [_manifest_entry(0, "ingest", stages_dir / "00-ingest", stats, skipped, sensitive=True)]
     quarantines = [current.quarantined.with_columns(stage=pl.lit("ingest"))]
-    df, kind, prev_fp, scrubbed = current.kept, cfg.input.kind, frame_fingerprint(current.kept), False
+    df, kind, prev_fp, scrubbed = current.kept, cfg.input.kind, ingest_fp, False
     for idx, (stage, secret) in enumerate(zip(cfg.stages, secrets, strict=True), start=1):
         name = stage.name
         stage_dir = stages_dir / f"{idx:02d}-{name}"
@@ -285,7 +362,8 @@ def _run_stages(
         input_fp = sha256_json(  # `secret`: e.g. the PII salt's digest, so a new salt recomputes
             {"input": prev_fp, "stage": name, "options": options, "kind": kind, "seed": cfg.run.seed, "v": FORMAT_VERSION, **secret}
         )
-        loaded = _load_stage(stage_dir, input_fp)
+        scrubs = STAGES[name].scrubs_pii
+        loaded = _load_stage(stage_dir, input_fp, say)
         if loaded is not None:
             result, st, success = loaded
             skipped = True
@@ -301,7 +379,7 @@ def _run_stages(
                 "metrics": result.stats,
             }
             success = {"input_fingerprint": input_fp, "output_fingerprint": frame_fingerprint(result.kept), "kind": result.kind or kind}
-            _write_stage(stage_dir, result, st, success)
+            _write_stage(stage_dir, result, st, success, raw=not (scrubbed or scrubs), pii_stage=scrubs)
             skipped = False
         ctx.artifacts[name] = result
         ledger.record_stage(
@@ -314,8 +392,7 @@ def _run_stages(
             seconds=time.perf_counter() - t0,
             output_fp=success["output_fingerprint"],
         )
-        scrubs = STAGES[name].scrubs_pii
-        entries.append(_manifest_entry(idx, name, stage_dir, st, skipped, sensitive=not (scrubbed or scrubs), pii_stage=scrubs))
+        entries.append(_manifest_entry(idx, name, stage_dir, st, skipped, sensitive=not (scrubbed or scrubs)))
         scrubbed = scrubbed or scrubs
         if not result.quarantined.is_empty():
             quarantines.append(result.quarantined.select("id", "error").with_columns(stage=pl.lit(name)))
@@ -332,19 +409,10 @@ def _stage_line(name: str, stats: dict[str, Any], skipped: bool) -> str:
     return f"{name}: {b['rows_in']} in, {kept}, {dropped}, {b['quarantined']} quarantined" + (" [reused]" if skipped else "")
 
 
-def _manifest_entry(
-    idx: int, name: str, stage_dir: Path, stats: dict[str, Any], skipped: bool, *, sensitive: bool, pii_stage: bool = False
-) -> dict[str, Any]:
+def _manifest_entry(idx: int, name: str, stage_dir: Path, stats: dict[str, Any], skipped: bool, *, sensitive: bool) -> dict[str, Any]:
     success = json.loads((stage_dir / "_SUCCESS").read_text(encoding="utf-8"))
     rel = f"stages/{stage_dir.name}"
-    files = sorted(p.name for p in stage_dir.iterdir() if p.is_file())
-    # Outputs of every stage before the first PII stage (all of them in a run without one) still
-    # hold raw text; so do the PII stage's own dropped rows. Findings never hold raw values.
-    sensitive_files = [
-        f"{rel}/{f}"
-        for f in files
-        if f.endswith(".parquet") and (sensitive or (pii_stage and f == "dropped.parquet")) and f != "findings.parquet"
-    ]
+    sensitive_files = [f"{rel}/{f}" for f in success["sensitive_files"]]
     return {
         "index": idx,
         "name": name,
@@ -357,6 +425,20 @@ def _manifest_entry(
         "sensitive_files": sensitive_files,
         "skipped": skipped,
     }
+
+
+def _kept_sections(path: Path, fp: str) -> dict[str, Any]:
+    """Sections written by later commands (checks, training), kept only if the data is unchanged
+    and, with a signing key set, the old manifest verifies: a rerun must not sign an edited verdict."""
+    try:
+        prev = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except (OSError, ValueError):  # a damaged manifest is rewritten whole
+        return {}
+    if not isinstance(prev, dict) or not isinstance(prev.get("dataset"), dict) or prev["dataset"].get("fingerprint") != fp:
+        return {}
+    if manifest_status(prev) not in ("valid", "no_key"):
+        return {}
+    return {k: v for k, v in prev.items() if k in ("checks", "training", "created")}
 
 
 def _finish(
@@ -404,14 +486,7 @@ def _finish(
         "versions": library_versions(),
         "ledger": str(cfg.resolve(cfg.run.ledger).resolve()) if cfg.run.ledger else None,  # None: <runs root>/ledger.db
     }
-    old = run_dir / MANIFEST
-    if old.is_file():  # keep sections written by later commands only if the data is unchanged
-        try:
-            prev = json.loads(old.read_text(encoding="utf-8"))
-        except ValueError:  # a damaged manifest is rewritten whole
-            prev = {}
-        if prev.get("dataset", {}).get("fingerprint") == fp:
-            manifest.update({k: v for k, v in prev.items() if k in ("checks", "training", "created")})
-    write_json(old, manifest)
+    manifest.update(_kept_sections(run_dir / MANIFEST, fp))
+    write_manifest(run_dir, manifest, sign=True)
     rows_in = entries[0]["books"]["rows_in"]
     return RunResult(run_id, run_dir, kind, fp, rows_in, dataset.height, quarantine.height, entries)

@@ -10,7 +10,7 @@ from typing import Any
 import polars as pl
 
 from curation.core.config import parse_config
-from curation.core.rundir import DATASET, update_manifest, write_parquet
+from curation.core.rundir import DATASET, frame_fingerprint, update_manifest, write_parquet
 from curation.core.runner import run_pipeline
 
 LABELS = ("billing", "technical")
@@ -68,10 +68,12 @@ def make_run(
 
 
 def copy_run(run_dir: Path, dest: Path, df: pl.DataFrame | None = None) -> Path:
-    """A copy of ``run_dir`` at ``dest``, optionally with its dataset replaced by ``df`` (an edited dataset)."""
+    """A copy of ``run_dir`` at ``dest``, optionally with its dataset replaced by ``df`` (as if the run had made it)."""
     shutil.copytree(run_dir, dest)
     if df is not None:
         write_parquet(dest / DATASET, df)
+        manifest = json.loads((dest / "manifest.json").read_text(encoding="utf-8"))
+        update_manifest(dest, dataset={**manifest["dataset"], "fingerprint": frame_fingerprint(df), "rows": df.height})
     return dest
 
 

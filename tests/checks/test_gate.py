@@ -30,6 +30,8 @@ from tests.checks.checks_fixtures import (
 
 Edit = Callable[[pl.DataFrame], pl.DataFrame]
 
+UNSIGNED = "note: the verdict is unsigned; set `TUNEPREP_SIGNING_KEY` or `TUNEPREP_SIGNING_KEY_FILE` to make the manifest and verdict tamper-evident"
+
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -276,7 +278,7 @@ def test_acceptance_check_passes_then_an_edited_row_is_refused(
     run = copy_run(runs["classification"], tmp_path / "run")
     assert main(["check", str(run)]) == 0
     out, err = capsys.readouterr()
-    assert out.startswith("checks pass: ") and err.splitlines() == ["WARN [warning] residual_pii: no PII stage in this run"]
+    assert out.startswith("checks pass: ") and err.splitlines() == ["WARN [warning] residual_pii: no PII stage in this run", UNSIGNED]
     assert require_pass(run).verdict == "pass"
     df = pl.read_parquet(run / DATASET)
     write_parquet(run / DATASET, _set(0, "text", "ticket 0 asks about something else")(df))
@@ -305,11 +307,12 @@ def test_cli_check_fails_with_one_line_per_failed_expectation(
     run = copy_run(runs["classification"], tmp_path / "run", edited)
     assert main(["check", str(run)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert [line.split(": ", 1)[0] for line in err[:-1]] == [
+    assert [line.split(": ", 1)[0] for line in err[:-2]] == [
         "FAIL [critical] unique_ids",
         "FAIL [critical] no_exact_duplicates",
         "WARN [warning] residual_pii",
     ]
+    assert err[-2] == UNSIGNED
     assert err[-1].startswith("error: checks fail: 2 critical failed, 0 errored; details in ")
     assert "Traceback" not in "\n".join(err)
 
@@ -337,7 +340,7 @@ def test_demo_corpus_curated_with_dedup_passes_the_gate(tmp_path: Path, capsys: 
     data = yaml.safe_load(config.read_text())
     run = run_pipeline(parse_config({**data, "stages": ["normalize", "dedup"]}, base_dir=config.parent), out_dir=tmp_path / "run").run_dir
     assert main(["check", str(run)]) == 0
-    assert capsys.readouterr().err.splitlines() == ["WARN [warning] residual_pii: no PII stage in this run"]
+    assert capsys.readouterr().err.splitlines() == ["WARN [warning] residual_pii: no PII stage in this run", UNSIGNED]
     assert require_pass(run).dataset_fingerprint == read_manifest(run)["dataset"]["fingerprint"]
 
 
