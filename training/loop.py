@@ -32,6 +32,7 @@ import torch.nn.functional as F
 
 from curation.core.config import TrainConfig
 from curation.core.errors import RunError
+from curation.core.progress import null_progress
 from curation.core.rundir import atomic_dir, write_json
 from training.data import IGNORE, Labelled, Pair, Prepared, Row, Task, collate, take
 from training.dpo import dpo_loss, reference_logps, sequence_logps, token_logps, with_reference
@@ -295,7 +296,7 @@ def fit(
             say("eval before: " + ", ".join(f"{k} {v:.4g}" for k, v in state["eval_before"].items()))
     resumed_from = state["step"]
 
-    factory = progress or (lambda _d, _t: contextlib.nullcontext(_NullBar()))
+    factory = progress or null_progress
     started = time.perf_counter()
     with factory(f"training {job.task}", total) as bar:
         bar.advance(state["step"])
@@ -336,8 +337,3 @@ def fit(
         "loss_curve": state["curve"], "eval_before": state["eval_before"], "eval_after": eval_after,
         "train_seconds": round(state["seconds"], 3), "tokens_per_second": round(state["tokens"] / max(state["seconds"], 1e-9), 1),
     }  # fmt: skip
-
-
-class _NullBar:
-    def advance(self, n: int = 1) -> None:
-        return None
