@@ -169,13 +169,18 @@ class Reporter:
                 beat.bar = None
 
     @contextmanager
-    def stage(self, name: str, start: str) -> Iterator[Timing]:
-        """Time a stage; in log mode say ``"<name>: start, <start>"`` and beat while it runs."""
+    def stage(self, name: str, start: str | None) -> Iterator[Timing]:
+        """Time a stage; in log mode say ``"<name>: start, <start>"`` and beat while it runs.
+
+        ``start=None`` beats without a start line: ingest, whose user errors (an empty file)
+        must stay the one line the CLI prints.
+        """
         if not self.logs_lines:
             with timed() as timing:
                 yield timing
             return
-        self.log(f"{name}: start, {start}")
+        if start is not None:
+            self.log(f"{name}: start, {start}")
         self._beat = Heartbeat(name, self.log, self.heartbeat_s)
         stop = threading.Event()
         thread = threading.Thread(target=_beat_until, args=(self._beat, stop), name=f"heartbeat-{name}", daemon=True)

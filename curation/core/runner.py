@@ -172,7 +172,7 @@ def _ingest_stage(
             "v": FORMAT_VERSION,
         }
     )
-    with reporter.stage("ingest", f"{len(inputs)} input files") as timing:
+    with reporter.stage("ingest", None) as timing:
         loaded = _load_stage(stage_dir, input_fp)
         if loaded is None:
             with ctx.progress("reading input", None) as bar:
