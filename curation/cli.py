@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from checks.formats import FORMATS as EXPORT_FORMATS  # light: names only, no polars
 from curation.core.errors import TuneprepError
 
 QUIET = click.option("--quiet", "-q", is_flag=True, help="No progress bars or stage summaries.")
@@ -158,9 +159,6 @@ def check(run_dir: Path) -> None:
         counts = f"{len(result.failures)} critical failed, {len(result.errors)} errored"
         raise GateFailed(f"checks {result.verdict}: {counts}; details in {result.docs_path}")
     click.echo(result.summary)
-
-
-EXPORT_FORMATS = ["bedrock-ft", "bedrock-cpt", "bedrock-conversation", "openai-chat", "hf", "parquet"]  # checks.exports.FORMATS
 
 
 @cli.command()
