@@ -35,7 +35,7 @@ from curation.core.errors import RunError
 from curation.core.progress import null_progress
 from curation.core.rundir import atomic_dir, write_json
 from training.data import IGNORE, Labelled, Pair, Prepared, Row, Task, collate, take
-from training.dpo import dpo_loss, reference_logps, sequence_logps, token_logps, with_reference
+from training.dpo import dpo_loss, preference_scores, reference_logps, sequence_logps, token_logps, with_reference
 from training.models import causal_parts, load_trainable_state, trainable_state
 
 Log = Callable[[str], None]
@@ -172,7 +172,7 @@ def _summarise(task: str, loss_sum: float, n: float, extras: dict[str, list[torc
     chosen, rejected = torch.cat(extras["chosen"]), torch.cat(extras["rejected"])
     return {
         "loss": loss,
-        "preference_accuracy": float((chosen > rejected).float().mean()),
+        **preference_scores(chosen, rejected),  # ties count half: 0.5 before training, not 0
         "reward_margin": float((chosen - rejected).mean()),
         "pairs": n,
     }
