@@ -160,13 +160,14 @@ class Reporter:
     def _counted(self, description: str, total: int | None) -> Iterator[_Counting]:
         bar = _Counting(description, total)
         beat = self._beat
+        outer = beat.bar if beat is not None else None
         if beat is not None:
             beat.bar = bar
         try:
             yield bar
         finally:
-            if beat is not None:
-                beat.bar = None
+            if beat is not None:  # a bar inside another (embedding inside a stage's pass) hands the beat back
+                beat.bar = outer
 
     @contextmanager
     def stage(self, name: str, start: str | None) -> Iterator[Timing]:

@@ -77,9 +77,15 @@ def test_heartbeat_at_most_once_per_interval_naming_the_bar() -> None:
         assert not beat.tick(150.0)  # 19 s after the last beat
         bar.advance(50)
         assert beat.tick(161.0)
+        with reporter.factory("embedding", 10) as inner:
+            inner.advance(3)
+            assert beat.tick(200.0)
+        assert beat.tick(300.0)
     assert said == [
         "pii: still running after 31 s, pii: scanning 50/200 (25%)",
         "pii: still running after 1 min 01 s, pii: scanning 100/200 (50%)",
+        "pii: still running after 1 min 40 s, embedding 3/10 (30%)",
+        "pii: still running after 3 min 20 s, pii: scanning 100/200 (50%)",
     ]
 
 
