@@ -2,8 +2,9 @@
 
 Formats: ``bedrock-ft`` (``{"prompt","completion"}`` JSONL), ``bedrock-cpt``
 (``{"input"}`` JSONL), ``bedrock-conversation`` (``schemaVersion`` + ``system`` +
-alternating ``messages``), ``openai-chat`` (``{"messages"}`` JSONL), ``hf`` (a
-``datasets.load_from_disk`` directory) and ``parquet``. Each target's documented limits
+alternating ``messages``), ``openai-chat`` (``{"messages"}`` JSONL), ``openai-preference``
+(``{"input": {"messages"}, "preferred_output", "non_preferred_output"}`` JSONL, OpenAI's
+preference (DPO) fine-tuning), ``hf`` (a ``datasets.load_from_disk`` directory) and ``parquet``. Each target's documented limits
 (per-record token budget at its characters-per-token estimate, file size caps, minimum
 records) are checked before anything is written, and a violation names the offending
 ids. Output goes to ``RUN/dataset/exports/<format>/``, built under a temporary name and
@@ -18,11 +19,12 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any
 
 import polars as pl
 import yaml
 
+from checks.formats import FORMATS as FORMATS  # re-exported: the one list of format names
 from checks.gate import require_pass
 from curation.core.errors import ConfigError, GateFailed
 from curation.core.rundir import (
@@ -38,8 +40,6 @@ from curation.core.rundir import (
 from curation.core.schema import Kind, detect_form
 from curation.core.split import copy_order, held_out
 
-Format = Literal["bedrock-ft", "bedrock-cpt", "bedrock-conversation", "openai-chat", "hf", "parquet"]
-FORMATS: tuple[str, ...] = get_args(Format)
 SCHEMA_VERSION = "bedrock-conversation-2024"
 SPLITS = ("train", "validation")
 _GB, _MB = 1024**3, 1024**2
@@ -63,9 +63,17 @@ LIMITS: dict[str, Limits] = {
     "bedrock-cpt": Limits(("text",), 4096, 6.0, 10 * _GB, 100 * _MB),
     "bedrock-conversation": Limits(("classification", "instruction"), 4096, 6.0, 1 * _GB, 100 * _MB),
     "openai-chat": Limits(("classification", "instruction"), 16385, 4.0, 512 * _MB, 512 * _MB, min_train_records=10),
+    "openai-preference": Limits(("preference",), 16385, 4.0, 512 * _MB, 512 * _MB, min_train_records=10),  # prompt + longer answer
     "hf": Limits(("text", "instruction", "classification", "ratings", "preference")),
     "parquet": Limits(("text", "instruction", "classification", "ratings", "preference")),
 }
+
+
+class ExportUsageError(ConfigError):
+    """A `--format` or `--validation` the export cannot take: a usage error (exit 2), one plain line."""
+
+    def lines(self) -> list[str]:
+        return list(self.problems)
 
 
 @dataclass(frozen=True)
@@ -114,6 +122,12 @@ def record_of(fmt: str, row: dict[str, Any], kind: str) -> dict[str, Any]:
     """The JSON record ``fmt`` expects for one dataset row."""
     if fmt == "bedrock-cpt":
         return {"input": row["text"]}
+    if fmt == "openai-preference":
+        return {
+            "input": {"messages": [{"role": "user", "content": row["prompt"]}]},
+            "preferred_output": [{"role": "assistant", "content": row["chosen"]}],
+            "non_preferred_output": [{"role": "assistant", "content": row["rejected"]}],
+        }
     system, turns = turns_of(row, kind)
     if fmt == "bedrock-ft":
         (_, prompt), (_, completion) = turns  # single turn: checked before rendering
@@ -131,6 +145,8 @@ def record_of(fmt: str, row: dict[str, Any], kind: str) -> dict[str, Any]:
 def _row_chars(fmt: str, row: dict[str, Any], kind: str) -> int:
     if fmt == "bedrock-cpt":
         return len(row["text"])
+    if fmt == "openai-preference":  # each answer is trained on after the prompt: the longer one must fit
+        return len(row["prompt"]) + max(len(row["chosen"]), len(row["rejected"]))
     system, turns = turns_of(row, kind)
     return len(system or "") + sum(len(t) for _, t in turns)
 
@@ -146,7 +162,7 @@ def check_records(fmt: str, df: pl.DataFrame, kind: str, *, max_tokens: int | No
     if fmt in ("hf", "parquet"):
         return
     rows = df.to_dicts()
-    if fmt != "bedrock-cpt":
+    if fmt not in ("bedrock-cpt", "openai-preference"):
         bad = [r["id"] for r in rows if _turn_problem(turns_of(r, kind)[1])]
         if bad:
             raise GateFailed(
@@ -255,19 +271,20 @@ def export(
         unvalidated: export even though the gate refuses; recorded as ``unvalidated``.
 
     Raises:
-        ConfigError: unknown format, or one that cannot carry this run's record kind.
+        ExportUsageError: unknown format, or one that cannot carry this run's record kind
+            (a ``ConfigError`` that prints as a plain usage line).
         GateFailed: the gate refused, or records break the target's limits (ids named).
     """
     run_dir = Path(run_dir)
     if fmt not in FORMATS:
-        raise ConfigError(f"`--format`: unknown export format `{fmt}`; expected one of {', '.join(FORMATS)}")
+        raise ExportUsageError(f"`--format`: unknown export format `{fmt}`; expected one of {', '.join(FORMATS)}")
     if not 0 <= validation < 1:
-        raise ConfigError(f"`--validation`: expected a share in [0, 1), got {validation}")
+        raise ExportUsageError(f"`--validation`: expected a share in [0, 1), got {validation}")
     manifest = read_manifest(run_dir)
     kind: Kind = manifest["kind"]
     if kind not in LIMITS[fmt].kinds:
         fits = [f for f, lim in LIMITS.items() if kind in lim.kinds]
-        raise ConfigError(f"`--format {fmt}` cannot carry {kind} records; for this run use one of {', '.join(fits)}")
+        raise ExportUsageError(f"`--format {fmt}` cannot carry {kind} records; for a {kind} run use one of {', '.join(fits)}")
     verdict, warning = _gate(run_dir, unvalidated=unvalidated)
     df = load_dataset(run_dir)
     check_records(fmt, df, kind, max_tokens=max_tokens)
@@ -354,6 +371,12 @@ def row_of(fmt: str, record: dict[str, Any], kind: str, form: str) -> dict[str, 
     """The dataset columns a record stands for (the inverse of ``record_of``; bedrock-ft keeps ``system`` folded into the prompt)."""
     if fmt == "bedrock-cpt":
         return {"text": record["input"]}
+    if fmt == "openai-preference":
+        return {
+            "prompt": record["input"]["messages"][-1]["content"],
+            "chosen": record["preferred_output"][0]["content"],
+            "rejected": record["non_preferred_output"][0]["content"],
+        }
     if fmt == "bedrock-ft":
         return _from_turns(kind, form, None, [("user", record["prompt"]), ("assistant", record["completion"])])
     if fmt == "bedrock-conversation":

@@ -34,6 +34,7 @@ _FACE = {
     "GateFailed": "curation.core.errors",
     "build_report": "curation.report",
     "write_demo": "curation.demo",
+    "show_rows": "curation.show",
 }
 
 __all__ = sorted(_FACE)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from checks.formats import FORMATS as EXPORT_FORMATS  # light: names only, no polars
 from curation.core.errors import TuneprepError
 
 QUIET = click.option("--quiet", "-q", is_flag=True, help="No progress bars or stage summaries.")
@@ -166,9 +167,6 @@ def check(run_dir: Path) -> None:
     click.echo(result.summary)
 
 
-EXPORT_FORMATS = ["bedrock-ft", "bedrock-cpt", "bedrock-conversation", "openai-chat", "hf", "parquet"]  # checks.exports.FORMATS
-
-
 @cli.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--format", "fmt", required=True, type=click.Choice(EXPORT_FORMATS), help="Target format (docs/exports.md).")
@@ -196,6 +194,41 @@ def export(run_dir: Path, fmt: str, validation: float, seed: int | None, max_tok
     rows = ", ".join(f"{n} {split}" for split, n in result.rows.items())
     click.echo(f"{fmt}: {rows} rows ({result.verdict}) -> {result.path}", err=True)
     click.echo(str(result.path))
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--stage", default=None, help="Only this stage (name, e.g. dedup, or folder, e.g. 02-dedup).")
+@click.option("--id", "row_id", default=None, help="Follow one row id through every stage.")
+@click.option("--reason", default=None, help="Rows dropped with this reason (e.g. near_duplicate).")
+@click.option("--finding", default=None, help="Rows flagged with this finding (e.g. EMAIL_ADDRESS, mislabeled).")
+@click.option("--limit", type=click.IntRange(1), default=20, show_default=True, help="At most this many rows.")
+@click.option("--json", "as_json", is_flag=True, help="JSON on stdout instead of a table.")
+def show(run_dir: Path, stage: str | None, row_id: str | None, reason: str | None, finding: str | None, limit: int, as_json: bool) -> None:
+    """Show why rows were dropped, flagged or quarantined: reason, finding, what a duplicate duplicated.
+
+    Text comes from each stage's own files: raw before the PII stage, scrubbed from it on.
+
+    \b
+    Example:
+      tuneprep show runs/tickets-2026-11 --reason near_duplicate
+      tuneprep show runs/tickets-2026-11 --id t-0042 --json
+    """
+    from curation.show import Query, known_values, print_table, show_rows, to_json
+
+    if sum(v is not None for v in (row_id, reason, finding)) > 1:
+        raise click.UsageError("pass at most one of `--id`, `--reason`, `--finding`")
+    entries = show_rows(run_dir, Query(stage=stage, id=row_id, reason=reason, finding=finding, limit=limit))
+    if as_json:
+        click.echo(to_json(run_dir, entries))
+    elif entries:
+        print_table(entries)
+    if not entries:
+        known = known_values(run_dir)
+        click.echo(
+            f"no rows match; drop reasons in this run: {', '.join(known['reasons']) or 'none'}; findings: {', '.join(known['findings']) or 'none'}",
+            err=True,
+        )
 
 
 @cli.command()

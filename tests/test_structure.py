@@ -99,7 +99,7 @@ def test_every_stage_is_one_folder_under_stages() -> None:
     folders = {p.name for p in (ROOT / "curation" / "stages").iterdir() if p.is_dir() and p.name != "__pycache__"}
     assert folders == set(STAGES), f"folders without a registered stage, or stages without a folder: {folders ^ set(STAGES)}"
     flat = [p.name for p in (ROOT / "curation").glob("*.py")]
-    assert sorted(flat) == ["__init__.py", "cli.py", "demo.py", "embeddings.py"], f"stray modules at curation/: {flat}"
+    assert sorted(flat) == ["__init__.py", "cli.py", "demo.py", "embeddings.py", "show.py"], f"stray modules at curation/: {flat}"
 
 
 def test_each_stage_doc_names_its_folder() -> None:

@@ -57,6 +57,22 @@ def dpo_loss(policy: torch.Tensor, reference: torch.Tensor, beta: float) -> tupl
     return loss, beta * chosen.detach(), beta * rejected.detach()
 
 
+TIE_TOL = 1e-4  # implicit rewards this close are a tie (before training they are equal up to rounding)
+
+
+def preference_scores(chosen: torch.Tensor, rejected: torch.Tensor) -> dict[str, float]:
+    """Preference accuracy with ties as half a win, and the share of ties, over (N,) implicit rewards.
+
+    Before training the policy is the reference, so every pair ties: 0.5 (chance), not 0,
+    and the gain a model card reports is the gain over chance.
+    """
+    diff = chosen - rejected
+    ties = diff.abs() <= TIE_TOL
+    wins = (diff > TIE_TOL).float().sum() + 0.5 * ties.float().sum()
+    n = max(diff.numel(), 1)
+    return {"preference_accuracy": float(wins / n), "preference_ties": float(ties.float().sum() / n)}
+
+
 def reference_logps(model: Any, batch: dict[str, torch.Tensor], *, lora: bool) -> torch.Tensor:
     """The reference's sequence log-probs, (2B,): precomputed ones, or the base model under LoRA."""
     if "ref_logps" in batch:

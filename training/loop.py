@@ -32,9 +32,10 @@ import torch.nn.functional as F
 
 from curation.core.config import TrainConfig
 from curation.core.errors import RunError
+from curation.core.progress import null_progress
 from training.checkpoint import Checkpoints, has_checkpoint, load_checkpoint, save_checkpoint
 from training.data import Prepared, Task, collate, take
-from training.dpo import dpo_loss, reference_logps, sequence_logps, target_index, token_logps, with_reference
+from training.dpo import dpo_loss, preference_scores, reference_logps, sequence_logps, target_index, token_logps, with_reference
 from training.models import causal_parts
 from training.stream import item_tokens, prefetch, steps, units
 
@@ -172,7 +173,7 @@ def _summarise(task: str, loss_sum: float, n: float, extras: dict[str, list[torc
     chosen, rejected = torch.cat(extras["chosen"]), torch.cat(extras["rejected"])
     return {
         "loss": loss,
-        "preference_accuracy": float((chosen > rejected).float().mean()),
+        **preference_scores(chosen, rejected),  # ties count half: 0.5 before training, not 0
         "reward_margin": float((chosen - rejected).mean()),
         "pairs": n,
     }
@@ -193,7 +194,7 @@ def evaluate(
     losses, extras = list[torch.Tensor](), dict[str, list[torch.Tensor]]()
     n: float = 0  # stays an int: held-out batches carry no weights
     size = job.cfg.batch_size
-    with torch.no_grad(), (progress or _no_progress)(label, math.ceil(len(items) / size)) as bar:
+    with torch.no_grad(), (progress or null_progress)(label, math.ceil(len(items) / size)) as bar:
         for start in range(0, len(items), size):
             batch = collate(job.task, items[start : start + size], job.pad_id)
             n += units(job.task, batch)
@@ -266,7 +267,7 @@ def fit(
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=peak_lr, betas=(0.9, 0.999), weight_decay=0.0, fused=device.type == "cuda")
     data = dataclasses.replace(data, eval=data.eval[: cfg.eval_max_rows] if run_eval else [])
-    bars = progress or _no_progress
+    bars = progress or null_progress
 
     if job.task == "dpo" and not job.lora:  # full fine-tuning: the reference is this model before any update
         reference = functools.partial(
@@ -333,12 +334,3 @@ def fit(
         "checkpoints": {"steps": checkpoints.steps, "stall_seconds": round(checkpoints.stall_seconds, 3),
                         "write_seconds": round(checkpoints.write_seconds, 3)},
     }  # fmt: skip
-
-
-class _NullBar:
-    def advance(self, n: int = 1) -> None:
-        return None
-
-
-def _no_progress(_description: str, _total: int | None) -> contextlib.AbstractContextManager[Any]:
-    return contextlib.nullcontext(_NullBar())

@@ -18,7 +18,7 @@ from curation.core.config import TrainConfig
 from curation.core.rundir import atomic_dir, write_bytes, write_json
 from training.models import portable_name, save_model
 
-_METRIC_ORDER = ("loss", "perplexity", "accuracy", "f1_macro", "preference_accuracy", "reward_margin")
+_METRIC_ORDER = ("loss", "perplexity", "accuracy", "f1_macro", "preference_accuracy", "preference_ties", "reward_margin")
 
 
 def write_outputs(out: Path, *, model: Any, tokenizer: Any, cfg: TrainConfig, metrics: dict[str, Any], job: dict[str, Any]) -> None:

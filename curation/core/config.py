@@ -18,6 +18,7 @@ from curation.core.errors import ConfigError
 from curation.core.options import Strict
 from curation.core.registry import STAGES, stage_config_class
 from curation.core.schema import Kind
+from curation.core.suggest import did_you_mean
 
 
 class InputConfig(Strict):
@@ -143,14 +144,18 @@ class PipelineConfig(Strict):
         }
 
 
-def format_error(prefix: str, err: Any) -> str:
-    """One pydantic error as one line: its key path in backticks, then what is wrong."""
+def format_error(prefix: str, err: Any, model: type[BaseModel] | None = None) -> str:
+    """One pydantic error as one line: its key path in backticks, then what is wrong.
+
+    With ``model`` (the validated class), an unknown key gets a did-you-mean: a close
+    spelling, or the nested option it belongs to (``minhash.threshold``).
+    """
     loc = ".".join(str(p) for p in (*([prefix] if prefix else []), *err["loc"]) if p != "[key]")
     msg = err["msg"]
     if err["loc"][-1:] == ("[key]",):  # a mapping's key, e.g. an unknown check name under `checks.severity`
         msg = f"unknown key; {msg.replace('Input should be', 'expected')}"
     elif err["type"] == "extra_forbidden":
-        msg = "unknown key; remove it or check its spelling"
+        msg = "unknown key; " + (did_you_mean(model, tuple(err["loc"])) or "remove it or check its spelling")
     elif err["loc"][-1:] == ("salt",) and err["type"] == "model_type":  # never echo what was given: it may be the salt
         msg = "the salt never goes in the config; name where it is with `salt: {env: VARIABLE}` or `salt: {file: PATH}`"
     elif err["type"] == "missing":
@@ -179,7 +184,7 @@ def _parse_stage(i: int, item: Any, problems: list[str]) -> StageConfig | None:
     try:
         model = stage_config_class(name).model_validate(options)
     except ValidationError as e:
-        problems.extend(format_error(f"{where}.{name}", err) for err in e.errors())
+        problems.extend(format_error(f"{where}.{name}", err, stage_config_class(name)) for err in e.errors())
         return None
     return StageConfig(name=name, options=model)
 
@@ -202,7 +207,7 @@ def parse_config(data: Any, *, base_dir: Path = Path(".")) -> PipelineConfig:
     try:
         cfg = PipelineConfig.model_validate({**rest, "base_dir": base_dir})
     except ValidationError as e:
-        problems.extend(format_error("", err) for err in e.errors())
+        problems.extend(format_error("", err, PipelineConfig) for err in e.errors())
         cfg = None
     if "base_dir" in data:
         problems.append("`base_dir`: unknown key; remove it or check its spelling")

@@ -154,15 +154,43 @@ def _read_json(path: Path) -> Iterator[Item]:
         raise InputError(f"'{path.name}' is not valid JSON ({_json_problem(e)} at line {e.lineno}){hint}") from None
     except ValueError:
         raise InputError(f"'{path.name}' is not valid JSON ({_TOO_MANY_DIGITS})") from None
-    if isinstance(data, dict) and isinstance(data.get("data"), list):
+    keyed = isinstance(data, dict) and isinstance(data.get("data"), list)
+    if keyed:
         data = data["data"]
     if not isinstance(data, list):
         raise InputError(f"'{path.name}' must hold a JSON array of records (or {{\"data\": [...]}}), got {type(data).__name__}")
-    for n, rec in enumerate(data, start=1):
+    for n, rec in zip(_element_lines(text, keyed=keyed), data, strict=True):
         if isinstance(rec, dict):
             yield n, rec, None, None
         else:
             yield n, None, f"expected a JSON object, got {type(rec).__name__}", json.dumps(rec)[:_RAW_LIMIT]
+
+
+def _element_lines(text: str, *, keyed: bool) -> Iterator[int]:
+    """The file line on which each element of the (already validated) records array starts."""
+    decoder, ws = json.JSONDecoder(), " \t\n\r"
+
+    def skip(i: int) -> int:
+        while i < len(text) and text[i] in ws:
+            i += 1
+        return i
+
+    i = skip(0)
+    if keyed:  # {"data": [...]}: walk the object's members to the last "data" (json.loads keeps the last)
+        start, i = -1, skip(i + 1)
+        while text[i] != "}":
+            key, i = decoder.raw_decode(text, i)
+            i = skip(skip(i) + 1)  # past ':'
+            start = i if key == "data" else start
+            i = skip(decoder.raw_decode(text, i)[1])
+            i = skip(i + 1) if text[i] == "," else i
+        i = start
+    line, counted, i = 1, 0, skip(i + 1)  # past '['
+    while text[i] != "]":
+        line, counted = line + text.count("\n", counted, i), i
+        yield line
+        i = skip(decoder.raw_decode(text, i)[1])
+        i = skip(i + 1) if text[i] == "," else i
 
 
 def _read_csv(path: Path) -> Iterator[Item]:

@@ -31,7 +31,7 @@ from curation.core.errors import InputError
 from curation.core.ingest import QUARANTINE_SCHEMA, file_sha256, ingest, resolve_inputs
 from curation.core.integrity import acquire_lock, signature_status, signed, signing_key, this_process
 from curation.core.ledger import Ledger, ledger_path_for
-from curation.core.progress import make_progress_factory
+from curation.core.progress import Reporter, seconds_text
 from curation.core.registry import STAGES, resume_inputs, stage_function
 from curation.core.rundir import (
     DATASET,
@@ -222,8 +222,8 @@ def _read_stage(stage_dir: Path, success: dict[str, Any]) -> tuple[StageResult, 
 
 
 def _ingest_stage(
-    cfg: PipelineConfig, inputs: dict[Path, str], stage_dir: Path, ctx: StageContext, log: Log
-) -> tuple[StageResult, dict[str, Any], bool]:
+    cfg: PipelineConfig, inputs: dict[Path, str], stage_dir: Path, ctx: StageContext, reporter: Reporter
+) -> tuple[StageResult, dict[str, Any], bool, float]:
     input_fp = sha256_json(
         {
             "input": cfg.input.model_dump(mode="json"),
@@ -232,12 +232,13 @@ def _ingest_stage(
             "v": FORMAT_VERSION,
         }
     )
-    loaded = _load_stage(stage_dir, input_fp, log)
+    with reporter.stage("ingest", None) as timing:
+        loaded = _load_stage(stage_dir, input_fp, reporter.log)
+        if loaded is None:
+            with ctx.progress("reading input", None) as bar:
+                data = ingest(list(inputs), cfg.input.kind, dict(cfg.input.fields), advance=bar.advance)
     if loaded is not None:
-        log("ingest: unchanged, reusing")
-        return loaded[0], loaded[1], True
-    with ctx.progress("reading input", None) as bar:
-        data = ingest(list(inputs), cfg.input.kind, dict(cfg.input.fields), advance=bar.advance)
+        return loaded[0], loaded[1], True, timing.seconds
     q = data.quarantine.select("id", "error", "source", "line")
     result = StageResult(kept=data.rows, dropped=data.rows.clear().with_columns(reason=pl.lit(None, pl.String)), quarantined=q)
     stats = {
@@ -246,10 +247,11 @@ def _ingest_stage(
         "dropped_by_reason": {},
         "config": cfg.input.model_dump(mode="json"),
         "metrics": {"form": data.form.name, "files": [{"path": f.path, "sha256": f.sha256, "bytes": f.bytes} for f in data.files]},
+        **timing.as_stats(),
     }
     success = {"input_fingerprint": input_fp, "output_fingerprint": frame_fingerprint(data.rows), "kind": cfg.input.kind}
     _write_stage(stage_dir, result, stats, success, extra={"quarantine_full.parquet": data.quarantine}, raw=True)
-    return result, stats, False
+    return result, stats, False, timing.seconds
 
 
 def run_pipeline(
@@ -277,13 +279,14 @@ def run_pipeline(
     inputs = {p: file_sha256(p) for p in resolve_inputs(cfg.input.path, cfg.base_dir)}
     run_dir = Path(out_dir) if out_dir else Path(runs_root) / default_run_id(cfg, config_name, list(inputs.values()))
     run_id = run_dir.name
+    reporter = Reporter(quiet=quiet and log is None, log=say)
     ctx = StageContext(
         kind=cfg.input.kind,
         run_dir=run_dir,
         seed=cfg.run.seed,
         config_dir=cfg.base_dir,
         runs_root=run_dir.parent,
-        progress_factory=make_progress_factory(quiet),
+        progress_factory=reporter.factory,
     )
     # Before any work: a missing secret (the hash salt) fails the run now, not after ingest.
     secrets = [resume_inputs(stage.name, stage.options, ctx) for stage in cfg.stages]
@@ -296,7 +299,7 @@ def run_pipeline(
         config_fp = sha256_json(cfg.to_yaml_dict())
         started = ledger.start_run(run_id, run_dir, kind=cfg.input.kind, config_fp=config_fp, process=this_process())
         try:
-            result = _run_stages(cfg, inputs, secrets, run_dir, run_id, ctx, ledger, started, say)
+            result = _run_stages(cfg, inputs, secrets, run_dir, run_id, ctx, ledger, started, say, reporter)
         except BaseException:
             ledger.finish_run(run_id, started, status="failed", dataset_fp=None, rows_in=None, rows_out=None)
             raise
@@ -330,10 +333,11 @@ def _run_stages(
     ledger: Ledger,
     started: float,
     say: Log,
+    reporter: Reporter,
 ) -> RunResult:
     stages_dir = run_dir / "stages"
     t0 = time.perf_counter()
-    current, stats, skipped = _ingest_stage(cfg, inputs, stages_dir / "00-ingest", ctx, say)
+    current, stats, skipped, seconds = _ingest_stage(cfg, inputs, stages_dir / "00-ingest", ctx, reporter)
     books, ingest_fp = stats["books"], frame_fingerprint(current.kept)
     ledger.record_stage(
         run_id,
@@ -349,7 +353,8 @@ def _run_stages(
         raise InputError(
             f"every one of the {books['rows_in']} input rows was quarantined; see {run_dir / 'stages/00-ingest/quarantine_full.parquet'} for the errors and fix the input or `input.fields`"
         )
-    say(f"ingest: {books['rows_in']} rows read, {books['kept']} kept, {books['quarantined']} quarantined")
+    line = f"ingest: {books['rows_in']} rows read, {books['kept']} kept, {books['quarantined']} quarantined"
+    say(line + (f" [reused, {seconds_text(seconds)}]" if skipped else f" in {_took(stats)}"))
     entries = [_manifest_entry(0, "ingest", stages_dir / "00-ingest", stats, skipped, sensitive=True)]
     quarantines = [current.quarantined.with_columns(stage=pl.lit("ingest"))]
     df, kind, prev_fp, scrubbed = current.kept, cfg.input.kind, ingest_fp, False
@@ -363,12 +368,14 @@ def _run_stages(
             {"input": prev_fp, "stage": name, "options": options, "kind": kind, "seed": cfg.run.seed, "v": FORMAT_VERSION, **secret}
         )
         scrubs = STAGES[name].scrubs_pii
-        loaded = _load_stage(stage_dir, input_fp, say)
+        with reporter.stage(name, f"{df.height} rows in") as timing:
+            loaded = _load_stage(stage_dir, input_fp, say)
+            if loaded is None:
+                result = stage_function(name)(df, stage.options, ctx)
         if loaded is not None:
             result, st, success = loaded
             skipped = True
         else:
-            result = stage_function(name)(df, stage.options, ctx)
             books = _books(df.height, result, kind)
             _check_ids(df, result, kind)
             st = {
@@ -377,6 +384,7 @@ def _run_stages(
                 "dropped_by_reason": _dropped_by_reason(result.dropped),
                 "config": options,
                 "metrics": result.stats,
+                **timing.as_stats(),
             }
             success = {"input_fingerprint": input_fp, "output_fingerprint": frame_fingerprint(result.kept), "kind": result.kind or kind}
             _write_stage(stage_dir, result, st, success, raw=not (scrubbed or scrubs), pii_stage=scrubs)
@@ -396,17 +404,25 @@ def _run_stages(
         scrubbed = scrubbed or scrubs
         if not result.quarantined.is_empty():
             quarantines.append(result.quarantined.select("id", "error").with_columns(stage=pl.lit(name)))
-        say(_stage_line(name, st, skipped))
+        say(_stage_line(name, st, skipped, timing.seconds))
         df, kind, prev_fp = result.kept, success["kind"], success["output_fingerprint"]
     return _finish(cfg, inputs, run_dir, run_id, df, kind, entries, quarantines)
 
 
-def _stage_line(name: str, stats: dict[str, Any], skipped: bool) -> str:
+def _took(stats: dict[str, Any]) -> str:
+    """``4.2 s (cpu 3.9 s)`` from a stage's stats.json (written before timings were recorded: ``?``)."""
+    if "seconds" not in stats:
+        return "? s"
+    return f"{seconds_text(stats['seconds'])} (cpu {seconds_text(stats['cpu_seconds'])})"
+
+
+def _stage_line(name: str, stats: dict[str, Any], skipped: bool, seconds: float) -> str:
     b = stats["books"]
     reasons = ", ".join(f"{r} {n}" for r, n in stats["dropped_by_reason"].items())
     kept = f"{b['kept']} used in {b['rows_out']} output rows" if "rows_out" in b else f"{b['kept']} kept"
     dropped = f"{b['dropped']} dropped" + (f" ({reasons})" if reasons else "")
-    return f"{name}: {b['rows_in']} in, {kept}, {dropped}, {b['quarantined']} quarantined" + (" [reused]" if skipped else "")
+    line = f"{name}: {b['rows_in']} in, {kept}, {dropped}, {b['quarantined']} quarantined"
+    return line + (f" [reused, {seconds_text(seconds)}]" if skipped else f" in {_took(stats)}")
 
 
 def _manifest_entry(idx: int, name: str, stage_dir: Path, stats: dict[str, Any], skipped: bool, *, sensitive: bool) -> dict[str, Any]:

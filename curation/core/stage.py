@@ -16,6 +16,7 @@ from typing import Any, Protocol, TypeVar
 
 import polars as pl
 
+from curation.core.progress import NullBar
 from curation.core.schema import Kind
 
 T = TypeVar("T")
@@ -55,11 +56,6 @@ class Progress(Protocol):
     def advance(self, n: int = 1) -> None: ...
 
 
-class _NoProgress:
-    def advance(self, n: int = 1) -> None:
-        return None
-
-
 @dataclass
 class StageContext:
     """What the runner hands every stage besides its data and config.
@@ -96,7 +92,7 @@ class StageContext:
     def progress(self, description: str, total: int | None) -> Iterator[Progress]:
         """A progress bar for long work: ``with ctx.progress("hashing", n) as bar: bar.advance(k)``."""
         if self.progress_factory is None:
-            yield _NoProgress()
+            yield NullBar()
             return
         with self.progress_factory(description, total) as bar:
             yield bar

@@ -43,6 +43,8 @@ class StageRecord:
     input_fingerprint: str
     output_fingerprint: str
     charts: dict[str, str] = field(default_factory=dict)  # chart file name -> sanitised SVG
+    seconds: float | None = None  # wall time of the stage when it was computed (None: not recorded)
+    cpu_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,8 @@ def _stage_record(run_dir: Path, entry: Mapping[str, Any]) -> StageRecord:
         input_fingerprint=str(entry.get("input_fingerprint", "")),
         output_fingerprint=str(entry.get("output_fingerprint", "")),
         charts=_charts(stage_dir),
+        seconds=stats.get("seconds"),
+        cpu_seconds=stats.get("cpu_seconds"),
     )
 
 

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from polars.testing import assert_frame_equal
 
-from checks.exports import _GB, _check_files, assign_splits, export, read_export
+from checks.exports import _GB, FORMATS, LIMITS, _check_files, assign_splits, export, read_export
 from checks.gate import run_checks
 from curation.cli import main
 from curation.core.config import parse_config
@@ -52,7 +52,7 @@ PAIRS = [
     *[("instruction", f) for f in ("bedrock-ft", "bedrock-conversation", "openai-chat", "hf", "parquet")],
     *[("messages", f) for f in ("bedrock-ft", "bedrock-conversation", "openai-chat", "hf", "parquet")],
     *[("text", f) for f in ("bedrock-cpt", "hf", "parquet")],
-    *[("preference", f) for f in ("hf", "parquet")],
+    *[("preference", f) for f in ("openai-preference", "hf", "parquet")],
 ]
 
 
@@ -142,7 +142,36 @@ def test_format_that_cannot_carry_the_kind_is_a_usage_error(runs: dict[str, Path
     with pytest.raises(ConfigError, match="`--format bedrock-cpt` cannot carry classification records"):
         export(runs["classification"], "bedrock-cpt")
     assert main(["export", str(runs["preference"]), "--format", "openai-chat"]) == 2
-    assert "cannot carry preference records; for this run use one of hf, parquet" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert (
+        err
+        == "error: `--format openai-chat` cannot carry preference records; for a preference run use one of openai-preference, hf, parquet\n"
+    )
+
+
+def test_cli_offers_the_exporter_formats(capsys: pytest.CaptureFixture[str]) -> None:
+    from curation.cli import EXPORT_FORMATS
+
+    assert tuple(EXPORT_FORMATS) == FORMATS == tuple(LIMITS)
+    assert main(["export", "anywhere", "--format", "jsonl"]) == 2
+    assert "'jsonl' is not one of" in capsys.readouterr().err
+
+
+def test_openai_preference_record_shape_and_budget(runs: dict[str, Path], tmp_path: Path) -> None:
+    run = copy_run(runs["preference"], tmp_path / "run")
+    path = export(run, "openai-preference", validation=0).path
+    first = json.loads((path / "train.jsonl").read_text().splitlines()[0])
+    assert first == {
+        "input": {"messages": [{"role": "user", "content": "question 0 about refund"}]},
+        "preferred_output": [{"role": "assistant", "content": "a helpful answer 0"}],
+        "non_preferred_output": [{"role": "assistant", "content": "a poor answer 0"}],
+    }
+    # the prompt plus the longer answer must fit: 40 to 43 characters here
+    with pytest.raises(GateFailed, match=r"export `openai-preference`: 12 records exceed the 5-token budget \(~20 characters"):
+        export(run, "openai-preference", max_tokens=5)
+    assert export(run, "openai-preference", max_tokens=12).rows == {"train": 11, "validation": 1}
+    with pytest.raises(GateFailed, match="the target needs at least 10"):
+        export(run, "openai-preference", validation=0.5)
 
 
 def test_export_refuses_what_the_gate_refuses_unless_unvalidated(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

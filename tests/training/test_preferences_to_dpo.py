@@ -55,3 +55,5 @@ def test_preference_pairs_train_dpo_without_conversion(tmp_path: Path, lm_dir: P
     )
     metrics = json.loads((result.out_dir / "metrics.json").read_text())
     assert len(metrics["loss_curve"]) == 3 and "preference_accuracy" in json.dumps(metrics["eval_after"])
+    # before training the policy is the reference: every pair ties, which is chance (0.5), not 0
+    assert (metrics["eval_before"]["preference_accuracy"], metrics["eval_before"]["preference_ties"]) == (0.5, 1.0)

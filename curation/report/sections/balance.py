@@ -42,7 +42,7 @@ def build(src: RunFiles) -> dict[str, Any]:
     return {
         **common(rec),
         "facets": [_facet(name, fs) for name, fs in (m.get("facets") or {}).items()],
-        "clarify": _clarify(m.get("clarify") or {}),
+        "clarify": _clarify(m.get("clarify") or {}, str((m.get("clarify") or {}).get("kind") or src.manifest.get("input_kind") or "")),
         "lengths": _lengths(m.get("lengths") or {}),
         "diversity": scalars(m.get("diversity") or {}, skip={"undefined"}),
         "representativeness": _reference(m.get("representativeness")),
@@ -82,7 +82,10 @@ def _visible(value: str) -> str:
     return f'"{value}"' if value != value.strip() else value
 
 
-def _clarify(c: Mapping[str, Any]) -> dict[str, Any]:
+def _clarify(c: Mapping[str, Any], kind: str) -> dict[str, Any]:
+    if c.get("skipped") and kind not in ("", "classification"):  # no outcome column to set: nothing for the user to do
+        why = f"Clarify's metrics compare label proportions across facets, and {kind} rows have no label"
+        return {"skipped": why, "not_applicable": True}
     if c.get("skipped"):
         return {"skipped": scrub_value(str(c["skipped"]))}
     rows = []
@@ -141,8 +144,19 @@ def _reference(rep: Mapping[str, Any] | None) -> dict[str, Any] | None:
 def _embeddings(emb: Mapping[str, Any] | None, pii: StageRecord | None) -> dict[str, Any] | None:
     if not emb:
         return None
-    lacking = [t for t in emb.get("topics", []) if t.get("lacking")]
-    examples = mask_samples([e for t in lacking for e in t.get("examples", [])], pii.config if pii else None)
+    topics = emb.get("topics", [])
+    lacking = [t for t in topics if t.get("lacking")]
+    masked = mask_samples([e for t in topics for e in t.get("examples", [])], pii.config if pii else None)
+    per_topic: list[list[str] | None] = []
+    for t in topics:  # each topic gets its own examples back, masked (None: hidden)
+        n = len(t.get("examples", []))
+        per_topic.append(None if masked is None else masked[:n])
+        masked = None if masked is None else masked[n:]
+    examples = (
+        None
+        if per_topic and per_topic[0] is None
+        else [e for t, ex in zip(topics, per_topic, strict=True) if t.get("lacking") for e in ex or []]
+    )
     shown = {
         "coverage": emb.get("coverage"),
         "density": emb.get("density"),
@@ -161,7 +175,18 @@ def _embeddings(emb: Mapping[str, Any] | None, pii: StageRecord | None) -> dict[
             for t in lacking
         ],
         "examples": examples,
-        "examples_hidden": examples is None and any(t.get("examples") for t in lacking),
+        "examples_hidden": examples is None and any(t.get("examples") for t in topics),
+        "topic_table": [
+            {
+                "topic": t.get("topic"),
+                "keywords": [scrub_value(str(w)) for w in t.get("keywords", [])],
+                "dataset_pct": share(t.get("dataset_share", 0), 1),
+                "reference_pct": share(t["reference_share"], 1) if "reference_share" in t else None,
+                "lacking": bool(t.get("lacking")),
+                "examples": ex or [],
+            }
+            for t, ex in zip(topics, per_topic, strict=True)
+        ],
     }
 
 
@@ -218,6 +243,8 @@ def html(data: dict[str, Any]) -> str:
 
 
 def _clarify_html(c: dict[str, Any]) -> str:
+    if c.get("not_applicable"):
+        return "<h4>Pre-training bias metrics</h4>" + note(f"Not applicable: {c['skipped']}.")
     if c.get("skipped"):
         return "<h4>Pre-training bias metrics</h4>" + note(f"Not computed: {c['skipped']}.")
     if not c["rows"]:
@@ -254,6 +281,13 @@ def _reference_html(rep: dict[str, Any] | None, emb: dict[str, Any] | None) -> s
         out.append(table(["Length", "KS", "p-value"], [(x["measure"], x["KS"], x["p_value"]) for x in rep["lengths"]], numeric=(1, 2)))
     if emb:
         out.append(kv(emb["metrics"].items()))
+        if emb.get("topic_table"):
+            out.append(
+                "<p class=small>Topics (k-means over the embeddings): the words that set each apart and masked texts nearest its centre (from the reference for a topic the dataset lacks).</p>"
+            )
+            out.append(
+                table(["Topic", "Keywords", "Dataset share", "Reference share", "Examples (masked)"], _topic_rows(emb), numeric=(2, 3))
+            )
         if emb["lacking_topics"]:
             rows = [(t["topic"], f"{num(t['dataset_pct'])}%", f"{num(t['reference_pct'])}%") for t in emb["lacking_topics"]]
             out.append(table(["Topic lacking in the dataset", "Dataset share", "Reference share"], rows, numeric=(1, 2)))
@@ -266,6 +300,19 @@ def _reference_html(rep: dict[str, Any] | None, emb: dict[str, Any] | None) -> s
         elif emb["examples_hidden"]:
             out.append(note("Example texts are hidden: the PII stage's masking rules are not available to mask them."))
     return "".join(out)
+
+
+def _topic_rows(emb: dict[str, Any]) -> list[tuple[Any, ...]]:
+    return [
+        (
+            f"{t['topic']}" + (" (lacking)" if t["lacking"] else ""),
+            ", ".join(t["keywords"]) or "—",
+            f"{num(t['dataset_pct'])}%",
+            "—" if t["reference_pct"] is None else f"{num(t['reference_pct'])}%",
+            " | ".join(t["examples"]) or ("hidden" if emb["examples_hidden"] else "—"),
+        )
+        for t in emb["topic_table"]
+    ]
 
 
 def markdown(data: dict[str, Any]) -> str:
@@ -282,6 +329,10 @@ def markdown(data: dict[str, Any]) -> str:
         parts.append("No reference sample configured: representativeness against real inputs not measured.")
     if data["embeddings"]:
         parts.append(md_kv(data["embeddings"]["metrics"].items()))
+        if data["embeddings"].get("topic_table"):
+            parts.append(
+                md_table(["Topic", "Keywords", "Dataset share", "Reference share", "Examples (masked)"], _topic_rows(data["embeddings"]))
+            )
     parts.append(extra_md("Other recorded metrics", data["other_metrics"]))
     parts.append("Charts: see report.html.")
     return "\n\n".join(p for p in parts if p)

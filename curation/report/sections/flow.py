@@ -23,6 +23,8 @@ def build(src: RunFiles) -> dict[str, Any]:
                 "stage": s.name,
                 **{k: int(b.get(k, 0)) for k in ("rows_in", "kept", "dropped", "quarantined")},
                 "reused": s.skipped,
+                "seconds": s.seconds,
+                "cpu_seconds": s.cpu_seconds,
             }
         )
         reasons += [
@@ -40,20 +42,27 @@ def build(src: RunFiles) -> dict[str, Any]:
 
 
 def _note(data: dict[str, Any]) -> str:
-    text = "For every stage, rows in = kept + dropped + quarantined; nothing leaves a stage unaccounted for."
+    text = "For every stage, rows in = kept + dropped + quarantined; nothing leaves a stage unaccounted for. Time is wall-clock (CPU, child processes included) when the stage was computed; a reused stage shows the time of the run that computed it."
     if data["kind_changed_at"]:
         text += f" The {data['kind_changed_at']} stage turns rows into new records, so its 'kept' counts the input rows used; the records it made are the next row's 'rows in' (the dataset if it is last)."
     return text
 
 
+def _time(s: dict[str, Any]) -> str:
+    """Wall (CPU) seconds as recorded when the stage was computed; a reused stage shows its original time."""
+    if s.get("seconds") is None:
+        return "—"
+    return f"{num(s['seconds'])} s ({num(s['cpu_seconds'])} s CPU)"
+
+
 def html(data: dict[str, Any]) -> str:
     rows = [
-        (s["index"], s["stage"], s["rows_in"], s["kept"], s["dropped"], s["quarantined"], "reused" if s["reused"] else "")
+        (s["index"], s["stage"], s["rows_in"], s["kept"], s["dropped"], s["quarantined"], _time(s), "reused" if s["reused"] else "")
         for s in data["stages"]
     ]
     out = [
         flow_chart(data["stages"]),
-        table(["#", "Stage", "Rows in", "Kept", "Dropped", "Quarantined", ""], rows, numeric=(0, 2, 3, 4, 5)),
+        table(["#", "Stage", "Rows in", "Kept", "Dropped", "Quarantined", "Time", ""], rows, numeric=(0, 2, 3, 4, 5, 6)),
     ]
     out.append(f"<p class=small>{esc(_note(data))}</p>")
     if data["reasons"]:
@@ -73,8 +82,8 @@ def html(data: dict[str, Any]) -> str:
 
 
 def markdown(data: dict[str, Any]) -> str:
-    rows = [(s["index"], s["stage"], s["rows_in"], s["kept"], s["dropped"], s["quarantined"]) for s in data["stages"]]
-    parts = [md_table(["#", "Stage", "Rows in", "Kept", "Dropped", "Quarantined"], rows), _note(data)]
+    rows = [(s["index"], s["stage"], s["rows_in"], s["kept"], s["dropped"], s["quarantined"], _time(s)) for s in data["stages"]]
+    parts = [md_table(["#", "Stage", "Rows in", "Kept", "Dropped", "Quarantined", "Time"], rows), _note(data)]
     if data["reasons"]:
         parts.append(
             md_table(

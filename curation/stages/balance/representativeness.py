@@ -28,6 +28,9 @@ NN_K = 5  # neighbours for coverage/density radii (Naeem et al. use k=5)
 LACKING_RATIO = 0.25  # a topic is lacking when the dataset has under a quarter of the reference's share
 MIN_TOPIC_SHARE = 0.02  # ...and the reference gives it at least this share (ignore stray points)
 EXAMPLES_PER_TOPIC = 2
+KEYWORDS_PER_TOPIC = 6
+KEYWORD_MIN_TEXTS = 3  # a keyword occurs in at least this many texts: no one-off (personal) word becomes a keyword
+_KEYWORD = r"(?u)\b[a-z][a-z'-]{2,}\b"  # lowercase words only: names, codes and numbers never qualify
 EXAMPLE_CHARS = 160
 
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
@@ -218,30 +221,57 @@ def _examples(texts: list[str], emb: np.ndarray, centre: np.ndarray) -> list[str
     return out
 
 
-def topics(ds_emb: np.ndarray, ref_emb: np.ndarray | None, ref_texts: list[str], *, k: int, seed: int) -> list[dict[str, Any]]:
-    """k-means topics over dataset (+ reference) embeddings, with each side's share.
+def topic_keywords(texts: list[str], labels: np.ndarray, k: int) -> list[list[str]]:
+    """The words that set each topic apart (class-based TF-IDF over the topic's texts).
+
+    Only lowercase words of 3+ letters that occur in at least KEYWORD_MIN_TEXTS texts, with
+    emails, URLs and handles removed first and English stop words skipped: a keyword is a
+    word many rows share, never a name or a number from one row.
+    """
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    cleaned = [_HANDLE.sub(" ", _URL.sub(" ", _EMAIL.sub(" ", t))) for t in texts]
+    vec = CountVectorizer(token_pattern=_KEYWORD, lowercase=False, stop_words="english", min_df=KEYWORD_MIN_TEXTS)
+    try:
+        counts = vec.fit_transform(cleaned)
+    except ValueError:  # no word qualifies (tiny or numeric data)
+        return [[] for _ in range(k)]
+    per_topic = np.vstack([np.asarray(counts[labels == t].sum(axis=0)).ravel() for t in range(k)]).astype(np.float64)
+    tf = per_topic / np.maximum(per_topic.sum(axis=1, keepdims=True), 1.0)
+    idf = np.log1p(per_topic.sum(axis=1).mean() / np.maximum(per_topic.sum(axis=0), 1.0))
+    scores, vocab = tf * idf, vec.get_feature_names_out()
+    return [[str(vocab[i]) for i in np.argsort(-scores[t], kind="stable")[:KEYWORDS_PER_TOPIC] if scores[t, i] > 0] for t in range(k)]
+
+
+def topics(
+    ds_emb: np.ndarray, ref_emb: np.ndarray | None, ref_texts: list[str], *, k: int, seed: int, ds_texts: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """k-means topics over dataset (+ reference) embeddings, with each side's share, keywords and examples.
 
     A topic is ``lacking`` when the reference gives it at least MIN_TOPIC_SHARE and the
-    dataset under LACKING_RATIO of the reference's share; lacking topics carry example
-    texts from the reference (the ones nearest the topic's centre), still raw here:
-    ``embedding_metrics`` masks them before they reach stats.
+    dataset under LACKING_RATIO of the reference's share. Every topic carries ``keywords``
+    (see ``topic_keywords``) and, given ``ds_texts``, ``examples``: the texts nearest its
+    centre, from the reference for a lacking topic, else from the dataset. Examples are
+    still raw here: ``embedding_metrics`` masks them before they reach stats.
     """
     both = ds_emb if ref_emb is None else np.concatenate([ds_emb, ref_emb])
     labels, centres = _kmeans(both, k, seed)
     ds_lab, ref_lab = labels[: len(ds_emb)], labels[len(ds_emb) :]
+    keywords = topic_keywords([*(ds_texts or []), *ref_texts], labels if ds_texts is not None else ref_lab, len(centres))
     out = []
     for t in range(len(centres)):
         ds_share = float((ds_lab == t).mean()) if len(ds_lab) else 0.0
-        row: dict[str, Any] = {"topic": t, "dataset_share": ds_share}
+        row: dict[str, Any] = {"topic": t, "dataset_share": ds_share, "keywords": keywords[t], "examples": []}
+        centre = centres[t] / max(np.linalg.norm(centres[t]), 1e-12)
+        lacking = False
         if ref_emb is not None:
             ref_share = float((ref_lab == t).mean())
             lacking = ref_share >= MIN_TOPIC_SHARE and ds_share < LACKING_RATIO * ref_share
-            row.update(reference_share=ref_share, lacking=lacking, examples=[])
-            if lacking:
-                members = np.flatnonzero(ref_lab == t)
-                row["examples"] = _examples(
-                    [ref_texts[i] for i in members], ref_emb[members], centres[t] / max(np.linalg.norm(centres[t]), 1e-12)
-                )
+            row.update(reference_share=ref_share, lacking=lacking)
+        side, emb, lab = (ref_texts, ref_emb, ref_lab) if lacking else (ds_texts, ds_emb, ds_lab)
+        if side and emb is not None:
+            members = np.flatnonzero(lab == t)
+            row["examples"] = _examples([side[i] for i in members], emb[members], centre)
         out.append(row)
     return out
 
@@ -268,7 +298,7 @@ def embedding_metrics(ds_texts: list[str], ref_texts: list[str] | None, *, k_top
         else:
             out.update(coverage=None, density=None)
             out["undefined"]["coverage"] = f"needs more than {NN_K} distinct reference texts and at least one dataset row"
-    out["topics"] = topics(ds_emb, ref_emb, ref_texts or [], k=k_topics, seed=seed) if len(ds_emb) else []
+    out["topics"] = topics(ds_emb, ref_emb, ref_texts or [], k=k_topics, seed=seed, ds_texts=ds_texts) if len(ds_emb) else []
     out["lacking_topics"] = [t["topic"] for t in out["topics"] if t.get("lacking")]
     raw = [e for t in out["topics"] for e in t.get("examples", [])]
     masked, out["examples_masked_by"] = mask_examples(raw, ctx)

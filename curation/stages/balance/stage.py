@@ -3,7 +3,9 @@
 It reports, and changes rows only when a target distribution asks it to:
 
 - distributions of each facet (label, source, language, any metadata column), with an
-  imbalance ratio and alerts for values under ``min_count`` or ``min_share``;
+  imbalance ratio and alerts for values under ``min_count`` or under their share floor
+  (``min_share``, or by default ``min_share_ratio`` x the uniform share 1/values, so 77
+  ordinary classes are not all "rare");
 - SageMaker Clarify's pre-training bias metrics (CI, DPL, KL, JS, LP, TVD, KS) for every
   facet value against the rest, over the label;
 - lengths in characters and tokens (the training tokenizer when configured, else
@@ -47,7 +49,8 @@ class BalanceConfig(Strict):
     facets: list[str] | None = None  # default: label, source, language where present
     label: str = "label"  # the outcome column for the Clarify metrics
     min_count: int = Field(10, ge=0)  # alert when a facet value has fewer rows
-    min_share: float = Field(0.01, ge=0, le=1)  # alert when a facet value has a smaller share
+    min_share: float | None = Field(None, ge=0, le=1)  # absolute share floor; default: min_share_ratio / values
+    min_share_ratio: float = Field(0.2, ge=0, le=1)  # alert under this fraction of the uniform share (77 classes: 0.26%)
     reference: str | None = None  # sample of real inputs (.jsonl/.parquet/.csv); relative to the config file
     embeddings: bool = True  # MiniLM coverage, density, topics, Vendi; off skips them
     k_topics: int = Field(8, ge=1, le=100)  # k-means topics over dataset + reference embeddings
@@ -86,13 +89,21 @@ def _capped(counts: dict[str, int]) -> dict[str, int]:
     return {**dict(items[:MAX_VALUES]), OTHER: sum(n for _, n in items[MAX_VALUES:])}
 
 
+def share_floor(cfg: BalanceConfig, values: int) -> float:
+    """The share under which a facet value raises ``under_min_share``: absolute, or relative to 1/values."""
+    if cfg.min_share is not None:
+        return cfg.min_share
+    return cfg.min_share_ratio / values if values else 0.0
+
+
 def facet_stats(counts: dict[str, int], cfg: BalanceConfig, facet: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Counts, shares, imbalance ratio, and alert findings for one facet."""
     total = sum(counts.values())
     shown = _capped(counts)
+    floor = share_floor(cfg, len(counts))
     alerts = []
     for value, n in counts.items():
-        for name, low in (("under_min_count", n < cfg.min_count), ("under_min_share", total and n / total < cfg.min_share)):
+        for name, low in (("under_min_count", n < cfg.min_count), ("under_min_share", total and n / total < floor)):
             if low:
                 alerts.append(
                     {
@@ -101,7 +112,7 @@ def facet_stats(counts: dict[str, int], cfg: BalanceConfig, facet: str) -> tuple
                         "facet": facet,
                         "value": value,
                         "metric": float(n if name == "under_min_count" else n / total),
-                        "detail": f"{n} of {total} rows",
+                        "detail": f"{n} of {total} rows" + (f"; share floor {floor:.4g}" if name == "under_min_share" else ""),
                     }
                 )
     stats = {
@@ -111,15 +122,20 @@ def facet_stats(counts: dict[str, int], cfg: BalanceConfig, facet: str) -> tuple
         "imbalance_ratio": max(counts.values()) / min(counts.values()) if counts else None,
         "missing": counts.get(MISSING, 0),
         "alerts": len(alerts),
+        "share_floor": floor,
     }
     return stats, alerts
 
 
 # ---------------------------------------------------------------------------- Clarify
-def clarify_stats(df: pl.DataFrame, facets: list[str], label: str, extra_values: dict[str, set[str]]) -> dict[str, Any]:
+def clarify_stats(
+    df: pl.DataFrame, facets: list[str], label: str, extra_values: dict[str, set[str]], kind: str = "classification"
+) -> dict[str, Any]:
     """Clarify metrics per facet value (observed, plus reference/target values) vs the rest."""
     if label not in df.columns:
-        return {"skipped": f"no `{label}` column: set `label` to the outcome column"}
+        if kind != "classification":  # SFT, text or preference rows have no outcome to compare across facets
+            return {"skipped": f"not applicable to {kind} data, which has no outcome (label) column", "kind": kind}
+        return {"skipped": f"no `{label}` column: set `label` to the outcome column", "kind": kind}
     out: dict[str, Any] = {"label": label, "metrics": list(bm.CLARIFY_METRICS), "facets": {}}
     labels = list(_capped(value_counts(df, label)))
     lab = facet_value(label)
@@ -399,7 +415,7 @@ def describe(
     for facet in facets:
         stats["facets"][facet], alerts = facet_stats(value_counts(kept, facet), cfg, facet)
         findings += alerts
-    stats["clarify"] = clarify_stats(kept, facets, cfg.label, _extra_values(facets, ref, cfg.target))
+    stats["clarify"] = clarify_stats(kept, facets, cfg.label, _extra_values(facets, ref, cfg.target), str(ctx.kind))
     full = _full_text(kept, ctx.kind)
     chars, tokens = full.str.len_chars().to_numpy().astype(np.int64), token_counts(full, cfg, ctx)
     stats["lengths"], outliers = length_stats(

@@ -96,11 +96,42 @@ def test_clarify_names_a_zero_count_value_from_the_target() -> None:
     assert out.stats["rebalance"]["absent_values"] == ["chat"]
 
 
-def test_clarify_is_skipped_without_a_label_column() -> None:
+def test_clarify_is_not_applicable_to_instruction_data() -> None:
     df = pl.DataFrame({"id": ["1", "2"], "prompt": ["hi there", "yo"], "completion": ["hello", "hey you all"], "source": ["a", "b"]})
     out = run(df, kind="instruction")
-    assert out.stats["clarify"] == {"skipped": "no `label` column: set `label` to the outcome column"}
+    assert out.stats["clarify"] == {
+        "skipped": "not applicable to instruction data, which has no outcome (label) column",
+        "kind": "instruction",
+    }
     assert out.stats["lengths"]["tokens"]["max"] == 4.0  # prompt and completion together
+
+
+def test_clarify_without_the_label_column_on_classification_data_says_which_option_to_set() -> None:
+    out = run(CLARIFY_DF, label="outcome")
+    assert out.stats["clarify"] == {"skipped": "no `outcome` column: set `label` to the outcome column", "kind": "classification"}
+
+
+def _classes(sizes: list[int]) -> pl.DataFrame:
+    labels = [f"intent_{c:02d}" for c, n in enumerate(sizes) for _ in range(n)]
+    return frame(labels, texts=["t"] * len(labels))
+
+
+def test_share_alerts_are_relative_to_the_number_of_classes() -> None:
+    # 77 ordinary classes like banking77: 35 to 187 rows each, the uniform share 1.3%
+    sizes = [35 + (i * 2) % 153 for i in range(77)]
+    total = sum(sizes)
+    under_one_pct = sum(n / total < 0.01 for n in sizes)
+    assert under_one_pct >= 10  # an absolute 1% floor would flag all of these
+    out = run(_classes(sizes))
+    assert out.stats["facets"]["label"]["alerts"] == 0
+    assert out.stats["facets"]["label"]["share_floor"] == pytest.approx(0.2 / 77, abs=1e-6)  # stats are rounded
+    rare = run(_classes([*sizes, 5]))  # a 78th class of 5 rows (0.06%) is rare against a 0.26% floor
+    alerts = rare.findings.filter(pl.col("finding") == "under_min_share")
+    assert alerts["value"].to_list() == ["intent_77"] and "share floor 0.002564" in alerts["detail"][0]
+    absolute = run(_classes(sizes), min_share=0.01)  # an explicit absolute floor still works
+    assert absolute.findings.filter(pl.col("finding") == "under_min_share").height == under_one_pct
+    two = run(frame(["a"] * 92 + ["b"] * 8))  # two classes: the floor is 10%
+    assert two.findings.filter(pl.col("finding") == "under_min_share")["value"].to_list() == ["b"]
 
 
 # ---------------------------------------------------------------------------- lengths, diversity

@@ -130,3 +130,26 @@ def test_mask_text_hides_names_numbers_emails_and_urls() -> None:
     assert masked == "H***, I am J*** D*** (<email>), order ##### at <url> ping @<handle>"
     assert len(mask_text("word " * 100)) == 160
     assert mask_text("Sent by <PERSON> from [LOCATION]") == "S*** by <PERSON> from [LOCATION]"  # placeholders stay
+
+
+@pytest.mark.slow
+def test_every_topic_has_keywords_and_masked_examples(ctx: StageContext) -> None:
+    out = run(frame(COOKING + FOOTBALL + CODING), ctx, k_topics=3)
+    topics = out.stats["embeddings"]["topics"]
+    by_words = {frozenset(t["keywords"]): t for t in topics}
+    assert len(topics) == 3 and all(t["keywords"] and t["examples"] for t in topics)
+    cooking = next(t for k, t in by_words.items() if {"bake", "oven"} & k or {"herbs", "spices"} & k)
+    football = next(t for k, t in by_words.items() if {"goal", "football", "season", "match"} & k)
+    assert cooking is not football
+    coding = next(t for t in topics if any("script raises a" in e for e in t["examples"]))
+    assert {"script", "raises", "parsing"} & set(coding["keywords"])
+    dumped = json.dumps(out.stats)
+    for raw in (
+        "Jane",
+        "jane",
+        "example.com",
+        "KeyError",
+        "Arsenal",
+        "arsenal",
+    ):  # no name, address or capitalised word as keyword or example
+        assert raw not in dumped
