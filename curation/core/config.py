@@ -11,12 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
+import polars as pl
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from curation.core.errors import ConfigError
 from curation.core.registry import STAGES, stage_config_class
-from curation.core.schema import Kind
+from curation.core.schema import FORMS, Kind
 
 
 class Strict(BaseModel):
@@ -28,7 +29,27 @@ class Strict(BaseModel):
 class InputConfig(Strict):
     path: str  # file or glob, relative to the config file's folder
     kind: Kind
-    fields: dict[str, str] = Field(default_factory=dict)  # canonical name -> source column
+    # canonical name -> source column, or a list of source columns whose non-empty values are joined (text columns only)
+    fields: dict[str, str | list[str]] = Field(default_factory=dict)
+    join_separator: str = "\n\n"  # between the values a `fields` list joins
+
+    @field_validator("fields")
+    @classmethod
+    def _canonical_names(cls, fields: dict[str, str | list[str]], info: ValidationInfo) -> dict[str, str | list[str]]:
+        kind = info.data.get("kind")
+        if kind is None:  # the kind itself is invalid: reported on its own
+            return fields
+        columns = {c for form in FORMS[kind] for c in form.columns} | {"id"}
+        texts = {c for form in FORMS[kind] for c in form.text_fields if form.columns[c] == pl.String()}
+        for name, source in fields.items():
+            if name not in columns:
+                expected = ", ".join(c for c in ("id", *dict.fromkeys(c for form in FORMS[kind] for c in form.columns)))
+                raise ValueError(f"`{name}` is not a column of the `{kind}` kind; map source columns onto one of {expected}")
+            if isinstance(source, list) and name not in texts:
+                raise ValueError(f"`{name}`: only text columns can join several source columns; map one column onto it")
+            if isinstance(source, list) and (not source or len(set(source)) != len(source)):
+                raise ValueError(f"`{name}`: list the source columns to join, each once")
+        return fields
 
 
 class RunSettings(Strict):

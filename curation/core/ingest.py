@@ -47,6 +47,7 @@ class Ingested:
     files: list[InputFile]
     form: Form
     rows_read: int
+    warnings: list[str] = field(default_factory=list)  # one line each, for the run's log; never raw values
 
 
 def resolve_inputs(pattern: str, base_dir: Path) -> list[Path]:
@@ -333,12 +334,44 @@ def _converters(form: Form) -> list[tuple[str, Callable[[str, Any], Any], bool]]
     return _CONVERTERS[form.name]
 
 
-def validate_record(rec: dict[str, Any], form: Form, fields: dict[str, str]) -> dict[str, Any]:
-    """One raw record -> one canonical row (``id`` may be None). Raises ValueError with a readable message."""
+Fields = dict[str, str | list[str]]  # canonical name -> source column, or source columns to join
+
+
+def apply_fields(rec: dict[str, Any], fields: Fields, separator: str = "\n\n") -> dict[str, Any]:
+    """``rec`` with ``input.fields`` applied: source columns renamed, lists of text columns joined.
+
+    A join keeps the non-empty values in the order listed, separated by ``separator``;
+    with none, the canonical field is null. Raises ValueError when a joined value is not text.
+    """
     rec = dict(rec)
     for canonical, source in fields.items():
-        if source in rec:
+        if isinstance(source, list):
+            parts = [(column, rec.pop(column, None)) for column in source]
+            rec[canonical] = _joined(canonical, parts, separator)
+        elif source in rec:
             rec[canonical] = rec.pop(source)
+    return rec
+
+
+def _joined(canonical: str, parts: list[tuple[str, Any]], separator: str) -> str | None:
+    texts = []
+    for column, value in parts:
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise ValueError(f"field `{column}` (joined into `{canonical}`) must be a string, got {_type_name(value)}")
+        if value.strip():
+            texts.append(value)
+    return separator.join(texts) if texts else None
+
+
+def validate_record(rec: dict[str, Any], form: Form, fields: Fields, *, separator: str = "\n\n") -> dict[str, Any]:
+    """One raw record -> one canonical row (``id`` may be None). Raises ValueError with a readable message."""
+    return _validate(apply_fields(rec, fields, separator), form, fields)
+
+
+def _validate(rec: dict[str, Any], form: Form, fields: Fields) -> dict[str, Any]:
+    """``validate_record`` on a record ``apply_fields`` already renamed (it is consumed)."""
     row: dict[str, Any] = {}
     for name, conv, required in _converters(form):
         present = name in rec
@@ -362,17 +395,25 @@ def validate_record(rec: dict[str, Any], form: Form, fields: dict[str, str]) -> 
     return row
 
 
-def _no_value(name: str, fields: dict[str, str], *, null: bool) -> str:
+def _no_value(name: str, fields: Fields, *, null: bool) -> str:
     """The error for a required field that is null or absent."""
-    mapped = f" (mapped from `{fields[name]}`)" if name in fields else ""
+    source = fields.get(name)
+    mapped = f" (mapped from `{source}`)" if isinstance(source, str) else ""
+    if isinstance(source, list):
+        return f"field `{name}` (joined from {_columns(source)}) is empty in this row; give every row a `{name}`"
     if null:
         return f"field `{name}`{mapped} is null; give every row a `{name}`"
     return f"missing required field `{name}`{mapped or '; map a source column onto it with `input.fields`'}"
 
 
-def _given_id(rec: dict[str, Any] | None, fields: dict[str, str]) -> str | None:
+def _columns(names: Iterable[str]) -> str:
+    return ", ".join(f"`{n}`" for n in names)
+
+
+def _given_id(rec: dict[str, Any] | None, fields: Fields) -> str | None:
     """The record's own ``id`` when it is a usable string or integer, so a quarantined row can be traced."""
-    value = None if rec is None else rec.get(fields.get("id", "id"))
+    source = fields.get("id", "id")
+    value = None if rec is None or not isinstance(source, str) else rec.get(source)
     if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
         return None
     return str(value)
@@ -408,19 +449,24 @@ class _FormRows:
         return None
 
 
-def ingest(paths: list[Path], kind: Kind, fields: dict[str, str], *, advance: Callable[[int], None] | None = None) -> Ingested:
+def ingest(
+    paths: list[Path], kind: Kind, fields: Fields, *, separator: str = "\n\n", advance: Callable[[int], None] | None = None
+) -> Ingested:
     """Read every file, validate every record in its own form, and give each row a unique stable id.
 
     A dataset has one form: it keeps the form most valid rows are in (the first in
     ``schema.FORMS`` on a tie), and valid rows of another form are quarantined.
+    ``fields`` renames source columns or joins several with ``separator``.
 
     Raises:
-        InputError: a file cannot be read at all, or the input holds no records.
+        InputError: a file cannot be read at all, the input holds no records, or
+            ``fields`` names a column no record has.
     """
     several = len(FORMS[kind]) > 1
     by_form = {form.name: _FormRows(form, records=[] if several else None) for form in FORMS[kind]}
     bad: list[dict[str, Any]] = []
     files: list[InputFile] = []
+    seen: dict[str, None] = {}  # every column any record has, in first-seen order
     read = 0
     for path in paths:
         files.append(InputFile(str(path), file_sha256(path), input_size(path)))
@@ -429,33 +475,39 @@ def ingest(paths: list[Path], kind: Kind, fields: dict[str, str], *, advance: Ca
             if advance is not None and read % 1000 == 0:
                 advance(1000)
             if rec is not None:
-                error = _accept(rec, kind, fields, by_form, path, line)
+                seen.update(dict.fromkeys(rec))
+                error = _accept(rec, kind, fields, separator, by_form, path, line)
                 if error is None:
                     continue
                 raw = json.dumps(rec, ensure_ascii=False, default=str)
             bad.append(_quarantined(str(path), line, _given_id(rec, fields), error, raw))
     if read == 0:
         raise InputError(_no_rows(paths))
+    _check_sources(fields, list(seen))
     kept = max(by_form.values(), key=lambda f: len(f.rows))  # max keeps the first of equals
     bad += _other_forms(by_form.values(), kept, fields)
     order = {str(p): i for i, p in enumerate(paths)}
     bad.sort(key=lambda b: (order[b["source"]], b["line"]))
-    rows = _give_content_ids(kept.rows, kept.form)
-    return Ingested(_to_frame(rows, kept.form), pl.DataFrame(bad, schema=QUARANTINE_SCHEMA), files, kept.form, read)
+    rows = _to_frame(_give_content_ids(kept.rows, kept.form), kept.form)
+    warnings = unused_text_columns(rows, kept.form, fields)
+    return Ingested(rows, pl.DataFrame(bad, schema=QUARANTINE_SCHEMA), files, kept.form, read, warnings)
 
 
-def _accept(rec: dict[str, Any], kind: Kind, fields: dict[str, str], by_form: dict[str, _FormRows], path: Path, line: int) -> str | None:
+def _accept(
+    rec: dict[str, Any], kind: Kind, fields: Fields, separator: str, by_form: dict[str, _FormRows], path: Path, line: int
+) -> str | None:
     """Validate ``rec`` in its own form and keep it there; the error when it cannot be kept."""
     try:
-        form = _row_form(rec, kind, fields)
-        row = validate_record(rec, form, fields)
+        renamed = apply_fields(rec, fields, separator)
+        form = _row_form(renamed, kind)
+        row = _validate(renamed, form, fields)
     except ValueError as e:
         return str(e)
     return by_form[form.name].add(row, rec, path, line)
 
 
-def _row_form(rec: dict[str, Any], kind: Kind, fields: dict[str, str]) -> Form:
-    """The form of ``kind`` whose required fields ``rec`` fills (after the ``fields`` renames).
+def _row_form(rec: dict[str, Any], kind: Kind) -> Form:
+    """The form of ``kind`` whose required fields ``rec`` (renamed by ``fields``) fills.
 
     With none filled, the form it fills most (then has most of, null or not), so that the
     error names what is missing. Raises ValueError when it fills two: which one's text
@@ -464,9 +516,8 @@ def _row_form(rec: dict[str, Any], kind: Kind, fields: dict[str, str]) -> Form:
     forms = FORMS[kind]
     if len(forms) == 1:
         return forms[0]
-    canonical = {source: name for name, source in fields.items()}
-    present = {canonical.get(k, k) for k in rec}
-    filled = {canonical.get(k, k) for k, v in rec.items() if v is not None}
+    present = set(rec)
+    filled = {k for k, v in rec.items() if v is not None}
     full = [form for form in forms if set(form.required) <= filled]
     if len(full) > 1:
         names = ", ".join(f"`{form.name}`" for form in full)
@@ -474,7 +525,82 @@ def _row_form(rec: dict[str, Any], kind: Kind, fields: dict[str, str]) -> Form:
     return full[0] if full else max(forms, key=lambda f: (len(set(f.required) & filled), len(set(f.required) & present)))
 
 
-def _other_forms(groups: Iterable[_FormRows], kept: _FormRows, fields: dict[str, str]) -> list[dict[str, Any]]:
+def _check_sources(fields: Fields, seen: list[str]) -> None:
+    """Every source column ``fields`` names is in the input; raises InputError naming the first that is not."""
+    for canonical, source in fields.items():
+        for column in [source] if isinstance(source, str) else source:
+            if column not in seen:
+                shown = _columns(seen[:30]) + (f" and {len(seen) - 30} more" if len(seen) > 30 else "")
+                raise InputError(
+                    f"`input.fields.{canonical}` names column `{column}`, which no input record has; the input's columns are {shown}"
+                )
+
+
+# Column names that hold free text in common public datasets (Alpaca's `input`, SQuAD's `context`...).
+_TEXT_NAMES = frozenset(
+    [
+        "input",
+        "context",
+        "question",
+        "answer",
+        "instruction",
+        "output",
+        "response",
+        "text",
+        "content",
+        "body",
+        "query",
+        "prompt",
+        "completion",
+        "passage",
+        "document",
+        "history",
+        "system",
+        "message",
+        "reply",
+        "explanation",
+        "rationale",
+        "chosen",
+        "rejected",
+    ]
+)
+
+
+def unused_text_columns(rows: pl.DataFrame, form: Form, fields: Fields) -> list[str]:
+    """One warning per carried column that looks like text a model should see but will not.
+
+    Columns outside the form are carried as metadata; exports and training leave them
+    out. A column is text by its name (``_TEXT_NAMES``) or its values (most have a space,
+    20 characters on average). The warning names the column and counts rows, never values.
+    """
+    out = []
+    for column in rows.columns:
+        if column == "id" or column in form.columns or rows.schema[column] != pl.String:
+            continue
+        values = rows[column].drop_nulls()
+        filled = values.filter(values.str.strip_chars() != "")
+        if filled.is_empty():
+            continue
+        wordy = filled.str.contains(r"\s").mean() >= 0.5 and filled.str.len_chars().mean() >= 20  # type: ignore[operator]
+        if column.lower() in _TEXT_NAMES or wordy:
+            out.append(
+                f"column `{column}` holds text in {filled.len()} of {rows.height} rows but is not part of the `{form.name}` form: "
+                f"it is carried as metadata, not trained on or exported; {_join_hint(column, form, fields)}"
+            )
+    return out
+
+
+def _join_hint(column: str, form: Form, fields: Fields) -> str:
+    """How to keep ``column``'s text: join it onto the form's first text column (the prompt)."""
+    target = "prompt" if "prompt" in form.columns else next((c for c in form.text_fields if form.columns[c] == pl.String()), None)
+    if target is None:
+        return "put its text into the messages, or leave it out of the input"
+    source = fields.get(target, target)
+    joined = [*([source] if isinstance(source, str) else source), column]
+    return f"to train on it, join it: `fields: {{{target}: [{', '.join(joined)}]}}`"
+
+
+def _other_forms(groups: Iterable[_FormRows], kept: _FormRows, fields: Fields) -> list[dict[str, Any]]:
     """Quarantine entries for the valid rows of the forms the dataset does not keep."""
     error = "row is in the `{}` form, but the dataset keeps the `{}` form ({} rows); convert this row or curate it in a separate run"
     return [

@@ -177,7 +177,7 @@ def _ingest_stage(
         log("ingest: unchanged, reusing")
         return loaded[0], loaded[1], True
     with ctx.progress("reading input", None) as bar:
-        data = ingest(list(inputs), cfg.input.kind, dict(cfg.input.fields), advance=bar.advance)
+        data = ingest(list(inputs), cfg.input.kind, dict(cfg.input.fields), separator=cfg.input.join_separator, advance=bar.advance)
     q = data.quarantine.select("id", "error", "source", "line")
     result = StageResult(kept=data.rows, dropped=data.rows.clear().with_columns(reason=pl.lit(None, pl.String)), quarantined=q)
     stats = {
@@ -185,7 +185,11 @@ def _ingest_stage(
         "books": {"rows_in": data.rows_read, "kept": data.rows.height, "dropped": 0, "quarantined": data.quarantine.height},
         "dropped_by_reason": {},
         "config": cfg.input.model_dump(mode="json"),
-        "metrics": {"form": data.form.name, "files": [{"path": f.path, "sha256": f.sha256, "bytes": f.bytes} for f in data.files]},
+        "metrics": {
+            "form": data.form.name,
+            "files": [{"path": f.path, "sha256": f.sha256, "bytes": f.bytes} for f in data.files],
+            "warnings": data.warnings,
+        },
     }
     success = {"input_fingerprint": input_fp, "output_fingerprint": frame_fingerprint(data.rows), "kind": cfg.input.kind}
     _write_stage(stage_dir, result, stats, success, extra={"quarantine_full.parquet": data.quarantine})
@@ -273,6 +277,8 @@ def _run_stages(
             f"every one of the {books['rows_in']} input rows was quarantined; see {run_dir / 'stages/00-ingest/quarantine_full.parquet'} for the errors and fix the input or `input.fields`"
         )
     say(f"ingest: {books['rows_in']} rows read, {books['kept']} kept, {books['quarantined']} quarantined")
+    for warning in stats["metrics"].get("warnings", []):
+        say(f"ingest: warning: {warning}")
     entries = [_manifest_entry(0, "ingest", stages_dir / "00-ingest", stats, skipped, sensitive=True)]
     quarantines = [current.quarantined.with_columns(stage=pl.lit("ingest"))]
     df, kind, prev_fp, scrubbed = current.kept, cfg.input.kind, frame_fingerprint(current.kept), False
