@@ -124,6 +124,9 @@ class TrainConfig(Strict):
     eval_fraction: float = Field(0.1, ge=0, lt=1)  # held-out share, drawn with `seed`
     seed: int = 0  # model init, eval split, data order, dropout
     beta: float = Field(0.1, gt=0)  # dpo: strength of the pull towards the reference
+    # dpo: how a prompt meets the model: `auto` turns an HH transcript into its chat turns (any other prompt is one
+    # user turn), `single_turn` makes every prompt one user turn, `raw` uses no chat template (prompt + answer as text)
+    prompt_format: Literal["auto", "single_turn", "raw"] = "auto"
     packing: bool = True  # sft/cpt: several examples per block, never attending across examples
     compile: bool = False  # torch.compile the model (CUDA only; pays off on long runs)
     balance_weights: bool = True  # use the balance stage's `sample_weight` and `repeat` columns when present
