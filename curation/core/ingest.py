@@ -25,6 +25,7 @@ from typing import Any
 import polars as pl
 
 from curation.core.errors import InputError
+from curation.core.fields import Fields, apply_fields, check_sources, columns_list, unused_text_columns
 from curation.core.schema import FORMS, MESSAGE, NON_EMPTY, Form, Kind
 
 SUPPORTED = (".jsonl", ".ndjson", ".json", ".parquet", ".csv")
@@ -334,37 +335,6 @@ def _converters(form: Form) -> list[tuple[str, Callable[[str, Any], Any], bool]]
     return _CONVERTERS[form.name]
 
 
-Fields = dict[str, str | list[str]]  # canonical name -> source column, or source columns to join
-
-
-def apply_fields(rec: dict[str, Any], fields: Fields, separator: str = "\n\n") -> dict[str, Any]:
-    """``rec`` with ``input.fields`` applied: source columns renamed, lists of text columns joined.
-
-    A join keeps the non-empty values in the order listed, separated by ``separator``;
-    with none, the canonical field is null. Raises ValueError when a joined value is not text.
-    """
-    rec = dict(rec)
-    for canonical, source in fields.items():
-        if isinstance(source, list):
-            parts = [(column, rec.pop(column, None)) for column in source]
-            rec[canonical] = _joined(canonical, parts, separator)
-        elif source in rec:
-            rec[canonical] = rec.pop(source)
-    return rec
-
-
-def _joined(canonical: str, parts: list[tuple[str, Any]], separator: str) -> str | None:
-    texts = []
-    for column, value in parts:
-        if value is None:
-            continue
-        if not isinstance(value, str):
-            raise ValueError(f"field `{column}` (joined into `{canonical}`) must be a string, got {_type_name(value)}")
-        if value.strip():
-            texts.append(value)
-    return separator.join(texts) if texts else None
-
-
 def validate_record(rec: dict[str, Any], form: Form, fields: Fields, *, separator: str = "\n\n") -> dict[str, Any]:
     """One raw record -> one canonical row (``id`` may be None). Raises ValueError with a readable message."""
     return _validate(apply_fields(rec, fields, separator), form, fields)
@@ -400,14 +370,10 @@ def _no_value(name: str, fields: Fields, *, null: bool) -> str:
     source = fields.get(name)
     mapped = f" (mapped from `{source}`)" if isinstance(source, str) else ""
     if isinstance(source, list):
-        return f"field `{name}` (joined from {_columns(source)}) is empty in this row; give every row a `{name}`"
+        return f"field `{name}` (joined from {columns_list(source)}) is empty in this row; give every row a `{name}`"
     if null:
         return f"field `{name}`{mapped} is null; give every row a `{name}`"
     return f"missing required field `{name}`{mapped or '; map a source column onto it with `input.fields`'}"
-
-
-def _columns(names: Iterable[str]) -> str:
-    return ", ".join(f"`{n}`" for n in names)
 
 
 def _given_id(rec: dict[str, Any] | None, fields: Fields) -> str | None:
@@ -483,7 +449,7 @@ def ingest(
             bad.append(_quarantined(str(path), line, _given_id(rec, fields), error, raw))
     if read == 0:
         raise InputError(_no_rows(paths))
-    _check_sources(fields, list(seen))
+    check_sources(fields, list(seen))
     kept = max(by_form.values(), key=lambda f: len(f.rows))  # max keeps the first of equals
     bad += _other_forms(by_form.values(), kept, fields)
     order = {str(p): i for i, p in enumerate(paths)}
@@ -523,81 +489,6 @@ def _row_form(rec: dict[str, Any], kind: Kind) -> Form:
         names = ", ".join(f"`{form.name}`" for form in full)
         raise ValueError(f"row has the fields of more than one form ({names}); give each row the fields of one form")
     return full[0] if full else max(forms, key=lambda f: (len(set(f.required) & filled), len(set(f.required) & present)))
-
-
-def _check_sources(fields: Fields, seen: list[str]) -> None:
-    """Every source column ``fields`` names is in the input; raises InputError naming the first that is not."""
-    for canonical, source in fields.items():
-        for column in [source] if isinstance(source, str) else source:
-            if column not in seen:
-                shown = _columns(seen[:30]) + (f" and {len(seen) - 30} more" if len(seen) > 30 else "")
-                raise InputError(
-                    f"`input.fields.{canonical}` names column `{column}`, which no input record has; the input's columns are {shown}"
-                )
-
-
-# Column names that hold free text in common public datasets (Alpaca's `input`, SQuAD's `context`...).
-_TEXT_NAMES = frozenset(
-    [
-        "input",
-        "context",
-        "question",
-        "answer",
-        "instruction",
-        "output",
-        "response",
-        "text",
-        "content",
-        "body",
-        "query",
-        "prompt",
-        "completion",
-        "passage",
-        "document",
-        "history",
-        "system",
-        "message",
-        "reply",
-        "explanation",
-        "rationale",
-        "chosen",
-        "rejected",
-    ]
-)
-
-
-def unused_text_columns(rows: pl.DataFrame, form: Form, fields: Fields) -> list[str]:
-    """One warning per carried column that looks like text a model should see but will not.
-
-    Columns outside the form are carried as metadata; exports and training leave them
-    out. A column is text by its name (``_TEXT_NAMES``) or its values (most have a space,
-    20 characters on average). The warning names the column and counts rows, never values.
-    """
-    out = []
-    for column in rows.columns:
-        if column == "id" or column in form.columns or rows.schema[column] != pl.String:
-            continue
-        values = rows[column].drop_nulls()
-        filled = values.filter(values.str.strip_chars() != "")
-        if filled.is_empty():
-            continue
-        wordy = filled.str.contains(r"\s").mean() >= 0.5 and filled.str.len_chars().mean() >= 20  # type: ignore[operator]
-        if column.lower() in _TEXT_NAMES or wordy:
-            out.append(
-                f"column `{column}` holds text in {filled.len()} of {rows.height} rows but is not part of the `{form.name}` form: "
-                f"it is carried as metadata, not trained on or exported; {_join_hint(column, form, fields)}"
-            )
-    return out
-
-
-def _join_hint(column: str, form: Form, fields: Fields) -> str:
-    """How to keep ``column``'s text: join it onto the form's first text column (the prompt)."""
-    target = "prompt" if "prompt" in form.columns else next((c for c in form.text_fields if form.columns[c] == pl.String()), None)
-    if target is None:
-        return "put its text into the messages, or leave it out of the input"
-    source = fields.get(target, target)
-    joined = [*([source] if isinstance(source, str) else source), column]
-    return f"to train on it, join it: `fields: {{{target}: [{', '.join(joined)}]}}`"
 
 
 def _other_forms(groups: Iterable[_FormRows], kept: _FormRows, fields: Fields) -> list[dict[str, Any]]:
