@@ -129,6 +129,13 @@ def test_cli_run_with_a_missing_column_is_one_line_exit_2(tmp_path: Path, capsys
         "`input.fields.prompt` names column `inputs`, which no input record has; the input's columns are `instruction`, `input`, `output`"
         in lines[0]
     )
+    config.write_text("input:\n  path: alpaca.jsonl\n  kind: instruction\n  fields: {question: instruction}\nstages: []\n")
+    code = main(["run", str(config), "--out", str(tmp_path / "r"), "-q"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.strip() == (
+        "error: config error: `input.fields`: value error, `question` is not a column of the `instruction` kind; "
+        "map source columns onto one of id, messages, prompt, completion, system"
+    )
 
 
 def test_export_round_trip_carries_the_joined_prompt(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
