@@ -194,7 +194,7 @@ def _run_job(
     tokenizer = load_tokenizer(cfg.model, cfg.task)
     data = prepare(
         df, cfg.task, tokenizer, max_length=cfg.max_length, eval_fraction=cfg.eval_fraction, seed=cfg.seed, packing=cfg.packing,
-        balance_weights=cfg.balance_weights,
+        balance_weights=cfg.balance_weights, prompt_format=cfg.prompt_format,
     )  # fmt: skip
     if log is not None and (note := describe_balance(data.stats["balance"])):
         log(f"balance: {note}")

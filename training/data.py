@@ -36,6 +36,7 @@ from curation.core.balance_rules import require_usable
 from curation.core.errors import SchemaError
 from curation.core.schema import BALANCE_COLUMNS, Kind
 from curation.core.split import copy_order, held_out
+from training.chat import PromptFormat, render_pair
 
 Task = Literal["sft", "cpt", "classify", "dpo"]
 IGNORE = -100
@@ -204,15 +205,15 @@ def pack(rows: list[Row], max_length: int) -> list[Row]:
 
 
 # ---------------------------------------------------------------------------- dpo
-def pair(tokenizer: Any, prompt: str, chosen: str, rejected: str, max_length: int) -> tuple[Pair, bool]:
-    """Prompt and completion ids rendered with the chat template; returns (pair, was_truncated)."""
-    user = [{"role": "user", "content": prompt}]
-    head = tokenizer.apply_chat_template(user, tokenize=False, add_generation_prompt=True)
+def pair(
+    tokenizer: Any, prompt: str, chosen: str, rejected: str, max_length: int, *, prompt_format: PromptFormat = "auto"
+) -> tuple[Pair, bool]:
+    """Prompt and completion ids rendered as ``prompt_format`` says (training.chat); returns (pair, was_truncated)."""
+    head, texts = render_pair(tokenizer, prompt, (chosen, rejected), prompt_format)
     p_ids = tokenizer(head, add_special_tokens=False)["input_ids"]
     completions = []
-    for answer in (chosen, rejected):
-        full = tokenizer.apply_chat_template([*user, {"role": "assistant", "content": answer}], tokenize=False)
-        ids = tokenizer(full[len(head) :] if full.startswith(head) else answer, add_special_tokens=False)["input_ids"]
+    for text in texts:
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
         completions.append(ids if tokenizer.eos_token_id in ids else [*ids, tokenizer.eos_token_id])
     c_ids, r_ids = completions
     longest = max(len(c_ids), len(r_ids))
@@ -293,7 +294,9 @@ def _balance_stats(balance: Balance, train_idx: list[int]) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------- prepare
-def _tokenise(df: pl.DataFrame, task: Task, tokenizer: Any, max_length: int, labels: list[str]) -> tuple[list[list[Any]], int]:
+def _tokenise(
+    df: pl.DataFrame, task: Task, tokenizer: Any, max_length: int, labels: list[str], prompt_format: PromptFormat = "auto"
+) -> tuple[list[list[Any]], int]:
     """The examples of each row of ``df`` (one, or a document's pieces for cpt) and how many were truncated."""
     if df.is_empty():  # e.g. the held-out part under `eval_fraction: 0` (a tokenizer fails on an empty batch)
         return [], 0
@@ -309,7 +312,8 @@ def _tokenise(df: pl.DataFrame, task: Task, tokenizer: Any, max_length: int, lab
         return [[Labelled(ids, index[lab])] for ids, lab in zip(enc, df["label"].to_list(), strict=True)], sum(
             len(e) >= max_length for e in enc
         )
-    made_pairs = [pair(tokenizer, p, c, r, max_length) for p, c, r in df.select("prompt", "chosen", "rejected").iter_rows()]
+    rows = df.select("prompt", "chosen", "rejected").iter_rows()
+    made_pairs = [pair(tokenizer, p, c, r, max_length, prompt_format=prompt_format) for p, c, r in rows]
     return [[p] for p, _ in made_pairs], sum(t for _, t in made_pairs)
 
 
@@ -326,11 +330,13 @@ def prepare(
     seed: int,
     packing: bool,
     balance_weights: bool = True,
+    prompt_format: PromptFormat = "auto",
 ) -> Prepared:
     """Split ``df`` (seeded), tokenise both parts, apply the balance columns to the training part, pack if asked.
 
     Args:
         balance_weights: use the ``sample_weight`` and ``repeat`` columns when present.
+        prompt_format: dpo: how prompts are rendered (``training.chat``).
 
     Raises:
         SchemaError: a required column is missing, the balance columns are invalid, or no row is left to train on.
@@ -342,8 +348,8 @@ def prepare(
     balance = balance_columns(df, use=balance_weights)
     labels = sorted(set(df["label"].to_list())) if task == "classify" else []
     train_idx, eval_idx = split_indices(df, eval_fraction, seed, task=task)
-    groups, cut_train = _tokenise(df[train_idx], task, tokenizer, max_length, labels)
-    held_groups, cut_eval = _tokenise(df[eval_idx], task, tokenizer, max_length, labels)
+    groups, cut_train = _tokenise(df[train_idx], task, tokenizer, max_length, labels, prompt_format)
+    held_groups, cut_eval = _tokenise(df[eval_idx], task, tokenizer, max_length, labels, prompt_format)
     weights = _at(balance.weights, train_idx)
     if weights and not any(weights):
         raise SchemaError(f"every training row has `sample_weight` 0 after the eval split; give more rows a weight above 0 {_TURN_OFF}")

@@ -11,20 +11,41 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
+import polars as pl
 import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator
 
 from curation.core.errors import ConfigError
 from curation.core.options import Strict
 from curation.core.registry import STAGES, stage_config_class
-from curation.core.schema import Kind
+from curation.core.schema import FORMS, Kind
 from curation.core.suggest import did_you_mean
 
 
 class InputConfig(Strict):
     path: str  # file or glob, relative to the config file's folder
     kind: Kind
-    fields: dict[str, str] = Field(default_factory=dict)  # canonical name -> source column
+    # canonical name -> source column, or a list of source columns whose non-empty values are joined (text columns only)
+    fields: dict[str, str | list[str]] = Field(default_factory=dict)
+    join_separator: str = "\n\n"  # between the values a `fields` list joins
+
+    @field_validator("fields")
+    @classmethod
+    def _canonical_names(cls, fields: dict[str, str | list[str]], info: ValidationInfo) -> dict[str, str | list[str]]:
+        kind = info.data.get("kind")
+        if kind is None:  # the kind itself is invalid: reported on its own
+            return fields
+        columns = {c for form in FORMS[kind] for c in form.columns} | {"id"}
+        texts = {c for form in FORMS[kind] for c in form.text_fields if form.columns[c] == pl.String()}
+        for name, source in fields.items():
+            if name not in columns:
+                expected = ", ".join(c for c in ("id", *dict.fromkeys(c for form in FORMS[kind] for c in form.columns)))
+                raise ValueError(f"`{name}` is not a column of the `{kind}` kind; map source columns onto one of {expected}")
+            if isinstance(source, list) and name not in texts:
+                raise ValueError(f"`{name}`: only text columns can join several source columns; map one column onto it")
+            if isinstance(source, list) and (not source or len(set(source)) != len(source)):
+                raise ValueError(f"`{name}`: list the source columns to join, each once")
+        return fields
 
 
 class RunSettings(Strict):
@@ -99,6 +120,9 @@ class TrainConfig(Strict):
     eval_fraction: float = Field(0.1, ge=0, lt=1)  # held-out share, drawn with `seed`
     seed: int = 0  # model init, eval split, data order, dropout
     beta: float = Field(0.1, gt=0)  # dpo: strength of the pull towards the reference
+    # dpo: how a prompt meets the model: `auto` turns an HH transcript into its chat turns (any other prompt is one
+    # user turn), `single_turn` makes every prompt one user turn, `raw` uses no chat template (prompt + answer as text)
+    prompt_format: Literal["auto", "single_turn", "raw"] = "auto"
     packing: bool = True  # sft/cpt: several examples per block, never attending across examples
     compile: Literal["auto"] | bool = "auto"  # torch.compile the model; auto: on CUDA only
     gradient_checkpointing: bool = False  # recompute activations in backward: less memory, ~30% slower

@@ -25,6 +25,7 @@ from typing import Any
 import polars as pl
 
 from curation.core.errors import InputError
+from curation.core.fields import Fields, apply_fields, check_sources, columns_list, unused_text_columns
 from curation.core.schema import FORMS, MESSAGE, NON_EMPTY, Form, Kind
 
 SUPPORTED = (".jsonl", ".ndjson", ".json", ".parquet", ".csv")
@@ -47,6 +48,7 @@ class Ingested:
     files: list[InputFile]
     form: Form
     rows_read: int
+    warnings: list[str] = field(default_factory=list)  # one line each, for the run's log; never raw values
 
 
 def resolve_inputs(pattern: str, base_dir: Path) -> list[Path]:
@@ -361,12 +363,13 @@ def _converters(form: Form) -> list[tuple[str, Callable[[str, Any], Any], bool]]
     return _CONVERTERS[form.name]
 
 
-def validate_record(rec: dict[str, Any], form: Form, fields: dict[str, str]) -> dict[str, Any]:
+def validate_record(rec: dict[str, Any], form: Form, fields: Fields, *, separator: str = "\n\n") -> dict[str, Any]:
     """One raw record -> one canonical row (``id`` may be None). Raises ValueError with a readable message."""
-    rec = dict(rec)
-    for canonical, source in fields.items():
-        if source in rec:
-            rec[canonical] = rec.pop(source)
+    return _validate(apply_fields(rec, fields, separator), form, fields)
+
+
+def _validate(rec: dict[str, Any], form: Form, fields: Fields) -> dict[str, Any]:
+    """``validate_record`` on a record ``apply_fields`` already renamed (it is consumed)."""
     row: dict[str, Any] = {}
     for name, conv, required in _converters(form):
         present = name in rec
@@ -390,17 +393,21 @@ def validate_record(rec: dict[str, Any], form: Form, fields: dict[str, str]) -> 
     return row
 
 
-def _no_value(name: str, fields: dict[str, str], *, null: bool) -> str:
+def _no_value(name: str, fields: Fields, *, null: bool) -> str:
     """The error for a required field that is null or absent."""
-    mapped = f" (mapped from `{fields[name]}`)" if name in fields else ""
+    source = fields.get(name)
+    mapped = f" (mapped from `{source}`)" if isinstance(source, str) else ""
+    if isinstance(source, list):
+        return f"field `{name}` (joined from {columns_list(source)}) is empty in this row; give every row a `{name}`"
     if null:
         return f"field `{name}`{mapped} is null; give every row a `{name}`"
     return f"missing required field `{name}`{mapped or '; map a source column onto it with `input.fields`'}"
 
 
-def _given_id(rec: dict[str, Any] | None, fields: dict[str, str]) -> str | None:
+def _given_id(rec: dict[str, Any] | None, fields: Fields) -> str | None:
     """The record's own ``id`` when it is a usable string or integer, so a quarantined row can be traced."""
-    value = None if rec is None else rec.get(fields.get("id", "id"))
+    source = fields.get("id", "id")
+    value = None if rec is None or not isinstance(source, str) else rec.get(source)
     if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
         return None
     return str(value)
@@ -436,19 +443,24 @@ class _FormRows:
         return None
 
 
-def ingest(paths: list[Path], kind: Kind, fields: dict[str, str], *, advance: Callable[[int], None] | None = None) -> Ingested:
+def ingest(
+    paths: list[Path], kind: Kind, fields: Fields, *, separator: str = "\n\n", advance: Callable[[int], None] | None = None
+) -> Ingested:
     """Read every file, validate every record in its own form, and give each row a unique stable id.
 
     A dataset has one form: it keeps the form most valid rows are in (the first in
     ``schema.FORMS`` on a tie), and valid rows of another form are quarantined.
+    ``fields`` renames source columns or joins several with ``separator``.
 
     Raises:
-        InputError: a file cannot be read at all, or the input holds no records.
+        InputError: a file cannot be read at all, the input holds no records, or
+            ``fields`` names a column no record has.
     """
     several = len(FORMS[kind]) > 1
     by_form = {form.name: _FormRows(form, records=[] if several else None) for form in FORMS[kind]}
     bad: list[dict[str, Any]] = []
     files: list[InputFile] = []
+    seen: dict[str, None] = {}  # every column any record has, in first-seen order
     read = 0
     for path in paths:
         files.append(InputFile(str(path), file_sha256(path), input_size(path)))
@@ -457,33 +469,39 @@ def ingest(paths: list[Path], kind: Kind, fields: dict[str, str], *, advance: Ca
             if advance is not None and read % 1000 == 0:
                 advance(1000)
             if rec is not None:
-                error = _accept(rec, kind, fields, by_form, path, line)
+                seen.update(dict.fromkeys(rec))
+                error = _accept(rec, kind, fields, separator, by_form, path, line)
                 if error is None:
                     continue
                 raw = json.dumps(rec, ensure_ascii=False, default=str)
             bad.append(_quarantined(str(path), line, _given_id(rec, fields), error, raw))
     if read == 0:
         raise InputError(_no_rows(paths))
+    check_sources(fields, list(seen))
     kept = max(by_form.values(), key=lambda f: len(f.rows))  # max keeps the first of equals
     bad += _other_forms(by_form.values(), kept, fields)
     order = {str(p): i for i, p in enumerate(paths)}
     bad.sort(key=lambda b: (order[b["source"]], b["line"]))
-    rows = _give_content_ids(kept.rows, kept.form)
-    return Ingested(_to_frame(rows, kept.form), pl.DataFrame(bad, schema=QUARANTINE_SCHEMA), files, kept.form, read)
+    rows = _to_frame(_give_content_ids(kept.rows, kept.form), kept.form)
+    warnings = unused_text_columns(rows, kept.form, fields)
+    return Ingested(rows, pl.DataFrame(bad, schema=QUARANTINE_SCHEMA), files, kept.form, read, warnings)
 
 
-def _accept(rec: dict[str, Any], kind: Kind, fields: dict[str, str], by_form: dict[str, _FormRows], path: Path, line: int) -> str | None:
+def _accept(
+    rec: dict[str, Any], kind: Kind, fields: Fields, separator: str, by_form: dict[str, _FormRows], path: Path, line: int
+) -> str | None:
     """Validate ``rec`` in its own form and keep it there; the error when it cannot be kept."""
     try:
-        form = _row_form(rec, kind, fields)
-        row = validate_record(rec, form, fields)
+        renamed = apply_fields(rec, fields, separator)
+        form = _row_form(renamed, kind)
+        row = _validate(renamed, form, fields)
     except ValueError as e:
         return str(e)
     return by_form[form.name].add(row, rec, path, line)
 
 
-def _row_form(rec: dict[str, Any], kind: Kind, fields: dict[str, str]) -> Form:
-    """The form of ``kind`` whose required fields ``rec`` fills (after the ``fields`` renames).
+def _row_form(rec: dict[str, Any], kind: Kind) -> Form:
+    """The form of ``kind`` whose required fields ``rec`` (renamed by ``fields``) fills.
 
     With none filled, the form it fills most (then has most of, null or not), so that the
     error names what is missing. Raises ValueError when it fills two: which one's text
@@ -492,9 +510,8 @@ def _row_form(rec: dict[str, Any], kind: Kind, fields: dict[str, str]) -> Form:
     forms = FORMS[kind]
     if len(forms) == 1:
         return forms[0]
-    canonical = {source: name for name, source in fields.items()}
-    present = {canonical.get(k, k) for k in rec}
-    filled = {canonical.get(k, k) for k, v in rec.items() if v is not None}
+    present = set(rec)
+    filled = {k for k, v in rec.items() if v is not None}
     full = [form for form in forms if set(form.required) <= filled]
     if len(full) > 1:
         names = ", ".join(f"`{form.name}`" for form in full)
@@ -502,7 +519,7 @@ def _row_form(rec: dict[str, Any], kind: Kind, fields: dict[str, str]) -> Form:
     return full[0] if full else max(forms, key=lambda f: (len(set(f.required) & filled), len(set(f.required) & present)))
 
 
-def _other_forms(groups: Iterable[_FormRows], kept: _FormRows, fields: dict[str, str]) -> list[dict[str, Any]]:
+def _other_forms(groups: Iterable[_FormRows], kept: _FormRows, fields: Fields) -> list[dict[str, Any]]:
     """Quarantine entries for the valid rows of the forms the dataset does not keep."""
     error = "row is in the `{}` form, but the dataset keeps the `{}` form ({} rows); convert this row or curate it in a separate run"
     return [

@@ -236,7 +236,7 @@ def _ingest_stage(
         loaded = _load_stage(stage_dir, input_fp, reporter.log)
         if loaded is None:
             with ctx.progress("reading input", None) as bar:
-                data = ingest(list(inputs), cfg.input.kind, dict(cfg.input.fields), advance=bar.advance)
+                data = ingest(list(inputs), cfg.input.kind, dict(cfg.input.fields), separator=cfg.input.join_separator, advance=bar.advance)
     if loaded is not None:
         return loaded[0], loaded[1], True, timing.seconds
     q = data.quarantine.select("id", "error", "source", "line")
@@ -246,7 +246,11 @@ def _ingest_stage(
         "books": {"rows_in": data.rows_read, "kept": data.rows.height, "dropped": 0, "quarantined": data.quarantine.height},
         "dropped_by_reason": {},
         "config": cfg.input.model_dump(mode="json"),
-        "metrics": {"form": data.form.name, "files": [{"path": f.path, "sha256": f.sha256, "bytes": f.bytes} for f in data.files]},
+        "metrics": {
+            "form": data.form.name,
+            "files": [{"path": f.path, "sha256": f.sha256, "bytes": f.bytes} for f in data.files],
+            "warnings": data.warnings,
+        },
         **timing.as_stats(),
     }
     success = {"input_fingerprint": input_fp, "output_fingerprint": frame_fingerprint(data.rows), "kind": cfg.input.kind}
@@ -355,6 +359,8 @@ def _run_stages(
         )
     line = f"ingest: {books['rows_in']} rows read, {books['kept']} kept, {books['quarantined']} quarantined"
     say(line + (f" [reused, {seconds_text(seconds)}]" if skipped else f" in {_took(stats)}"))
+    for warning in stats["metrics"].get("warnings", []):
+        say(f"ingest: warning: {warning}")
     entries = [_manifest_entry(0, "ingest", stages_dir / "00-ingest", stats, skipped, sensitive=True)]
     quarantines = [current.quarantined.with_columns(stage=pl.lit("ingest"))]
     df, kind, prev_fp, scrubbed = current.kept, cfg.input.kind, ingest_fp, False

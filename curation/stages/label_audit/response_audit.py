@@ -6,9 +6,10 @@ Each check is a polars expression over those two columns:
 
 - ``response_empty``: no response, or only whitespace;
 - ``response_echo``: the response repeats the prompt (case and spacing ignored);
-- ``response_truncated``: an unclosed code fence, or a longer answer that stops
-  mid-sentence (ends on a letter, digit, comma, colon or hyphen, outside a list item,
-  table row or heading);
+- ``response_truncated``: an unclosed code fence; code that stops inside a block (it
+  neither parses nor ends a block: ``curation.stages.label_audit.code_ends``); or a
+  longer prose answer that stops mid-sentence (ends on a letter, digit, comma, colon or
+  hyphen, outside a list item, table row or heading). Prose rules never judge code;
 - ``response_refusal``: refusal boilerplate ("As an AI language model", "I'm sorry,
   but I can't ...") near the start of the response;
 - ``response_length_ratio``: response words / prompt words (each + 1) outside
@@ -23,6 +24,7 @@ import polars as pl
 from pydantic import Field, field_validator, model_validator
 
 from curation.core.options import Strict
+from curation.stages.label_audit.code_ends import truncation
 
 RESPONSE_ISSUES = ("response_empty", "response_echo", "response_truncated", "response_refusal", "response_length_ratio")
 
@@ -93,15 +95,23 @@ def _squash(col: str) -> pl.Expr:
     return pl.col(col).fill_null("").str.to_lowercase().str.replace_all(r"\s+", " ").str.strip_chars()
 
 
+def _truncation(pairs: pl.DataFrame, cfg: ResponseAuditConfig) -> pl.Series:
+    """Per row, why the response looks cut off (``code_ends``), or null.
+
+    Only responses that do not end like a finished sentence are read in Python.
+    """
+    response = pl.col("response").fill_null("")
+    open_end = (response.str.strip_chars() != "") & ~response.str.contains(r"[.!?\"'’”»]\s*$")
+    candidates = pairs.with_row_index("_i").filter(open_end)
+    found = {i: truncation(text, min_words=cfg.min_words_truncated) for i, text in candidates.select("_i", "response").iter_rows()}
+    return pl.Series("truncated", [found.get(i) for i in range(pairs.height)], dtype=pl.String)
+
+
 def _checks(cfg: ResponseAuditConfig) -> dict[str, pl.Expr]:
-    """issue -> boolean expression over ``prompt`` and ``response``."""
+    """issue -> boolean expression over ``prompt``, ``response`` and ``truncated`` (``_truncation``)."""
     response = pl.col("response").fill_null("")
     empty = response.str.strip_chars() == ""
-    last_line = response.str.strip_chars_end().str.extract(r"([^\n]*)$")
-    structured = last_line.str.contains(r"^\s*(?:[-*+•]|\d+[.)]|#|\|)")
     words = response.str.count_matches(r"\S+")
-    mid_sentence = response.str.contains(r"[\p{L}\p{N},:\-]\s*$") & ~structured & (words >= cfg.min_words_truncated)
-    fence_open = (response.str.count_matches("```") % 2) == 1
     patterns = cfg.refusal_patterns if cfg.refusal_patterns is not None else list(DEFAULT_REFUSALS)
     head = response.str.strip_chars_start().str.slice(0, _REFUSAL_WINDOW)
     refusal = pl.any_horizontal([head.str.contains(f"(?i){p}") for p in patterns]) if patterns else pl.lit(False)
@@ -109,7 +119,7 @@ def _checks(cfg: ResponseAuditConfig) -> dict[str, pl.Expr]:
     return {
         "response_empty": empty,
         "response_echo": ~empty & (_squash("response") == _squash("prompt")),
-        "response_truncated": ~empty & (fence_open | mid_sentence),
+        "response_truncated": ~empty & pl.col("truncated").is_not_null(),
         "response_refusal": ~empty & refusal,
         "response_length_ratio": ~empty & ((ratio < cfg.min_length_ratio) | (ratio > cfg.max_length_ratio)),
     }
@@ -118,13 +128,13 @@ def _checks(cfg: ResponseAuditConfig) -> dict[str, pl.Expr]:
 def response_findings(df: pl.DataFrame, cfg: ResponseAuditConfig) -> pl.DataFrame:
     """One row per (id, issue) found: ``id, issue, score, detail`` (score = the length ratio)."""
     pairs = exchange(df)
+    pairs = pairs.with_columns(_truncation(pairs, cfg))
     words = pl.col("response").fill_null("").str.count_matches(r"\S+")
     ratio = ((words + 1) / (pl.col("prompt").fill_null("").str.count_matches(r"\S+") + 1)).cast(pl.Float64)
-    fence = (pl.col("response").fill_null("").str.count_matches("```") % 2) == 1
     details = {
         "response_empty": pl.lit("no response" if "messages" in df.columns else "empty completion"),
         "response_echo": pl.lit("response repeats the prompt"),
-        "response_truncated": pl.when(fence).then(pl.lit("unclosed code fence")).otherwise(pl.lit("ends mid-sentence")),
+        "response_truncated": pl.col("truncated"),
         "response_refusal": pl.lit("refusal boilerplate"),
         "response_length_ratio": pl.lit("response/prompt word ratio out of range"),
     }

@@ -317,12 +317,22 @@ def _exact_members(rows: pl.DataFrame) -> pl.DataFrame:
     keys = groups["key"].unique().sort().to_list()
     names = {k: "text:" + hashlib.blake2b(k.encode("utf-8"), digest_size=8).hexdigest() for k in keys}
     return groups.select(
-        pl.col("key").replace_strict(names, return_dtype=pl.String).alias("group"), "id", "label", "self_conf", detail=pl.lit("exact_text")
+        pl.col("key").replace_strict(names, return_dtype=pl.String).alias("group"),
+        "id",
+        "label",
+        "self_conf",
+        detail=pl.lit("exact_text"),
+        kept_label=pl.lit(None, pl.String),
     )
 
 
 def _dedup_members(rows: pl.DataFrame, cfg: LabelAuditConfig, ctx: StageContext) -> pl.DataFrame | None:
-    """Near-duplicate clusters from the dedup stage: the kept row here, the dropped ones there."""
+    """Near-duplicate clusters from the dedup stage: the kept row here, the dropped ones there.
+
+    The dropped rows keep their ids (detail ``dedup_dropped``) so that one whose label
+    differs from the kept row's (``kept_label``) is a finding of its own: dedup removed
+    it, but the disagreement is evidence about the kept row's label.
+    """
     result = ctx.artifacts.get("dedup")
     if (
         result is None
@@ -337,21 +347,27 @@ def _dedup_members(rows: pl.DataFrame, cfg: LabelAuditConfig, ctx: StageContext)
     here = rows.join(gone.select("kept_id", "group").unique(), left_on="id", right_on="kept_id").filter(pl.col("label").is_not_null())
     members = pl.concat(
         [
-            here.select("group", "id", "label", "self_conf"),
-            gone.select("group", pl.lit(None, pl.String).alias("id"), "label", pl.lit(None, pl.Float64).alias("self_conf")),
+            here.select("group", "id", "label", "self_conf", detail=pl.lit("dedup_cluster")),
+            gone.select("group", "id", "label", pl.lit(None, pl.Float64).alias("self_conf"), detail=pl.lit("dedup_dropped")),
         ]
     )
-    return members.filter(pl.col("label").n_unique().over("group") > 1).with_columns(detail=pl.lit("dedup_cluster"))
+    kept_label = here.select("group", kept_label="label")
+    members = members.join(kept_label, on="group", how="left", maintain_order="left")
+    return members.filter(pl.col("label").n_unique().over("group") > 1)
 
 
 def _resolve(members: pl.DataFrame) -> pl.DataFrame:
-    """Per group: the majority label, ties broken by mean confidence, else None."""
+    """Per group: the majority label, ties broken by mean confidence, else None.
+
+    A tie stays unresolved when either side has no confidence (rows dedup dropped have
+    none): a known confidence never beats an unknown one.
+    """
     votes = members.group_by("group", "label").agg(n=pl.len(), conf=pl.col("self_conf").mean())
     ranked = votes.sort(["group", "n", "conf", "label"], descending=[False, True, True, False], nulls_last=True)
     top = ranked.group_by("group", maintain_order=True).head(2).with_columns(pos=pl.int_range(pl.len()).over("group"))
     first, second = top.filter(pl.col("pos") == 0), top.filter(pl.col("pos") == 1).select("group", n2="n", conf2="conf")
     both = first.join(second, on="group", how="left")
-    tie = (pl.col("n") == pl.col("n2")) & (pl.col("conf").is_null() | (pl.col("conf") == pl.col("conf2")))
+    tie = (pl.col("n") == pl.col("n2")) & (pl.col("conf").is_null() | pl.col("conf2").is_null() | (pl.col("conf") == pl.col("conf2")))
     return both.select("group", resolved=pl.when(tie).then(None).otherwise(pl.col("label")))
 
 
@@ -363,15 +379,18 @@ def _conflict_findings(rows: pl.DataFrame, cfg: LabelAuditConfig, ctx: StageCont
     shares = members.group_by("group", "label").agg(share=pl.len())
     resolved = _resolve(members).join(sizes, on="group")
     rows_in = members.filter(pl.col("id").is_not_null()).join(resolved, on="group").join(shares, on=["group", "label"])
-    wrong = rows_in.filter(pl.col("resolved").is_null() | (pl.col("resolved") != pl.col("label")))
+    # a row here disagrees with the group's label; a dropped row, with the row dedup kept in its place
+    reference = pl.when(pl.col("detail") == "dedup_dropped").then(pl.coalesce("kept_label", "resolved")).otherwise(pl.col("resolved"))
+    wrong = rows_in.filter(reference.is_null() | (reference != pl.col("label")))
     # a row in both an exact group and a dedup cluster keeps one finding: one with a suggestion if any (sorted,
     # because join order is not stable)
     wrong = wrong.sort(pl.col("id"), pl.col("resolved").is_null(), "detail", "group").unique("id", keep="first", maintain_order=True)
+    same = (pl.col("detail") == "dedup_dropped") & (pl.col("resolved") == pl.col("label"))  # nothing to suggest
     findings = _finding(
         wrong,
         "label_conflict",
         given=pl.col("label"),
-        suggested=pl.col("resolved"),
+        suggested=pl.when(same).then(None).otherwise(pl.col("resolved")),
         score=pl.col("share") / pl.col("size"),
         detail=pl.col("detail"),
         group=pl.col("group"),
@@ -381,6 +400,7 @@ def _conflict_findings(rows: pl.DataFrame, cfg: LabelAuditConfig, ctx: StageCont
         "near_duplicate_clusters": near["group"].n_unique() if near is not None else None,
         "near_duplicates": "dedup stage findings used" if near is not None else "no dedup stage before this one: exact text only",
         "unresolved_groups": int(resolved["resolved"].null_count()),
+        "dropped_rows_in_conflict": int(wrong.filter(pl.col("detail") == "dedup_dropped").height),
     }
     return findings, stats
 
@@ -392,7 +412,10 @@ def _with_actions(findings: pl.DataFrame, cfg: LabelAuditConfig) -> pl.DataFrame
     actions = {issue: cfg.action(issue) for issue in ISSUES} | {"label_normalized": "relabel"}
     rank = {issue: i for i, issue in enumerate(("label_normalized", *ISSUES))}
     out = findings.with_columns(
-        action=pl.col("issue").replace_strict(actions, return_dtype=pl.String),
+        # a row dedup already dropped can only be reported
+        action=pl.when(pl.col("detail") == "dedup_dropped")
+        .then(pl.lit("flag"))
+        .otherwise(pl.col("issue").replace_strict(actions, return_dtype=pl.String)),
         _rank=pl.col("issue").replace_strict(rank, return_dtype=pl.Int32),
     )
     return out.sort(["_rank", "score", "id"], nulls_last=True).drop("_rank")

@@ -51,8 +51,10 @@ def test_field_renames_and_extras(tmp_path: Path) -> None:
 
 
 def test_missing_mapped_field_names_source(tmp_path: Path) -> None:
-    data = _ingest(write_jsonl(tmp_path / "in.jsonl", [{"text": "x"}]), fields={"label": "category"})
+    data = _ingest(write_jsonl(tmp_path / "in.jsonl", [{"text": "x"}, {"text": "y", "category": "b"}]), fields={"label": "category"})
     assert data.quarantine["error"][0] == "missing required field `label` (mapped from `category`)"
+    with pytest.raises(InputError, match="`input.fields.label` names column `category`, which no input record has"):
+        _ingest(write_jsonl(tmp_path / "none.jsonl", [{"text": "x"}]), fields={"label": "category"})
 
 
 def test_null_required_field_is_not_called_missing(tmp_path: Path) -> None:

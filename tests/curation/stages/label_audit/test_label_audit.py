@@ -128,11 +128,14 @@ def test_near_duplicate_conflicts_use_the_dedup_stage_clusters() -> None:
     ctx = _ctx(artifacts={"dedup": StageResult(kept=df, dropped=dropped, findings=findings)})
     result = label_audit(df, LabelAuditConfig(**NO_CL), ctx)
     found = _issues(result, "label_conflict")
-    assert found.select("id", "given_label", "suggested_label", "group", "detail").rows() == [
-        ("r0", "billing", "technical", "dedup:7", "dedup_cluster")
+    # r0 disagrees with its cluster's majority; d1 and d2, dropped by dedup, disagree with r0, the row kept for them
+    assert sorted(found.select("id", "given_label", "suggested_label", "group", "detail", "action").rows()) == [
+        ("d1", "technical", None, "dedup:7", "dedup_dropped", "flag"),
+        ("d2", "technical", None, "dedup:7", "dedup_dropped", "flag"),
+        ("r0", "billing", "technical", "dedup:7", "dedup_cluster", "flag"),
     ]
-    assert found["score"].to_list() == pytest.approx([1 / 3])
-    assert result.stats["conflicts"]["near_duplicate_clusters"] == 1
+    assert found.sort("id")["score"].to_list() == pytest.approx([2 / 3, 2 / 3, 1 / 3])
+    assert result.stats["conflicts"]["near_duplicate_clusters"] == 1 and result.stats["conflicts"]["dropped_rows_in_conflict"] == 2
 
 
 def test_a_row_in_an_exact_group_and_a_dedup_cluster_gets_one_conflict_finding() -> None:
@@ -142,7 +145,52 @@ def test_a_row_in_an_exact_group_and_a_dedup_cluster_gets_one_conflict_finding()
     ctx = _ctx(artifacts={"dedup": StageResult(kept=df, dropped=dropped, findings=findings)})
     found = _issues(label_audit(df, LabelAuditConfig(**NO_CL), ctx), "label_conflict")
     # the dedup cluster (r0 billing, d1 technical) is a tie; the exact group resolves to technical
-    assert found.select("id", "suggested_label", "detail").rows() == [("r0", "technical", "exact_text")]
+    assert sorted(found.select("id", "suggested_label", "detail").rows()) == [
+        ("d1", None, "dedup_dropped"),
+        ("r0", "technical", "exact_text"),
+    ]
+
+
+def test_contrastive_near_duplicates_dropped_by_dedup_are_conflicts_through_the_runner(make_run: Any) -> None:
+    """Banking77-like intents one word apart: dedup keeps the first of each cluster, label_audit reports the others.
+
+    The rows dedup dropped have no classifier confidence (null); their conflicts must not vanish.
+    """
+    fee = "hello, i was charged an extra fee on my card this morning after {} money from my savings account, why is that"
+    atm = "my card is not working at the cash machine near the station since yesterday evening and i need it {}"
+    rows = [
+        {"id": "fee_withdraw", "text": fee.format("withdrawing"), "label": "cash_withdrawal_charge"},
+        {"id": "fee_transfer", "text": fee.format("transferring"), "label": "transfer_fee_charged"},
+        {"id": "atm_kept", "text": atm.format("today"), "label": "card_not_working"},
+        {"id": "atm_same", "text": atm.format("tonight"), "label": "card_not_working"},
+        {"id": "atm_other", "text": atm.format("urgently"), "label": "declined_card_payment"},
+        *(
+            {"id": f"o{i}", "text": f"question {i}: how long does a {topic} take to arrive", "label": "other"}
+            for i, topic in enumerate(["card", "refund", "pin", "statement"])
+        ),
+    ]
+    result = make_run(rows, stages=["dedup", "label_audit"])
+    dropped = pl.read_parquet(result.run_dir / "stages/01-dedup/dropped.parquet")
+    assert sorted(dropped["id"]) == ["atm_other", "atm_same", "fee_transfer"]
+    findings = pl.read_parquet(result.run_dir / "stages/02-label_audit/findings.parquet").filter(pl.col("issue") == "label_conflict")
+    assert sorted(findings.select("id", "given_label", "suggested_label", "detail").rows()) == [
+        ("atm_other", "declined_card_payment", "card_not_working", "dedup_dropped"),  # the cluster's majority disagrees
+        ("fee_transfer", "transfer_fee_charged", None, "dedup_dropped"),  # 1 against 1, no confidence: unresolved
+        ("fee_withdraw", "cash_withdrawal_charge", None, "dedup_cluster"),  # the kept row of an unresolved pair
+    ]
+    stats = json.loads((result.run_dir / "stages/02-label_audit/stats.json").read_text())["metrics"]
+    assert stats["issues"]["label_conflict"] == 3 and stats["conflicts"]["dropped_rows_in_conflict"] == 2
+    assert stats["conflicts"]["unresolved_groups"] == 1
+
+
+def test_a_known_confidence_does_not_break_a_tie_against_rows_without_one() -> None:
+    from curation.stages.label_audit.stage import _resolve
+
+    members = pl.DataFrame(
+        {"group": ["g", "g", "h", "h"], "label": ["a", "b", "a", "b"], "self_conf": [0.9, None, 0.9, 0.4]},
+        schema={"group": pl.String, "label": pl.String, "self_conf": pl.Float64},
+    )
+    assert sorted(_resolve(members).rows()) == [("g", None), ("h", "a")]
 
 
 # ---- confident learning --------------------------------------------------------------

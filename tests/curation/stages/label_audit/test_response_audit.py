@@ -115,3 +115,55 @@ def test_config_errors_are_one_line_each(options: dict[str, object], fragment: s
         parse_config({"input": {"path": "x.jsonl", "kind": "instruction"}, "stages": [{"label_audit": options}]})
     assert len(err.value.problems) == 1 and fragment in err.value.problems[0]
     assert "\n" not in err.value.problems[0]
+
+
+# ---------------------------------------------------------------------------- code answers
+COMPLETE_CODE = {
+    "python_return_false": "def is_prime(n):\n    if n < 2:\n        return False\n    for i in range(2, n):\n        if n % i == 0:\n            return False\n    return True",
+    "python_no_block_end": "total = 0\nfor i in range(10):\n    total += i\nprint(total)\nresult = total",
+    "java_brace": "public static String reverseString(String s) {\n    return new StringBuilder(s).reverse().toString();\n}",
+    "js_return_line": "Inside the handler, sum the prices and hand the total back:\n\nconst total = items.reduce((a, b) => a + b.price, 0)\nreturn total",
+    "bash_fi": 'if [ -f "$1" ]; then\n    wc -l "$1"\nelse\n    echo "no file given to the script"\nfi',
+    "bash_done": 'for f in *.txt; do\n  echo "processing the file named $f"\ndone',
+    "bash_esac": 'case "$1" in\n  start) echo starting the service now ;;\n  stop)  echo stopping ;;\nesac',
+    "ruby_end": 'def greet(name)\n  puts "Hello there, #{name}, welcome back"\nend',
+    "sql_semicolon": "SELECT name, COUNT(*) AS orders\nFROM customers\nJOIN orders ON orders.customer_id = customers.id\nGROUP BY name;",
+    "fenced_then_done": "Here is a loop that prints each file name:\n\n```bash\nfor f in *; do\n  echo $f\ndone\n```",
+    "yaml": "services:\n  web:\n    image: nginx\n    restart: always\n    command: nginx -g daemon off",
+    "indented_command": "You can list every file in the folder, hidden ones included, with:\n\n    ls -la",
+}
+
+
+def test_complete_code_in_several_languages_is_not_truncated() -> None:
+    rows = [(name, "Write the code for the task described.", code) for name, code in COMPLETE_CODE.items()]
+    found = response_findings(_frame(rows), ResponseAuditConfig())
+    assert found.filter(pl.col("issue") == "response_truncated").rows() == []
+
+
+def test_code_and_prose_that_are_really_cut_are_still_flagged() -> None:
+    rows = [
+        ("prose", "Explain photosynthesis.", "Photosynthesis is the process by which plants turn light, water and carbon dioxide into"),
+        (
+            "prose_after_code",
+            "Show a loop.",
+            "```python\nfor i in range(3):\n    print(i)\n```\n\nThis loop prints the numbers from zero to two and then it",
+        ),
+        ("python_open_call", "Write f.", "def f(values):\n    total = sum(values)\n    return round(total,"),
+        (
+            "c_open_block",
+            "Sum an array.",
+            "int sum(int *a, int n) {\n    int s = 0;\n    for (int i = 0; i < n; i++) {\n        s += a[i];",
+        ),
+        ("js_operator", "Add two numbers.", "function add(a, b) {\n  const total = a +"),
+        ("fence", "Show a loop.", "Sure, here it is:\n```python\nfor i in range(3):\n    print(i)"),
+    ]
+    found = response_findings(_frame(rows), ResponseAuditConfig())
+    details = dict(found.filter(pl.col("issue") == "response_truncated").select("id", "detail").iter_rows())
+    assert details == {
+        "prose": "ends mid-sentence",
+        "prose_after_code": "ends mid-sentence",
+        "python_open_call": "code stops inside a block",
+        "c_open_block": "code stops inside a block",
+        "js_operator": "code stops inside a block",
+        "fence": "unclosed code fence",
+    }
