@@ -20,6 +20,7 @@ from typing import Any
 import polars as pl
 import yaml
 
+from curation.core import fidelity
 from curation.core.config import PipelineConfig
 from curation.core.errors import InputError
 from curation.core.ingest import QUARANTINE_SCHEMA, file_sha256, ingest, resolve_inputs
@@ -299,6 +300,7 @@ def _run_stages(
                 "dropped_by_reason": _dropped_by_reason(result.dropped),
                 "config": options,
                 "metrics": result.stats,
+                "fidelity": fidelity.measure(df, result.kept, kind, after_kind=result.kind),  # what it rewrote (docs/checks.md)
             }
             success = {"input_fingerprint": input_fp, "output_fingerprint": frame_fingerprint(result.kept), "kind": result.kind or kind}
             _write_stage(stage_dir, result, st, success)
@@ -356,6 +358,7 @@ def _manifest_entry(
         "sensitive": sensitive,
         "sensitive_files": sensitive_files,
         "skipped": skipped,
+        "fidelity": fidelity.summary(stats.get("fidelity")),
     }
 
 
