@@ -93,7 +93,7 @@ class ChecksConfig(Strict):
     max_tokens: int | None = Field(None, ge=1)  # whitespace tokens unless `tokenizer` is set
     tokenizer: str | None = None  # local tokenizer dir (AutoTokenizer, offline) to count tokens with
     max_residual_pii: int = Field(0, ge=0)
-    fidelity: FidelityChecks = Field(default_factory=FidelityChecks)
+    fidelity: FidelityChecks = Field(default_factory=lambda: FidelityChecks.model_validate({}))
     # per check name (checks.suites.CHECKS); "off" removes the check from the suite
     severity: dict[
         CheckName,

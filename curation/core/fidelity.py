@@ -7,7 +7,7 @@ where a token diff (``difflib`` opcodes on word, space and punctuation tokens, a
 common prefix and suffix are cut off) names what was replaced by what.
 
 Nothing raw leaves this module: the "before" side of a replacement can be real personal
-data, so it is shown only by its shape (``mask_shape``: ``Jane Doe`` -> ``Jxxx Dxxx``,
+data, so it is shown only by its shape (``mask_shape``: ``Jane Doe`` -> ``Jxxx Dxx``,
 ``415-555-0199`` -> ``###-###-####``); the "after" side keeps placeholders such as
 ``<PERSON>`` and is masked the same way otherwise. The runner stores the result under
 ``stats["fidelity"]`` of every stage; the gate's ``fidelity`` check and the report read it.
@@ -44,7 +44,7 @@ _SPACE_RUN = re.compile(r"^ +| +$| {2,}")
 def mask_shape(value: str) -> str:
     """A value by its shape: each word keeps its first letter, other letters become ``x``/``X``, digits ``#``.
 
-    ``Jane Doe`` -> ``Jxxx Dxxx``, ``BILLING`` -> ``BXXXXXX``, ``java.util.Random`` ->
+    ``Jane Doe`` -> ``Jxxx Dxx``, ``BILLING`` -> ``BXXXXXX``, ``java.util.Random`` ->
     ``jxxx.uxxx.Rxxxxx``, ``(415) 555-0199`` -> ``(###) ###-####``. Case and spacing stay
     visible (they are what tells label variants apart); the value does not.
     """

@@ -43,6 +43,7 @@ class StageRecord:
     input_fingerprint: str
     output_fingerprint: str
     charts: dict[str, str] = field(default_factory=dict)  # chart file name -> sanitised SVG
+    fidelity: dict[str, Any] = field(default_factory=dict)  # what the stage rewrote (curation.core.fidelity), masked
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,7 @@ def _stage_record(run_dir: Path, entry: Mapping[str, Any]) -> StageRecord:
         input_fingerprint=str(entry.get("input_fingerprint", "")),
         output_fingerprint=str(entry.get("output_fingerprint", "")),
         charts=_charts(stage_dir),
+        fidelity=stats.get("fidelity") or {},
     )
 
 

@@ -16,7 +16,6 @@ from curation.cli import main
 from curation.core.rundir import read_manifest
 from tests.checks.checks_fixtures import LABELS, TOPICS, make_run
 
-
 DIRTY = "tic\u200bket"  # `ticket` with a zero-width space inside
 
 
@@ -46,7 +45,13 @@ def test_runner_records_what_each_stage_rewrote(tmp_path: Path) -> None:
     assert f["top_replaced"] == [{"before": "txx<U+200B>kxx", "after": "txxxxx", "rows": 10, "is_value": True}]
     assert f["examples"][0]["before"] == "⟦txx<U+200B>kxx⟧ # axxxx txx rxxxxx nxxx…"
     entries = {e["name"]: e for e in read_manifest(run)["stages"]}
-    assert entries["normalize"]["fidelity"] == {"rows_compared": 20, "rows_rewritten": 10, "share": 0.5, "chars_changed": 70, "rows_diffed": 10}
+    assert entries["normalize"]["fidelity"] == {
+        "rows_compared": 20,
+        "rows_rewritten": 10,
+        "share": 0.5,
+        "chars_changed": 70,
+        "rows_diffed": 10,
+    }
     assert entries["dedup"]["fidelity"]["rows_rewritten"] == 0 and entries["ingest"]["fidelity"] is None
 
 
@@ -66,7 +71,9 @@ def test_fidelity_made_critical_fails_the_gate(tmp_path: Path, capsys: pytest.Ca
     run = make_run(tmp_path, _rows(), name="crit", stages=["normalize"], checks=checks)
     code, err = _check(run, capsys)
     assert code == 1
-    assert err[0].startswith("FAIL [critical] fidelity:normalize: expected normalize rewrites at most 20% of the rows it keeps; observed 0.5")
+    assert err[0].startswith(
+        "FAIL [critical] fidelity:normalize: expected normalize rewrites at most 20% of the rows it keeps; observed 0.5"
+    )
     assert err[-1].startswith("error: checks fail: 1 critical failed")
 
 

@@ -11,7 +11,9 @@ from curation.cli import main
 from tests.checks.checks_fixtures import TOPICS, make_run
 
 # 30 rows: `billing` in four spellings, `shipping` in two, `technical` clean
-SPELLINGS = ["billing"] * 8 + ["Billing"] * 2 + ["billing "] * 2 + ["BILLING"] * 2 + ["shipping"] * 6 + [" shipping"] * 2 + ["technical"] * 8
+SPELLINGS = (
+    ["billing"] * 8 + ["Billing"] * 2 + ["billing "] * 2 + ["BILLING"] * 2 + ["shipping"] * 6 + [" shipping"] * 2 + ["technical"] * 8
+)
 
 
 def _rows(labels: list[str]) -> list[dict[str, Any]]:
@@ -58,7 +60,9 @@ def test_declared_labels_are_enforced(tmp_path: Path, capsys: pytest.CaptureFixt
     code, err = _check(run, capsys)
     assert code == 1
     line = next(line for line in err if line.startswith("FAIL"))
-    assert line.startswith("FAIL [critical] label_set: expected labels are in ['billing', 'technical']; 3 of 15 rows violate it (ids: l12, l13, l14)")
+    assert line.startswith(
+        "FAIL [critical] label_set: expected labels are in ['billing', 'technical']; 3 of 15 rows violate it (ids: l12, l13, l14)"
+    )
     assert line.endswith("; outside the set: 'sxxxxxxx' 3")
 
     allowed = make_run(tmp_path, rows, name="allowed", checks={"labels": ["billing", "shipping", "technical"]})
