@@ -26,7 +26,7 @@ import polars as pl
 
 from curation.core.schema import Kind, text_fields
 
-MAX_DIFF_ROWS = 20_000  # changed rows diffed token by token; beyond, a fixed sample by id hash
+MAX_DIFF_ROWS = 10_000  # changed rows diffed token by token; beyond, a fixed sample by id hash
 MAX_SPAN_CHARS = 4_000  # per side of the changed middle of a text; the rest counts as changed, undiffed
 MAX_VALUE_CHARS = 40  # a replaced value is cut to this before it is masked, counted or shown
 TOP_VALUES = 10
@@ -149,8 +149,19 @@ def _as_text(col: str, dtype: pl.DataType) -> pl.Expr:
     return pl.col(col).cast(pl.String)
 
 
-def _texts(df: pl.DataFrame, fields: list[str]) -> pl.DataFrame:
-    return df.select(pl.col("id").cast(pl.String), *[_as_text(f, df.schema[f]).alias(f) for f in fields]).unique("id", keep="first")
+def _texts(df: pl.DataFrame, fields: list[str], ids: pl.Series | None = None) -> pl.DataFrame:
+    rows = df if ids is None else df.filter(pl.col("id").cast(pl.String).is_in(ids.implode()))
+    return rows.select(pl.col("id").cast(pl.String), *[_as_text(f, df.schema[f]).alias(f) for f in fields]).unique("id", keep="first")
+
+
+def _digests(df: pl.DataFrame, fields: list[str]) -> pl.DataFrame:
+    """``id`` and a 64-bit hash and length per text: what finds the changed rows without a copy of the texts."""
+    texts = [_as_text(f, df.schema[f]) for f in fields]
+    return df.select(
+        pl.col("id").cast(pl.String),
+        *[t.hash(seed=0).alias(f) for f, t in zip(fields, texts, strict=True)],
+        *[t.str.len_chars().alias(f"{f}__chars") for f, t in zip(fields, texts, strict=True)],
+    ).unique("id", keep="first")
 
 
 def _example(field: str, a: str, b: str, change: Change) -> dict[str, str]:
@@ -215,21 +226,25 @@ def measure(before: pl.DataFrame, after: pl.DataFrame, kind: Kind, *, after_kind
     fields = [f for f in text_fields(kind, before.columns) if f in after.columns]
     if (after_kind not in (None, kind)) or not fields or "id" not in before.columns or "id" not in after.columns:
         return None
-    joined = _texts(before, fields).join(_texts(after, fields), on="id", how="inner", suffix="__after")
-    changed = {f: ~pl.col(f).eq_missing(pl.col(f"{f}__after")) for f in fields}
+    after_digests = _digests(after, fields).drop([f"{f}__chars" for f in fields])
+    joined = _digests(before, fields).join(after_digests, on="id", how="inner", suffix="__after")
+    changed = {f: pl.col(f) != pl.col(f"{f}__after") for f in fields}
     counts = joined.select(
         pl.len().alias("rows"),
         pl.any_horizontal(list(changed.values())).sum().alias("rewritten"),
-        pl.sum_horizontal([pl.col(f).str.len_chars().sum() for f in fields]).alias("chars"),
+        pl.sum_horizontal([pl.col(f"{f}__chars").sum() for f in fields]).alias("chars"),
         *[e.sum().alias(f) for f, e in changed.items()],
     ).row(0, named=True)
-    diffed = joined.filter(pl.any_horizontal(list(changed.values())))
-    if diffed.height > MAX_DIFF_ROWS:
-        diffed = diffed.sort(pl.col("id").hash(seed=0), "id").head(MAX_DIFF_ROWS)
+    ids = joined.filter(pl.any_horizontal(list(changed.values()))).select("id", *[e.alias(f) for f, e in changed.items()])
+    if ids.height > MAX_DIFF_ROWS:
+        ids = ids.sort(pl.col("id").hash(seed=0), "id").head(MAX_DIFF_ROWS)
+    diffed = ids.join(
+        _texts(before, fields, ids["id"]).join(_texts(after, fields, ids["id"]), on="id", suffix="__after"), on="id", suffix="__text"
+    )
     pairs = [
         (row_id, f, a or "", b or "")
-        for f, e in changed.items()
-        for row_id, a, b in diffed.filter(e).sort("id").select("id", f, f"{f}__after").iter_rows()
+        for f in fields
+        for row_id, a, b in diffed.filter(pl.col(f)).sort("id").select("id", f"{f}__text", f"{f}__after").iter_rows()
     ]
     return {
         "fields": fields,
