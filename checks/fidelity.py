@@ -68,6 +68,9 @@ def _top(fidelity: Mapping[str, Any]) -> tuple[int, str, bool]:
     return rows, f"{top['before']!r} -> {top['after']!r}", sampled
 
 
+_NEEDED = ("rows_compared", "rows_rewritten", "share")
+
+
 def read_rewrites(run_dir: Path, manifest: Mapping[str, Any]) -> list[StageRewrite]:
     """Every stage that rewrote at least one kept row, from its ``stats.json``.
 
@@ -86,7 +89,9 @@ def read_rewrites(run_dir: Path, manifest: Mapping[str, Any]) -> list[StageRewri
             fidelity = json.loads(path.read_text(encoding="utf-8")).get("fidelity") if path.is_file() else None
         except ValueError:
             raise RunError(f"'{path}' is not valid JSON; rerun `tuneprep run` to rewrite the stage") from None
-        if not fidelity or not int(fidelity.get("rows_rewritten", 0)):
+        if not isinstance(fidelity, dict) or not all(isinstance(fidelity.get(k), int | float) for k in _NEEDED):
+            continue  # not measured, or a record this gate cannot read: the report says which stages were not measured
+        if not fidelity["rows_rewritten"]:
             continue
         name = str(entry["name"])
         stage = name if names[name] == 1 else f"{name}#{entry.get('index')}"

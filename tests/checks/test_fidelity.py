@@ -94,3 +94,10 @@ def test_a_stage_within_its_share_passes_silently(tmp_path: Path, capsys: pytest
     assert code == 0 and err == []
     verdict = json.loads((run / "checks/verdict.json").read_text(encoding="utf-8"))
     assert {o["name"] for o in verdict["outcomes"] if o["check"] == "fidelity"} == {"fidelity:normalize", "fidelity:normalize:repeats"}
+
+
+def test_a_damaged_stage_stats_file_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = make_run(tmp_path, _rows(), name="damaged", stages=["normalize"])
+    (run / "stages/01-normalize/stats.json").write_text("{bad\n", encoding="utf-8")
+    code, err = _check(run, capsys)
+    assert code == 2 and len(err) == 1 and "01-normalize/stats.json' is not valid JSON" in err[0]
