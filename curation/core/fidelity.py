@@ -38,7 +38,11 @@ _PLACEHOLDER = re.compile(r"<[A-Z][A-Z0-9_]*>")
 _LETTERS = re.compile(r"[^\W\d_]+")
 _DIGIT = re.compile(r"\d")
 _HAS_VALUE = re.compile(r"[^\W_]")  # a letter or digit: a value, not only spacing or punctuation
-_SPACE_RUN = re.compile(r"^ +| +$| {2,}")
+_SPACE_RUN = {
+    (lead, trail): re.compile("|".join([*(["^ +"] if lead else []), *([" +$"] if trail else []), " {2,}"]))
+    for lead in (True, False)
+    for trail in (True, False)
+}
 
 
 def mask_shape(value: str) -> str:
@@ -65,8 +69,11 @@ def mask_replacement(value: str) -> str:
     return "".join([*parts, mask_shape(value[last:])])
 
 
-def visible(value: str) -> str:
-    """Whitespace and invisible characters made visible: ``⏎`` newline, ``⇥`` tab, ``·`` for edge or repeated spaces."""
+def visible(value: str, *, lead: bool = True, trail: bool = True) -> str:
+    """Whitespace and invisible characters made visible: ``⏎`` newline, ``⇥`` tab, ``·`` for repeated spaces and spaces at an edge.
+
+    ``lead``/``trail``: whether the start/end of ``value`` is an edge (not for context next to a change).
+    """
     out = []
     for c in value:
         if c == "\n":
@@ -79,7 +86,7 @@ def visible(value: str) -> str:
             out.append(f"<U+{ord(c):04X}>")
         else:
             out.append(c)
-    return _SPACE_RUN.sub(lambda m: "·" * len(m.group()), "".join(out))
+    return _SPACE_RUN[lead, trail].sub(lambda m: "·" * len(m.group()), "".join(out))
 
 
 def _cut(value: str, limit: int = MAX_VALUE_CHARS) -> str:
@@ -169,7 +176,8 @@ def _example(field: str, a: str, b: str, change: Change) -> dict[str, str]:
 
     def snippet(text: str, start: int, end: int, mask: Any) -> str:
         lo, hi = max(0, start - CONTEXT_CHARS), min(len(text), end + CONTEXT_CHARS)
-        shown = visible(f"{mask(text[lo:start])}⟦{mask(_cut(text[start:end]))}⟧{mask(text[end:hi])}")
+        left, right = visible(mask(text[lo:start]), trail=False), visible(mask(text[end:hi]), lead=False)
+        shown = f"{left}⟦{visible(mask(_cut(text[start:end])))}⟧{right}"
         return ("…" if lo else "") + shown + ("…" if hi < len(text) else "")
 
     return {"field": field, "before": snippet(a, a0, a1, mask_shape), "after": snippet(b, b0, b1, mask_replacement)}

@@ -109,3 +109,9 @@ def test_nothing_is_compared_when_the_stage_makes_new_records() -> None:
     before = _frame(["a"])
     assert measure(before, before, "classification", after_kind="preference") is None
     assert measure(before.drop("text"), before, "classification") is None
+
+
+def test_examples_show_a_changed_space_but_not_the_spaces_around_the_change() -> None:
+    f = measure(_frame(["the end.\n Next line here"]), _frame(["the end.\nNext line here"]), "classification")
+    assert f is not None and f["top_replaced"][0]["before"] == "⏎·" and f["top_replaced"][0]["after"] == "⏎"
+    assert f["examples"] == [{"field": "text", "before": "txx exx.⟦⏎·⟧Nxxx lxxx hxxx", "after": "txx exx.⟦⏎⟧Nxxx lxxx hxxx"}]
