@@ -14,6 +14,7 @@ from typing import Any
 
 import polars as pl
 
+from checks.fidelity import StageRewrite, derived_columns
 from curation.core.balance_rules import issue_expr as balance_issue_expr
 from curation.core.schema import BALANCE_COLUMNS, Kind, detect_form
 
@@ -25,6 +26,10 @@ DERIVED = {
     "_dup_key": "64-bit hash of the row's free-text columns (exact duplicates share it)",
     "_class_rows": "rows sharing this row's label (classification)",
     "_class_share": "share of all rows holding this row's label (classification)",
+    "_label_variants": "distinct spellings of this row's label that differ only in case or spacing (1: none)",
+    "_label_rows": "rows whose label is this row's label up to case and spacing",
+    "_rewrite_share_<NN_stage>": "share of the rows it kept that stage NN rewrote (one per stage that rewrote text)",
+    "_repeated_value_rows_<NN_stage>": "rows holding the word or number stage NN replaced most often",
     "_chosen_eq_rejected": "chosen and rejected are the same text after trimming (preference)",
     "_messages_issue": "why `messages` is malformed, or null when it is fine (instruction messages form)",
     "_residual_pii": "PII entities the PII stage still found after treatment (-1: no PII stage ran)",
@@ -101,7 +106,14 @@ def tokenizer_counts(df: pl.DataFrame, exprs: list[pl.Expr], tokenizer: Any, *, 
     return pl.Series("_n_tokens", total, dtype=pl.Int64)
 
 
-def derive(df: pl.DataFrame, kind: Kind, *, residual_pii: int | None, tokenizer: Any = None) -> pl.DataFrame:
+def label_key(label: pl.Expr) -> pl.Expr:
+    """A label up to case and spacing: stripped, inner spaces collapsed, lowercased (label_audit folds the same way)."""
+    return label.str.strip_chars().str.replace_all(r"\s+", " ").str.to_lowercase()
+
+
+def derive(
+    df: pl.DataFrame, kind: Kind, *, residual_pii: int | None, tokenizer: Any = None, rewrites: list[StageRewrite] | None = None
+) -> pl.DataFrame:
     """``df`` plus the derived columns that apply to its kind and form (see ``DERIVED``)."""
     cols = df.columns
     texts = training_texts(kind, cols)
@@ -115,6 +127,13 @@ def derive(df: pl.DataFrame, kind: Kind, *, residual_pii: int | None, tokenizer:
     if kind == "classification" and "label" in cols:
         n = pl.len().over("label")
         exprs += [n.cast(pl.Int64).alias("_class_rows"), (n / pl.len()).alias("_class_share")]
+    if "label" in cols:
+        key = label_key(pl.col("label").cast(pl.String))  # a label of another type fails column_types, not here
+        exprs += [
+            pl.col("label").n_unique().over(key).cast(pl.Int64).alias("_label_variants"),
+            pl.len().over(key).cast(pl.Int64).alias("_label_rows"),
+        ]
+    exprs += derived_columns(rewrites or [])
     if kind == "preference" and {"chosen", "rejected"} <= set(cols):
         exprs.append(
             (pl.col("chosen").str.strip_chars() == pl.col("rejected").str.strip_chars()).fill_null(False).alias("_chosen_eq_rejected")

@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from checks.derive import derive, text_columns
+from checks.fidelity import details, read_rewrites
 from checks.gx import validate
 from checks.results import CheckResult, to_outcome, verdict_of
 from checks.suites import build_suite, suite_fingerprint
@@ -120,14 +121,16 @@ def run_checks(run_dir: Path, *, config: ChecksConfig | None = None) -> CheckRes
     fingerprint = _verify_made_by_run(run_dir, manifest, df)
     kind = manifest["kind"]
     residual, pii_ran = _residual_pii(run_dir, manifest)
-    specs = build_suite(kind, df.columns, cfg, pii_ran=pii_ran)
-    frame = derive(df, kind, residual_pii=residual, tokenizer=_tokenizer(cfg))
+    rewrites = read_rewrites(run_dir, manifest)
+    specs = build_suite(kind, df.columns, cfg, pii_ran=pii_ran, rewrites=rewrites)
+    frame = derive(df, kind, residual_pii=residual, tokenizer=_tokenizer(cfg), rewrites=rewrites)
     checks_dir = run_dir / CHECKS_DIR
     with atomic_dir(checks_dir) as tmp:
         raw, gx_json = validate(
             frame, specs, docs_dir=tmp / DOCS, text_columns=text_columns(kind, df.columns), suite_name=f"tuneprep_{kind}"
         )
-        outcomes = tuple(to_outcome(s, raw.get(s.name), frame) for s in specs)
+        extra = details(rewrites)
+        outcomes = tuple(to_outcome(s, raw.get(s.name), frame, extra.get(s.name, "")) for s in specs)
         result = CheckResult(
             run_id=manifest["run_id"],
             verdict=verdict_of(list(outcomes)),

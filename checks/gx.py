@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import polars as pl
 
 from checks.suites import Spec
 from curation.core.errors import ConfigError
+from curation.core.fidelity import mask_shape
 
 SITE = "tuneprep"
 SAMPLE = 10  # offending ids (and values) kept per failed expectation
@@ -123,15 +125,19 @@ def _mask(value: Any) -> Any:
     return f"<{len(value)} chars>" if isinstance(value, str) else value
 
 
-def scrub(result: dict[str, Any], column: str) -> None:
-    """Replace raw values of a free-text column by their length, in place (no raw text in results or docs)."""
+def _shape(value: Any) -> Any:
+    return mask_shape(value) if isinstance(value, str) else value
+
+
+def scrub(result: dict[str, Any], column: str, mask: Callable[[Any], Any] = _mask) -> None:
+    """Replace raw values of ``column`` in place: free text by its length, labels by their shape (no raw value in results or docs)."""
     if "partial_unexpected_list" in result:
-        result["partial_unexpected_list"] = [_mask(v) for v in result["partial_unexpected_list"]]
+        result["partial_unexpected_list"] = [mask(v) for v in result["partial_unexpected_list"]]
     for item in result.get("partial_unexpected_counts", []):
-        item["value"] = _mask(item["value"])
+        item["value"] = mask(item["value"])
     for item in result.get("partial_unexpected_index_list", []):
         if isinstance(item, dict) and column in item:
-            item[column] = _mask(item[column])
+            item[column] = mask(item[column])
     result.pop("unexpected_list", None)
 
 
@@ -162,6 +168,8 @@ def validate(
         name_rows(r.result, ids)
         if column in text_columns:
             scrub(r.result, column)
+        elif column == "label":  # labels are data too: shown by shape, as check lines show them
+            scrub(r.result, column, _shape)
         raw[r.expectation_config.meta["tuneprep"]] = RawResult(bool(r.success), dict(r.result), _exception(r.exception_info or {}))
     _store_and_build_docs(context, validation, docs_dir)
     return raw, validation.to_json_dict()

@@ -14,8 +14,10 @@ from typing import Any, Literal
 
 import polars as pl
 
+from checks.derive import label_key
 from checks.gx import RawResult
 from checks.suites import Spec
+from curation.core.fidelity import mask_shape
 
 Verdict = Literal["pass", "fail", "error"]
 _SHOW_IDS = 5  # ids named in a failure line; results.json keeps up to checks.gx.SAMPLE
@@ -76,20 +78,57 @@ def _failure_message(spec: Spec, observed: Any, detail: str) -> str:
     return f"expected {spec.describe}; observed {_fmt(observed)}{detail}"
 
 
+def show_label(label: str | None) -> str:
+    """A label as a check line names it: by shape, quoted so case and spacing show (``'Bxxxxxx '``).
+
+    Labels are data (a label can be a name or an e-mail), so lines never print one raw;
+    the shape is what tells the variants of one label apart.
+    """
+    return "null" if label is None else repr(mask_shape(label))
+
+
+def _counts(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.group_by("label").len().with_columns(label_key(pl.col("label")).alias("key"))
+
+
 def class_detail(spec: Spec, frame: pl.DataFrame) -> str:
-    """Which classes break a class-size check (labels are categories, not personal data)."""
-    if spec.check not in ("min_rows_per_class", "max_class_share") or "label" not in frame.columns or frame.is_empty():
+    """Which labels break a label check, by shape (``show_label``), with their rows."""
+    if spec.check not in _LABEL_CHECKS or "label" not in frame.columns or frame.is_empty() or frame.schema["label"] != pl.String:
         return ""
-    counts = frame.group_by("label").len().sort(["len", "label"], descending=[spec.check == "max_class_share", False])
+    counts = _counts(frame)
     if spec.check == "max_class_share":
-        label, n = counts.row(0)
-        return f" (`{label}`: {n} of {frame.height} rows)"
-    small = counts.filter(pl.col("len") < spec.kwargs["min_value"]).head(_SHOW_IDS)
-    return " (" + ", ".join(f"`{label}`: {n}" for label, n in small.iter_rows()) + ")"
+        label, n = counts.sort(["len", "label"], descending=[True, False]).select("label", "len").row(0)
+        return f" ({show_label(label)}: {n} of {frame.height} rows)"
+    if spec.check == "min_rows_per_class":
+        small = counts.filter(pl.col("len") < spec.kwargs["min_value"]).sort("len", "label").head(_SHOW_IDS)
+        return " (" + ", ".join(f"{show_label(label)}: {n}" for label, n in small.select("label", "len").iter_rows()) + ")"
+    if spec.check == "label_set":
+        outside = counts.filter(~pl.col("label").is_in(spec.kwargs["value_set"]) | pl.col("label").is_null()).sort(
+            "len", "label", descending=[True, False]
+        )
+        return "; outside the set: " + _listed(outside.select("label", "len").rows(), outside.height)
+    if spec.check == "label_singletons":
+        keys = counts.group_by("key").agg(pl.col("len").sum(), pl.col("label").first()).filter(pl.col("len") < 2).sort("label")
+        return " (one row each: " + _listed([(label, None) for label in keys["label"]], keys.height) + ")"
+    groups = counts.filter(pl.col("label").n_unique().over("key") > 1).sort(["key", "len", "label"], descending=[False, True, False])
+    parts = [_listed(g.select("label", "len").rows(), g.height) for _, g in groups.group_by("key", maintain_order=True)]
+    more = " ..." if len(parts) > _SHOW_IDS else ""
+    return " (variants: " + "; ".join(parts[:_SHOW_IDS]) + more + ")"
 
 
-def to_outcome(spec: Spec, raw: RawResult | None, frame: pl.DataFrame) -> Outcome:
-    """The outcome of ``spec`` from GX's raw result (missing from the results: an error)."""
+_LABEL_CHECKS = ("min_rows_per_class", "max_class_share", "label_set", "label_variants", "label_singletons")
+
+
+def _listed(items: list[tuple[str | None, int | None]], total: int) -> str:
+    shown = [show_label(label) + (f" {n}" if n is not None else "") for label, n in items[:_SHOW_IDS]]
+    return ", ".join(shown) + (" ..." if total > len(shown) else "")
+
+
+def to_outcome(spec: Spec, raw: RawResult | None, frame: pl.DataFrame, detail: str = "") -> Outcome:
+    """The outcome of ``spec`` from GX's raw result (missing from the results: an error).
+
+    ``detail`` is added to a failure line (``checks.fidelity.details``); label checks name their labels.
+    """
     if raw is None:
         return _outcome(spec, False, None, f"{spec.describe}: no result came back from Great Expectations", "missing result")
     if raw.exception is not None:
@@ -97,7 +136,7 @@ def to_outcome(spec: Spec, raw: RawResult | None, frame: pl.DataFrame) -> Outcom
     observed = _observed(raw.result)
     if raw.success:
         return _outcome(spec, True, observed, f"{spec.describe}: ok")
-    return _outcome(spec, False, observed, _failure_message(spec, observed, class_detail(spec, frame)))
+    return _outcome(spec, False, observed, _failure_message(spec, observed, detail + class_detail(spec, frame)))
 
 
 def _outcome(spec: Spec, success: bool, observed: Any, message: str, error: str | None = None) -> Outcome:

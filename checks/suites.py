@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, get_args
 
+from checks.fidelity import StageRewrite
 from curation.core.config import ChecksConfig
 from curation.core.rundir import sha256_json
 from curation.core.schema import BALANCE_COLUMNS, NON_EMPTY, Kind, detect_form
@@ -76,6 +77,7 @@ class _Builder:
         column: str | None = None,
         default: Severity = "critical",
         note: str | None = None,
+        name: str | None = None,
         **kwargs: Any,
     ) -> None:
         severity = _severity(self.cfg, check, default)
@@ -83,7 +85,7 @@ class _Builder:
             return
         if column is not None:
             kwargs = {"column": column, **kwargs}
-        name = f"{check}:{column}" if check in _PER_COLUMN else check
+        name = name or (f"{check}:{column}" if check in _PER_COLUMN else check)
         self.specs.append(Spec(name, check, expectation, kwargs, severity, describe, note))
 
 
@@ -128,16 +130,11 @@ def _volume(b: _Builder, cfg: ChecksConfig, kind: Kind, columns: list[str]) -> N
         min_value=cfg.min_tokens,
         max_value=cfg.max_tokens,
     )
-    if kind != "classification" or "label" not in columns:
+    if "label" not in columns:
         return
-    if cfg.label_set is not None:
-        b.add(
-            "label_set",
-            "ExpectColumnValuesToBeInSet",
-            f"labels are in {sorted(cfg.label_set)}",
-            column="label",
-            value_set=sorted(cfg.label_set),
-        )
+    _labels(b, cfg)
+    if kind != "classification":
+        return
     b.add(
         "min_rows_per_class",
         "ExpectColumnMinToBeBetween",
@@ -152,6 +149,51 @@ def _volume(b: _Builder, cfg: ChecksConfig, kind: Kind, columns: list[str]) -> N
         column="_class_share",
         max_value=cfg.max_class_share,
     )
+
+
+def _labels(b: _Builder, cfg: ChecksConfig) -> None:
+    """Label hygiene, whatever stages ran: declared set, case and spacing variants, one-row labels."""
+    if cfg.label_set is not None:
+        b.add(
+            "label_set",
+            "ExpectColumnValuesToBeInSet",
+            f"labels are in {sorted(cfg.label_set)}",
+            column="label",
+            value_set=sorted(cfg.label_set),
+        )
+    b.add(
+        "label_variants",
+        "ExpectColumnMaxToBeBetween",
+        "no two labels differ only in case or spacing",
+        column="_label_variants",
+        max_value=1,
+    )
+    b.add("label_singletons", "ExpectColumnMinToBeBetween", "every label has at least 2 rows", column="_label_rows", min_value=2)
+
+
+def _fidelity(b: _Builder, cfg: ChecksConfig, rewrites: list[StageRewrite]) -> None:
+    """Per stage that rewrote text: its share of rewritten rows, and its most repeated replaced value."""
+    limit = cfg.fidelity.max_repeated_value_rows
+    for r in rewrites:
+        share = cfg.fidelity.share_for(r.stage.split("#")[0])
+        b.add(
+            "fidelity",
+            "ExpectColumnMaxToBeBetween",
+            f"{r.stage} rewrites at most {share:.0%} of the rows it keeps",
+            column=r.share_column,
+            default="warning",
+            name=f"fidelity:{r.stage}",
+            max_value=share,
+        )
+        b.add(
+            "fidelity",
+            "ExpectColumnMaxToBeBetween",
+            f"no word or number replaced by {r.stage} in more than {limit} rows",
+            column=r.repeats_column,
+            default="warning",
+            name=f"fidelity:{r.stage}:repeats",
+            max_value=limit,
+        )
 
 
 def _content(b: _Builder, cfg: ChecksConfig, kind: Kind, columns: list[str], *, pii_ran: bool) -> None:
@@ -193,7 +235,9 @@ def _content(b: _Builder, cfg: ChecksConfig, kind: Kind, columns: list[str], *, 
         )
 
 
-def build_suite(kind: Kind, columns: list[str], cfg: ChecksConfig, *, pii_ran: bool) -> list[Spec]:
+def build_suite(
+    kind: Kind, columns: list[str], cfg: ChecksConfig, *, pii_ran: bool, rewrites: list[StageRewrite] | None = None
+) -> list[Spec]:
     """The specs for a dataset of ``kind`` with ``columns``, in a stable order.
 
     Args:
@@ -201,11 +245,13 @@ def build_suite(kind: Kind, columns: list[str], cfg: ChecksConfig, *, pii_ran: b
         columns: the dataset's columns (they pick the form and which checks apply).
         cfg: thresholds and severities from the ``checks:`` config section.
         pii_ran: whether a PII stage ran; without one the residual check is a warning.
+        rewrites: the stages that rewrote text (``checks.fidelity.read_rewrites``).
     """
     b = _Builder(cfg)
     _columns(b, kind, columns)
     _volume(b, cfg, kind, columns)
     _content(b, cfg, kind, columns, pii_ran=pii_ran)
+    _fidelity(b, cfg, rewrites or [])
     for i, custom in enumerate(cfg.custom):
         column = custom.kwargs.get("column")
         name = f"custom[{i}]:{custom.type}" + (f":{column}" if column else "")

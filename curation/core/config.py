@@ -9,11 +9,11 @@ sections are modelled here because ``curation`` is the bottom layer every packag
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import polars as pl
 import yaml
-from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import AliasChoices, BaseModel, Field, ValidationError, ValidationInfo, field_validator
 
 from curation.core.errors import ConfigError
 from curation.core.options import Strict
@@ -67,6 +67,8 @@ CheckName = Literal[  # checks.suites.CHECKS
     "unique_ids",
     "no_exact_duplicates",
     "label_set",
+    "label_variants",
+    "label_singletons",
     "min_rows",
     "min_rows_per_class",
     "max_class_share",
@@ -75,7 +77,24 @@ CheckName = Literal[  # checks.suites.CHECKS
     "chosen_differs",
     "messages_roles",
     "balance_columns",
+    "fidelity",
 ]
+
+Share = Annotated[float, Field(ge=0, le=1)]
+DEFAULT_MAX_REWRITE_SHARE = 0.2  # a safe normalize or a precise PII pass rewrites far fewer rows; more deserves a look
+
+
+class FidelityChecks(Strict):
+    """``checks.fidelity``: how much a stage may rewrite the text it keeps before the gate says so."""
+
+    max_rewrite_share: Share | dict[str, Share] = DEFAULT_MAX_REWRITE_SHARE  # of a stage's kept rows; or per stage name
+    max_repeated_value_rows: int = Field(50, ge=1)  # rows one replaced word or number may be in (a systematic false positive)
+
+    def share_for(self, stage: str) -> float:
+        """The threshold for ``stage``: its entry in a mapping, else ``DEFAULT_MAX_REWRITE_SHARE``."""
+        if isinstance(self.max_rewrite_share, dict):
+            return self.max_rewrite_share.get(stage, DEFAULT_MAX_REWRITE_SHARE)
+        return self.max_rewrite_share
 
 
 class ChecksConfig(Strict):
@@ -84,11 +103,14 @@ class ChecksConfig(Strict):
     min_rows: int = Field(1, ge=0)
     min_rows_per_class: int = Field(1, ge=0)
     max_class_share: float = Field(0.95, gt=0, le=1)  # largest class's share of rows
-    label_set: list[str] | None = None  # labels allowed; default: none enforced
+    label_set: list[str] | None = Field(
+        None, validation_alias=AliasChoices("label_set", "labels")
+    )  # labels allowed; none enforced by default
     min_tokens: int = Field(1, ge=0)
     max_tokens: int | None = Field(None, ge=1)  # whitespace tokens unless `tokenizer` is set
     tokenizer: str | None = None  # local tokenizer dir (AutoTokenizer, offline) to count tokens with
     max_residual_pii: int = Field(0, ge=0)
+    fidelity: FidelityChecks = Field(default_factory=lambda: FidelityChecks.model_validate({}))
     # per check name (checks.suites.CHECKS); "off" removes the check from the suite
     severity: dict[
         CheckName,

@@ -26,6 +26,7 @@ from typing import Any
 import polars as pl
 import yaml
 
+from curation.core import fidelity
 from curation.core.config import PipelineConfig
 from curation.core.errors import InputError
 from curation.core.ingest import QUARANTINE_SCHEMA, file_sha256, ingest, resolve_inputs
@@ -391,6 +392,7 @@ def _run_stages(
                 "config": options,
                 "metrics": result.stats,
                 **timing.as_stats(),
+                "fidelity": fidelity.measure(df, result.kept, kind, after_kind=result.kind),  # what it rewrote (docs/checks.md)
             }
             success = {"input_fingerprint": input_fp, "output_fingerprint": frame_fingerprint(result.kept), "kind": result.kind or kind}
             _write_stage(stage_dir, result, st, success, raw=not (scrubbed or scrubs), pii_stage=scrubs)
@@ -446,6 +448,7 @@ def _manifest_entry(idx: int, name: str, stage_dir: Path, stats: dict[str, Any],
         "sensitive": sensitive,
         "sensitive_files": sensitive_files,
         "skipped": skipped,
+        "fidelity": fidelity.summary(stats.get("fidelity")),
     }
 
 

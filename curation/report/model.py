@@ -45,6 +45,7 @@ class StageRecord:
     charts: dict[str, str] = field(default_factory=dict)  # chart file name -> sanitised SVG
     seconds: float | None = None  # wall time of the stage when it was computed (None: not recorded)
     cpu_seconds: float | None = None
+    fidelity: dict[str, Any] = field(default_factory=dict)  # what the stage rewrote (curation.core.fidelity), masked
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,7 @@ def _stage_record(run_dir: Path, entry: Mapping[str, Any]) -> StageRecord:
         charts=_charts(stage_dir),
         seconds=stats.get("seconds"),
         cpu_seconds=stats.get("cpu_seconds"),
+        fidelity=stats.get("fidelity") or {},
     )
 
 

@@ -6,6 +6,7 @@ import typing
 
 import pytest
 
+from checks.fidelity import StageRewrite
 from checks.suites import CHECKS, build_suite, suite_fingerprint
 from curation.core.config import ChecksConfig, CustomExpectation, parse_config
 from curation.core.errors import ConfigError
@@ -64,6 +65,11 @@ def test_fingerprint_follows_the_suite_not_the_object() -> None:
     assert len({base, *(suite_fingerprint(s) for s in changed)}) == 5
 
 
+REWRITE = StageRewrite(
+    "pii", "03_pii", rows_compared=10, rows_rewritten=3, share=0.3, top_rows=2, top_value="'Jxxx' -> '<PERSON>'", sampled=False
+)
+
+
 def test_check_names_match_the_config_literal() -> None:
     annotation = ChecksConfig.model_fields["severity"].annotation
     assert typing.get_args(typing.get_args(annotation)[0]) == CHECKS
@@ -74,7 +80,7 @@ def test_check_names_match_the_config_literal() -> None:
             ("preference", ["id", "prompt", "chosen", "rejected"]),
             ("instruction", ["id", "messages"]),
         ]
-        for s in build_suite(kind, cols, ChecksConfig(label_set=["a"]), pii_ran=True)
+        for s in build_suite(kind, cols, ChecksConfig(label_set=["a"]), pii_ran=True, rewrites=[REWRITE])
     }  # type: ignore[arg-type]
     assert names == set(CHECKS)  # every configurable check exists in some suite, and only those
 
@@ -92,3 +98,16 @@ def test_config_errors_are_one_line_each() -> None:
     assert any("`checks.severity.uniq_ids`: unknown key; expected 'required_columns'" in line for line in lines)
     assert any("`checks.severity.min_rows`: input should be 'critical', 'warning' or 'off'" in line for line in lines)
     assert any("`checks.max_class_share`: input should be greater than 0" in line for line in lines)
+
+
+def test_fidelity_thresholds_per_stage_and_severity() -> None:
+    cfg = ChecksConfig.model_validate({"fidelity": {"max_rewrite_share": {"pii": 0.5}, "max_repeated_value_rows": 7}})
+    specs = {s.name: s for s in build_suite("text", ["id", "text"], cfg, pii_ran=True, rewrites=[REWRITE])}
+    share, repeats = specs["fidelity:pii"], specs["fidelity:pii:repeats"]
+    assert (share.severity, share.kwargs) == ("warning", {"column": "_rewrite_share_03_pii", "max_value": 0.5})
+    assert (repeats.severity, repeats.kwargs) == ("warning", {"column": "_repeated_value_rows_03_pii", "max_value": 7})
+    critical = ChecksConfig.model_validate({"severity": {"fidelity": "critical"}})
+    assert {
+        s.severity for s in build_suite("text", ["id", "text"], critical, pii_ran=True, rewrites=[REWRITE]) if s.check == "fidelity"
+    } == {"critical"}
+    assert not [s for s in build_suite("text", ["id", "text"], ChecksConfig(), pii_ran=True) if s.check == "fidelity"]

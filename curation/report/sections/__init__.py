@@ -19,6 +19,7 @@ SECTIONS = (
     "verdict",
     "lineage",
     "flow",
+    "fidelity",
     "dedup",
     "pii",
     "label_audit",
