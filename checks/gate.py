@@ -15,13 +15,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from checks.derive import derive, text_columns
 from checks.gx import validate
 from checks.results import CheckResult, to_outcome, verdict_of
 from checks.suites import build_suite, suite_fingerprint
-from curation.core.config import ChecksConfig, PipelineConfig, parse_config
+from curation.core.config import ChecksConfig, PipelineConfig, read_run_config
 from curation.core.errors import ConfigError, GateFailed, RunError
 from curation.core.ledger import run_ledger
 from curation.core.rundir import (
@@ -52,14 +50,7 @@ class GateInfo:
 
 
 def _pipeline_config(run_dir: Path) -> PipelineConfig:
-    path = run_dir / "config.yaml"
-    if not path.is_file():
-        raise RunError(f"'{run_dir}' has no config.yaml; it was not made by `tuneprep run`")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError):
-        raise RunError(f"'{path}' is not valid YAML; rerun `tuneprep run` on the run's config to rewrite it") from None
-    return parse_config(data, base_dir=run_dir)
+    return read_run_config(run_dir)
 
 
 def _residual_pii(run_dir: Path, manifest: dict[str, Any]) -> tuple[int | None, bool]:

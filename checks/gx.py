@@ -19,6 +19,7 @@ import polars as pl
 
 from checks.suites import Spec
 from curation.core.errors import ConfigError
+from curation.core.masking import mask_value
 
 SITE = "tuneprep"
 SAMPLE = 10  # offending ids (and values) kept per failed expectation
@@ -116,15 +117,19 @@ def name_rows(result: dict[str, Any], ids: pl.Series | None) -> None:
     """Replace GX's row positions in ``partial_unexpected_index_list`` by ``{"id": ...}``, in place."""
     positions = result.get("partial_unexpected_index_list")
     if ids is not None and positions and all(isinstance(p, int) for p in positions):
-        result["partial_unexpected_index_list"] = [{"id": ids[p]} for p in positions]
+        result["partial_unexpected_index_list"] = [{"id": mask_value(ids[p])} for p in positions]
 
 
-def _mask(value: Any) -> Any:
+def _length(value: Any) -> Any:
     return f"<{len(value)} chars>" if isinstance(value, str) else value
 
 
-def scrub(result: dict[str, Any], column: str) -> None:
-    """Replace raw values of a free-text column by their length, in place (no raw text in results or docs)."""
+def scrub(result: dict[str, Any], column: str, *, free_text: bool = True) -> None:
+    """Mask shown values in place: a free-text column's by their length, any other's by ``mask_value``.
+
+    Labels and ids count as data: nothing raw reaches the results, the ledger or Data Docs.
+    """
+    _mask = _length if free_text else mask_value
     if "partial_unexpected_list" in result:
         result["partial_unexpected_list"] = [_mask(v) for v in result["partial_unexpected_list"]]
     for item in result.get("partial_unexpected_counts", []):
@@ -160,8 +165,7 @@ def validate(
     for r in validation.results:
         column = r.expectation_config.kwargs.get("column")
         name_rows(r.result, ids)
-        if column in text_columns:
-            scrub(r.result, column)
+        scrub(r.result, column, free_text=column in text_columns)
         raw[r.expectation_config.meta["tuneprep"]] = RawResult(bool(r.success), dict(r.result), _exception(r.exception_info or {}))
     _store_and_build_docs(context, validation, docs_dir)
     return raw, validation.to_json_dict()

@@ -16,6 +16,7 @@ import polars as pl
 
 from checks.gx import RawResult
 from checks.suites import Spec
+from curation.core.masking import mask_text, mask_value
 
 Verdict = Literal["pass", "fail", "error"]
 _SHOW_IDS = 5  # ids named in a failure line; results.json keeps up to checks.gx.SAMPLE
@@ -50,8 +51,8 @@ class Outcome:
 
 
 def _observed(result: dict[str, Any]) -> Any:
-    if "observed_value" in result:
-        return result["observed_value"]
+    if "observed_value" in result:  # e.g. the distinct labels seen: data, so masked
+        return _masked(result["observed_value"])
     ids = [item["id"] for item in result.get("partial_unexpected_index_list") or [] if isinstance(item, dict) and "id" in item]
     return {
         "unexpected": result.get("unexpected_count"),
@@ -59,6 +60,15 @@ def _observed(result: dict[str, Any]) -> Any:
         "ids": ids,
         "values": result.get("partial_unexpected_list", []),
     }
+
+
+def _masked(value: Any) -> Any:
+    """Strings in an observed value shown by ``mask_value``, numbers as they are."""
+    if isinstance(value, dict):
+        return {mask_value(k): _masked(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_masked(v) for v in value]
+    return mask_value(value)
 
 
 def _fmt(value: Any) -> str:
@@ -77,15 +87,15 @@ def _failure_message(spec: Spec, observed: Any, detail: str) -> str:
 
 
 def class_detail(spec: Spec, frame: pl.DataFrame) -> str:
-    """Which classes break a class-size check (labels are categories, not personal data)."""
+    """Which classes break a class-size check (labels count as data: shown by ``mask_value``)."""
     if spec.check not in ("min_rows_per_class", "max_class_share") or "label" not in frame.columns or frame.is_empty():
         return ""
     counts = frame.group_by("label").len().sort(["len", "label"], descending=[spec.check == "max_class_share", False])
     if spec.check == "max_class_share":
         label, n = counts.row(0)
-        return f" (`{label}`: {n} of {frame.height} rows)"
+        return f" (`{mask_value(label)}`: {n} of {frame.height} rows)"
     small = counts.filter(pl.col("len") < spec.kwargs["min_value"]).head(_SHOW_IDS)
-    return " (" + ", ".join(f"`{label}`: {n}" for label, n in small.iter_rows()) + ")"
+    return " (" + ", ".join(f"`{mask_value(label)}`: {n}" for label, n in small.iter_rows()) + ")"
 
 
 def to_outcome(spec: Spec, raw: RawResult | None, frame: pl.DataFrame) -> Outcome:
@@ -93,7 +103,8 @@ def to_outcome(spec: Spec, raw: RawResult | None, frame: pl.DataFrame) -> Outcom
     if raw is None:
         return _outcome(spec, False, None, f"{spec.describe}: no result came back from Great Expectations", "missing result")
     if raw.exception is not None:
-        return _outcome(spec, False, None, f"could not evaluate ({spec.describe}): {raw.exception}", raw.exception)
+        error = mask_text(raw.exception)
+        return _outcome(spec, False, None, f"could not evaluate ({spec.describe}): {error}", error)
     observed = _observed(raw.result)
     if raw.success:
         return _outcome(spec, True, observed, f"{spec.describe}: ok")

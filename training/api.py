@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
-from curation.core.config import TrainConfig, format_error
+from curation.core.config import TrainConfig, format_error, read_run_config, read_yaml
 from curation.core.errors import ConfigError, GateFailed
 from curation.core.ledger import run_ledger
 from curation.core.rundir import frame_fingerprint, load_dataset, read_manifest, sha256_json, update_manifest
@@ -52,13 +51,15 @@ def load_train_config(run_dir: Path, config: TrainConfig | str | Path | None) ->
     """The given options, a YAML file of them (bare or under `train:`), or the run's own `train:` section."""
     if isinstance(config, TrainConfig):
         return config
-    path = Path(config) if config is not None else Path(run_dir) / "config.yaml"
+    if config is None:
+        return read_run_config(run_dir).train
+    path = Path(config)
     if not path.is_file():
         raise ConfigError(f"train config `{path}` not found; pass a YAML file with the `train:` options")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError):
-        raise ConfigError(f"`{path}` is not valid YAML; fix the syntax and rerun") from None
+        data = read_yaml(path)
+    except ValueError as e:
+        raise ConfigError(f"`{path}` {e} and rerun") from None
     return _parse_train(data, str(path))
 
 

@@ -22,7 +22,7 @@ import yaml
 
 from curation.core.config import PipelineConfig
 from curation.core.errors import InputError
-from curation.core.ingest import QUARANTINE_SCHEMA, file_sha256, ingest, resolve_inputs
+from curation.core.ingest import QUARANTINE_SCHEMA, file_sha256, ingest, quarantine_reason, resolve_inputs
 from curation.core.ledger import Ledger, ledger_path_for
 from curation.core.progress import make_progress_factory
 from curation.core.registry import STAGES, resume_inputs, stage_function
@@ -177,15 +177,15 @@ def _ingest_stage(
         log("ingest: unchanged, reusing")
         return loaded[0], loaded[1], True
     with ctx.progress("reading input", None) as bar:
-        data = ingest(list(inputs), cfg.input.kind, dict(cfg.input.fields), advance=bar.advance)
+        data = ingest(list(inputs), cfg.input.kind, dict(cfg.input.fields), advance=bar.advance, show_paths=cfg.report.show_paths)
     q = data.quarantine.select("id", "error", "source", "line")
     result = StageResult(kept=data.rows, dropped=data.rows.clear().with_columns(reason=pl.lit(None, pl.String)), quarantined=q)
     stats = {
         "stage": "ingest",
         "books": {"rows_in": data.rows_read, "kept": data.rows.height, "dropped": 0, "quarantined": data.quarantine.height},
         "dropped_by_reason": {},
-        "config": cfg.input.model_dump(mode="json"),
-        "metrics": {"form": data.form.name, "files": [{"path": f.path, "sha256": f.sha256, "bytes": f.bytes} for f in data.files]},
+        "config": cfg.to_yaml_dict(shown=True)["input"],
+        "metrics": {"form": data.form.name, "files": [{"path": cfg.shown_path(f.path), "sha256": f.sha256, "bytes": f.bytes} for f in data.files]},
     }
     success = {"input_fingerprint": input_fp, "output_fingerprint": frame_fingerprint(data.rows), "kind": cfg.input.kind}
     _write_stage(stage_dir, result, stats, success, extra={"quarantine_full.parquet": data.quarantine})
@@ -214,7 +214,7 @@ def run_pipeline(
         InputError: the input cannot be read, or every row was quarantined.
     """
     say: Log = log or ((lambda _m: None) if quiet else (lambda m: print(m, file=sys.stderr)))
-    inputs = {p: file_sha256(p) for p in resolve_inputs(cfg.input.path, cfg.base_dir)}
+    inputs = {p: file_sha256(p) for p in resolve_inputs(cfg.input.path, cfg.base_dir, show_paths=cfg.report.show_paths)}
     run_dir = Path(out_dir) if out_dir else Path(runs_root) / default_run_id(cfg, config_name, list(inputs.values()))
     run_id = run_dir.name
     ctx = StageContext(
@@ -228,7 +228,7 @@ def run_pipeline(
     # Before any work: a missing secret (the hash salt) fails the run now, not after ingest.
     secrets = [resume_inputs(stage.name, stage.options, ctx) for stage in cfg.stages]
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_bytes(run_dir / "config.yaml", yaml.safe_dump(cfg.to_yaml_dict(), sort_keys=False).encode("utf-8"))
+    write_bytes(run_dir / "config.yaml", yaml.safe_dump(cfg.to_yaml_dict(shown=True), sort_keys=False).encode("utf-8"))
     config_fp = sha256_json(cfg.to_yaml_dict())
     ledger = Ledger(ledger_path_for(run_dir, str(cfg.resolve(cfg.run.ledger)) if cfg.run.ledger else None))
     started = ledger.start_run(run_id, run_dir, kind=cfg.input.kind, config_fp=config_fp)
@@ -270,7 +270,7 @@ def _run_stages(
     )
     if current.kept.is_empty():
         raise InputError(
-            f"every one of the {books['rows_in']} input rows was quarantined; see {run_dir / 'stages/00-ingest/quarantine_full.parquet'} for the errors and fix the input or `input.fields`"
+            f"every one of the {books['rows_in']} input rows was quarantined ({quarantine_reason(current.quarantined)}); see {run_dir / 'stages/00-ingest/quarantine_full.parquet'} for the errors and fix the input or `input.fields`"
         )
     say(f"ingest: {books['rows_in']} rows read, {books['kept']} kept, {books['quarantined']} quarantined")
     entries = [_manifest_entry(0, "ingest", stages_dir / "00-ingest", stats, skipped, sensitive=True)]
@@ -396,7 +396,7 @@ def _finish(
         "kind": kind,
         "input_kind": cfg.input.kind,
         "config": {"path": "config.yaml", "fingerprint": sha256_json(cfg.to_yaml_dict())},
-        "inputs": [{"path": str(p), "sha256": h} for p, h in inputs.items()],
+        "inputs": [{"path": cfg.shown_path(p), "sha256": h} for p, h in inputs.items()],
         "stages": entries,
         "quarantine": {"path": "quarantine.parquet", "rows": quarantine.height},
         "dataset": {"path": str(DATASET), "fingerprint": fp, "rows": dataset.height, "columns": dataset.columns},

@@ -22,8 +22,8 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from curation.core.errors import ConfigError
+from curation.core.masking import mask_value
 from curation.core.stage import empty_like, with_reason
-from curation.stages.balance.representativeness import mask_value
 
 MISSING = "<missing>"  # the facet value of rows whose facet column is null
 _KEY, _RANK = "__rebalance_key", "__rebalance_rank"

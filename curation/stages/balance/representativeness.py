@@ -11,7 +11,6 @@ caches them on the context, so texts label_audit already embedded are not embedd
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ import numpy as np
 import polars as pl
 
 from curation.core.errors import ConfigError, InputError
+from curation.core.masking import mask_example
 from curation.core.stage import StageContext
 from curation.stages.balance import bias_metrics as bm
 
@@ -30,30 +30,11 @@ MIN_TOPIC_SHARE = 0.02  # ...and the reference gives it at least this share (ign
 EXAMPLES_PER_TOPIC = 2
 EXAMPLE_CHARS = 160
 
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-_URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
-_HANDLE = re.compile(r"@\w+")
-_DIGIT = re.compile(r"\d")
-_CAPITALISED = re.compile(r"(?<![<\[\w])([A-ZÀ-Þ])[\w'’-]*")  # not inside <PERSON>-style placeholders
 
 
 def mask_text(text: str, *, limit: int = EXAMPLE_CHARS) -> str:
-    """A conservative regex mask for example texts shown in the report.
-
-    Emails, URLs and @handles become ``<email>``, ``<url>``, ``@<handle>``, every digit becomes ``#`` and every
-    capitalised word keeps only its first letter (``Jane Doe`` -> ``J*** D***``), so
-    names, addresses and numbers never survive, at the cost of masking some harmless
-    words. The text is cut to ``limit`` characters.
-    """
-    # placeholders are lowercase so the capitalised-word rule leaves them alone
-    text = _URL.sub("<url>", _EMAIL.sub("<email>", text[: limit * 2]))
-    text = _DIGIT.sub("#", _HANDLE.sub("@<handle>", text))
-    text = _CAPITALISED.sub(lambda m: m.group(0) if m.group(0) == "I" else m.group(1) + "***", text)
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-_LONG_DIGITS = r"\d{5,}"
+    """An example text as the report shows it: ``curation.core.masking.mask_example``."""
+    return mask_example(text, limit=limit)
 
 
 def _pii_scrubber(ctx: StageContext) -> Callable[[list[str]], list[str]] | None:
@@ -79,16 +60,6 @@ def mask_examples(texts: list[str], ctx: StageContext) -> tuple[list[str], str]:
     if scrub is not None:
         return [mask_text(t) for t in scrub(list(texts))], "pii.scrub_texts+regex"
     return [mask_text(t) for t in texts], "regex"
-
-
-def mask_value(value: str) -> str:
-    """Mask emails and runs of 5+ digits in a facet value (labels and sources stay readable)."""
-    return re.sub(_LONG_DIGITS, "#####", _EMAIL.sub("<email>", value))
-
-
-def mask_value_expr(expr: pl.Expr) -> pl.Expr:
-    """``mask_value`` as a polars expression (the same patterns, no per-row Python)."""
-    return expr.str.replace_all(_EMAIL.pattern, "<email>").str.replace_all(_LONG_DIGITS, "#####")
 
 
 # ---------------------------------------------------------------------------- inputs
