@@ -9,7 +9,6 @@ has the fingerprint that was validated.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ from curation.core.rundir import (
     update_manifest,
     write_json,
 )
+from curation.core.runfiles import read_stats
 
 CHECKS_DIR = "checks"
 RESULTS = "results.json"  # GX's suite validation result
@@ -61,7 +61,8 @@ def _residual_pii(run_dir: Path, manifest: dict[str, Any]) -> tuple[int | None, 
     stats_path = run_dir / entry["dir"] / "stats.json"
     if not stats_path.is_file():
         raise RunError(f"the pii stage of '{run_dir}' has no stats.json at '{stats_path}'; rerun `tuneprep run`")
-    residual = json.loads(stats_path.read_text(encoding="utf-8")).get("metrics", {}).get("residual_total")
+    metrics = read_stats(stats_path).get("metrics")
+    residual = metrics.get("residual_total") if isinstance(metrics, dict) else None
     if not isinstance(residual, int):
         raise RunError(
             f"'{stats_path}' has no integer `metrics.residual_total`; the residual PII check needs the pii stage's residual scan"

@@ -167,8 +167,8 @@ class PipelineConfig(Strict):
 
 def format_error(prefix: str, err: Any) -> str:
     """One pydantic error as one line: its key path in backticks, then what is wrong."""
-    parts = [*([prefix] if prefix else []), *(p if isinstance(p, int) else mask_value(str(p)) for p in err["loc"])]  # a key may be data
-    loc = ".".join(str(p) for p in parts if p != "[key]")
+    keys = (p if isinstance(p, int) else mask_value(str(p)) for p in err["loc"] if p != "[key]")  # a key may be data
+    loc = ".".join(str(p) for p in (*([prefix] if prefix else []), *keys))
     msg = mask_text(err["msg"], limit=300)  # a validator's message may quote a value from the data
     if err["loc"][-1:] == ("[key]",):  # a mapping's key, e.g. an unknown check name under `checks.severity`
         msg = f"unknown key; {msg.replace('Input should be', 'expected')}"

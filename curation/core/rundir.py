@@ -109,7 +109,9 @@ def read_manifest(run_dir: Path) -> dict[str, Any]:
         raise RunError(
             f"'{path}' is not a tuneprep manifest (expected a JSON object); rerun `tuneprep run` on the run's config to rewrite it"
         )
-    return manifest
+    from curation.core.runfiles import check_manifest
+
+    return check_manifest(manifest, path)
 
 
 def update_manifest(run_dir: Path, **sections: Any) -> dict[str, Any]:

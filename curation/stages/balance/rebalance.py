@@ -74,7 +74,7 @@ def target_shares(counts: dict[str, int], cfg: TargetConfig) -> tuple[dict[str, 
         return {v: 1.0 / len(present) for v in present}, []
     unnamed = [v for v in present if v not in cfg.shares]
     if unnamed:
-        shown = ", ".join(repr(v[:40]) for v in unnamed[:5]) + (" ..." if len(unnamed) > 5 else "")
+        shown = ", ".join(f"'{mask_value(v)}'" for v in unnamed[:5]) + (" ..." if len(unnamed) > 5 else "")
         raise ConfigError(
             f"`balance.target.shares` does not name {len(unnamed)} value(s) of `{cfg.facet}` found in the data: {shown}; add them (0 removes a value with `rebalance: down`)"
         )
