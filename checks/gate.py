@@ -178,10 +178,16 @@ def require_pass(run_dir: Path) -> GateInfo:
     path = run_dir / DATASET
     if not path.is_file():
         raise GateFailed(f"'{path}' is missing; the validated dataset is gone, rerun `tuneprep run` and `tuneprep check`")
-    on_disk, validated = file_fingerprint(path), checks["dataset_fingerprint"]
+    try:
+        on_disk = file_fingerprint(path)
+    except RunError as e:  # cut short or overwritten: the validated dataset is gone, as when it is missing (exit 1)
+        raise GateFailed(f"{e}; the validated dataset is damaged, rerun `tuneprep run` and `tuneprep check`") from None
+    validated = str(checks.get("dataset_fingerprint"))
     if on_disk != validated:
         raise GateFailed(
             f"dataset fingerprint mismatch: '{path}' changed since it was validated "
             f"(validated {validated[:12]}, now {on_disk[:12]}); rerun `tuneprep check {run_dir}`"
         )
-    return GateInfo(run_id=manifest["run_id"], verdict="pass", dataset_fingerprint=validated, suite_fingerprint=checks["suite_fingerprint"])
+    return GateInfo(
+        run_id=str(manifest.get("run_id")), verdict="pass", dataset_fingerprint=validated, suite_fingerprint=str(checks.get("suite_fingerprint"))
+    )

@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from curation.core.errors import RunError
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
   run_id TEXT NOT NULL, run_dir TEXT NOT NULL, started REAL NOT NULL, finished REAL,
@@ -34,8 +36,11 @@ class Ledger:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
-            db.executescript(_SCHEMA)
+        try:
+            with self._connect() as db:
+                db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as e:  # e.g. "file is not a database"
+            raise RunError(f"the run ledger '{self.path}' is not a usable SQLite database ({e}); move it aside or set `run.ledger`") from None
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=30)
