@@ -88,7 +88,7 @@ DAMAGE = {
 COMMANDS = {
     "check": [],
     "report": [],
-    "export": ["--format", "jsonl"],
+    "export": ["--format", "parquet"],
     "train": ["--max-steps", "1"],
     "clean": [],
 }

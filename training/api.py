@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from curation.core.config import TrainConfig, format_error, read_run_config, read_yaml
+from curation.core.masking import mask_values
 from curation.core.errors import ConfigError, GateFailed
 from curation.core.ledger import run_ledger
 from curation.core.rundir import frame_fingerprint, load_dataset, read_manifest, sha256_json, update_manifest
@@ -207,6 +208,6 @@ def _run_job(
         shutil.rmtree(out / "checkpoint")
     job = Job(cfg=cfg, pad_id=tokenizer.pad_token_id, checkpoint_dir=out / "checkpoint", fingerprint=fingerprint, lora=cfg.method == "lora")
     metrics = fit(model, data, job, resume=resume, progress=make_progress_factory(quiet), log=log)
-    metrics |= {"run_id": gate["run_id"], "dataset_fingerprint": gate["dataset_fingerprint"], "data": data.stats, "labels": data.labels}
+    metrics |= {"run_id": gate["run_id"], "dataset_fingerprint": gate["dataset_fingerprint"], "data": data.stats, "labels": mask_values(data.labels)}
     write_outputs(out, model=model, tokenizer=tokenizer, cfg=cfg, metrics=metrics, job=gate)
     return metrics, cfg.model
