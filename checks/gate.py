@@ -189,5 +189,8 @@ def require_pass(run_dir: Path) -> GateInfo:
             f"(validated {validated[:12]}, now {on_disk[:12]}); rerun `tuneprep check {run_dir}`"
         )
     return GateInfo(
-        run_id=str(manifest.get("run_id")), verdict="pass", dataset_fingerprint=validated, suite_fingerprint=str(checks.get("suite_fingerprint"))
+        run_id=str(manifest.get("run_id")),
+        verdict="pass",
+        dataset_fingerprint=validated,
+        suite_fingerprint=str(checks.get("suite_fingerprint")),
     )

@@ -36,7 +36,9 @@ def _rows() -> list[dict[str, str]]:
     rows = []
     for i in range(36):
         label, text = list(TOPICS.items())[i % 3]
-        rows.append({"id": f"r{i}", "text": f"hello, {text} since monday ({i})", "label": label, "source": "web", "annotator": f"ann_{i % 4}"})
+        rows.append(
+            {"id": f"r{i}", "text": f"hello, {text} since monday ({i})", "label": label, "source": "web", "annotator": f"ann_{i % 4}"}
+        )
     rows[0] |= {"text": f"please write to {FREE_TEXT} about my order", "source": METADATA}
     rows[1] |= {"id": ROW_ID, "label": LABEL, "annotator": ANNOTATOR}
     rows[2] |= {"annotator": ANNOTATOR}

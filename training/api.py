@@ -208,6 +208,11 @@ def _run_job(
         shutil.rmtree(out / "checkpoint")
     job = Job(cfg=cfg, pad_id=tokenizer.pad_token_id, checkpoint_dir=out / "checkpoint", fingerprint=fingerprint, lora=cfg.method == "lora")
     metrics = fit(model, data, job, resume=resume, progress=make_progress_factory(quiet), log=log)
-    metrics |= {"run_id": gate["run_id"], "dataset_fingerprint": gate["dataset_fingerprint"], "data": data.stats, "labels": mask_values(data.labels)}
+    metrics |= {
+        "run_id": gate["run_id"],
+        "dataset_fingerprint": gate["dataset_fingerprint"],
+        "data": data.stats,
+        "labels": mask_values(data.labels),
+    }
     write_outputs(out, model=model, tokenizer=tokenizer, cfg=cfg, metrics=metrics, job=gate)
     return metrics, cfg.model

@@ -244,9 +244,7 @@ def _read_parquet(path: Path, name: str) -> Iterator[Item]:
                 n += 1
                 yield n, rec, None, None
     except (pl.exceptions.ComputeError, OSError) as e:
-        raise InputError(
-            f"'{name}' cannot be read as Parquet ({str(e).splitlines()[0][:120]}); check that the file is complete"
-        ) from None
+        raise InputError(f"'{name}' cannot be read as Parquet ({str(e).splitlines()[0][:120]}); check that the file is complete") from None
 
 
 def _read_hf_dir(path: Path, name: str) -> Iterator[Item]:
@@ -437,7 +435,12 @@ def _given_id(rec: dict[str, Any] | None, fields: dict[str, str]) -> str | None:
     value = None if rec is None else rec.get(fields.get("id", "id"))
     if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
         return None
-    return str(value)
+    return _valid_utf8(str(value))
+
+
+def _valid_utf8(text: str) -> str:
+    """``text`` with undecodable bytes (lone surrogates) replaced, so that it can be stored."""
+    return text.encode("utf-8", "replace").decode("utf-8") if _has_surrogates(text) else text
 
 
 def content_id(row: dict[str, Any], columns: list[str]) -> str:
@@ -488,7 +491,8 @@ def ingest(
     read = 0
     shown = _shown(show_paths)
     for path in paths:
-        files.append(InputFile(str(path), file_sha256(path), input_size(path)))
+        files.append(InputFile(_valid_utf8(str(path)), file_sha256(path), input_size(path)))
+        _refuse_utf16(path, shown(path.name))
         for line, rec, error, raw in _reader(path)(path, shown(path.name)):
             read += 1
             if advance is not None and read % 1000 == 0:
@@ -556,6 +560,18 @@ def _other_forms(groups: Iterable[_FormRows], kept: _FormRows, fields: dict[str,
     ]
 
 
+def _refuse_utf16(path: Path, name: str) -> None:
+    """A text input with a UTF-16/32 byte order mark would be quarantined line by line: say why once instead."""
+    if path.suffix.lower() not in (".jsonl", ".ndjson", ".json", ".csv"):
+        return
+    with path.open("rb") as f:
+        head = f.read(4)
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or head in (b"\x00\x00\xfe\xff",):
+        raise InputError(
+            f"'{name}' is encoded as UTF-16 or UTF-32 (byte order mark); re-encode it as UTF-8 (e.g. `iconv -f UTF-16 -t UTF-8`)"
+        )
+
+
 def _raw(rec: dict[str, Any]) -> str:
     """A quarantined record as text for the (sensitive) quarantine file, whatever it holds."""
     try:
@@ -573,8 +589,8 @@ def quarantine_reason(quarantine: pl.DataFrame) -> str:
 
 
 def _quarantined(source: str, line: int, given_id: str | None, error: str | None, raw: str | None) -> dict[str, Any]:
-    clean_raw = (raw or "")[:_RAW_LIMIT].encode("utf-8", "replace").decode("utf-8")
-    return {"stage": "ingest", "source": source, "line": line, "id": given_id, "error": error, "raw": clean_raw}
+    clean_raw = _valid_utf8((raw or "")[:_RAW_LIMIT])
+    return {"stage": "ingest", "source": _valid_utf8(source), "line": line, "id": given_id, "error": error, "raw": clean_raw}
 
 
 def _give_content_ids(rows: list[dict[str, Any]], form: Form) -> list[dict[str, Any]]:

@@ -40,7 +40,9 @@ class Ledger:
             with self._connect() as db:
                 db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as e:  # e.g. "file is not a database"
-            raise RunError(f"the run ledger '{self.path}' is not a usable SQLite database ({e}); move it aside or set `run.ledger`") from None
+            raise RunError(
+                f"the run ledger '{self.path}' is not a usable SQLite database ({e}); move it aside or set `run.ledger`"
+            ) from None
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=30)

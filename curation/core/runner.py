@@ -185,7 +185,10 @@ def _ingest_stage(
         "books": {"rows_in": data.rows_read, "kept": data.rows.height, "dropped": 0, "quarantined": data.quarantine.height},
         "dropped_by_reason": {},
         "config": cfg.to_yaml_dict(shown=True)["input"],
-        "metrics": {"form": data.form.name, "files": [{"path": cfg.shown_path(f.path), "sha256": f.sha256, "bytes": f.bytes} for f in data.files]},
+        "metrics": {
+            "form": data.form.name,
+            "files": [{"path": cfg.shown_path(f.path), "sha256": f.sha256, "bytes": f.bytes} for f in data.files],
+        },
     }
     success = {"input_fingerprint": input_fp, "output_fingerprint": frame_fingerprint(data.rows), "kind": cfg.input.kind}
     _write_stage(stage_dir, result, stats, success, extra={"quarantine_full.parquet": data.quarantine})

@@ -26,7 +26,6 @@ ET.register_namespace("xlink", XLINK_NS)
 _UNSAFE_ELEMENTS = {"script", "foreignObject", "iframe", "object", "embed", "image", "use", "a", "animate", "set"}
 
 
-
 def scrub_value(value: str) -> str:
     """A string that may echo the data, masked by ``curation.core.masking.mask_text``."""
     return mask_text(value)

@@ -31,7 +31,6 @@ EXAMPLES_PER_TOPIC = 2
 EXAMPLE_CHARS = 160
 
 
-
 def mask_text(text: str, *, limit: int = EXAMPLE_CHARS) -> str:
     """An example text as the report shows it: ``curation.core.masking.mask_example``."""
     return mask_example(text, limit=limit)

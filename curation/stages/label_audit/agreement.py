@@ -105,7 +105,13 @@ def annotator_agreement(long: pl.DataFrame, *, max_pairs: int = 100) -> dict[str
         "fleiss_kappa": _round(fleiss_kappa(long)),
         "krippendorff_alpha": _round(krippendorff_alpha(long)),
         "cohen_kappa": [
-            {"a": mask_value(r["a"]), "b": mask_value(r["b"]), "items": r["items"], "agreement": _round(r["agreement"]), "kappa": _round(r["kappa"])}
+            {
+                "a": mask_value(r["a"]),
+                "b": mask_value(r["b"]),
+                "items": r["items"],
+                "agreement": _round(r["agreement"]),
+                "kappa": _round(r["kappa"]),
+            }
             for r in pairs.head(max_pairs).iter_rows(named=True)
         ],
         "cohen_kappa_pairs_total": pairs.height,

@@ -49,7 +49,10 @@ def test_mask_value_expr_is_mask_value_per_row() -> None:
 def test_shape_and_example_masks() -> None:
     assert shape("john.smith@example.com", "EMAIL_ADDRESS") == "j***@e******.com"
     assert shape("Zoe Quartermaine", "PERSON") == "Z** Q***********"
-    assert mask_example("Hi, I am Jane Doe (jane@example.com), ping @jdoe at 12345") == "H***, I am J*** D*** (<email>), ping @<handle> at #####"
+    assert (
+        mask_example("Hi, I am Jane Doe (jane@example.com), ping @jdoe at 12345")
+        == "H***, I am J*** D*** (<email>), ping @<handle> at #####"
+    )
 
 
 def test_mask_path_is_a_short_hash_plus_the_extension() -> None:
