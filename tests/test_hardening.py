@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +74,7 @@ DAMAGE = {
     "config_yaml_wrong_kind": _write("config.yaml", "input: {path: x.jsonl, kind: poems}\n"),
     "config_yaml_alias_bomb": _write(
         "config.yaml",
-        "a: &a [x,x,x,x,x,x,x,x,x]\n" + "".join(f"{c}: &{c} [{','.join([f'*{p}'] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi")),
+        "a: &a [x,x,x,x,x,x,x,x,x]\n" + "".join(f"{c}: &{c} [{','.join([f'*{p}'] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi", strict=True)),
     ),
     "stats_json_broken": _write("stages/01-normalize/stats.json", "{broken"),
     "stats_json_a_list": _write("stages/01-normalize/stats.json", "[1, 2]"),

@@ -19,9 +19,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from curation.core.config import TrainConfig, format_error, read_run_config, read_yaml
-from curation.core.masking import mask_values
 from curation.core.errors import ConfigError, GateFailed
 from curation.core.ledger import run_ledger
+from curation.core.masking import mask_values
 from curation.core.rundir import frame_fingerprint, load_dataset, read_manifest, sha256_json, update_manifest
 
 TASK_FOR_KIND = {"instruction": "sft", "text": "cpt", "classification": "classify", "preference": "dpo"}
