@@ -74,7 +74,8 @@ DAMAGE = {
     "config_yaml_wrong_kind": _write("config.yaml", "input: {path: x.jsonl, kind: poems}\n"),
     "config_yaml_alias_bomb": _write(
         "config.yaml",
-        "a: &a [x,x,x,x,x,x,x,x,x]\n" + "".join(f"{c}: &{c} [{','.join([f'*{p}'] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi", strict=True)),
+        "a: &a [x,x,x,x,x,x,x,x,x]\n"
+        + "".join(f"{c}: &{c} [{','.join([f'*{p}'] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi", strict=True)),
     ),
     "stats_json_broken": _write("stages/01-normalize/stats.json", "{broken"),
     "stats_json_a_list": _write("stages/01-normalize/stats.json", "[1, 2]"),

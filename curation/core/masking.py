@@ -24,6 +24,7 @@ boundary), so a 5 MB value costs what its first few kilobytes cost.
 from __future__ import annotations
 
 import hashlib
+import numbers
 import re
 from pathlib import PurePath
 from typing import Any
@@ -46,7 +47,7 @@ _NUMBER_RUN = re.compile(r"\+?\(?\d[\d\s().-]{2,64}\d")
 _IPV4 = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
 _LONG_DIGITS = re.compile(r"\d{7}")
 # a plain word: letters, digits and a few separators, no `@`; not a run of 7+ digits
-_PLAIN = re.compile(rf"[\w][\w .:/+-]{{0,{PLAIN_CHARS - 1}}}")
+_PLAIN = re.compile(rf"[\w][\w .:/+\[\]-]{{0,{PLAIN_CHARS - 1}}}")
 # two to four capitalised words read as a person's name ("Jane Doe"): not plain
 _NAME_SHAPE = re.compile(r"[A-Z][a-z'’.-]+(?: [A-Z][A-Za-z'’.-]*){1,3}")
 _HANDLE = re.compile(r"(?<!\w)@\w{1,64}")
@@ -82,9 +83,10 @@ def mask_text(value: str, *, limit: int = SCAN_CHARS) -> str:
 
 def is_plain(value: str) -> bool:
     """True for a value safe to show as given: a short plain word, no contact data, no long number, no name shape."""
-    if len(value) > PLAIN_CHARS or not _PLAIN.fullmatch(value) or _LONG_DIGITS.search(value):
+    core = value.strip(" \t")  # ` billing` is a label variant worth showing, not a secret
+    if len(value) > PLAIN_CHARS or not _PLAIN.fullmatch(core) or _LONG_DIGITS.search(core):
         return False
-    return not (_NAME_SHAPE.fullmatch(value) or mask_text(value) != value)
+    return not (_NAME_SHAPE.fullmatch(core) or mask_text(core) != core)
 
 
 def mask_value(value: Any) -> Any:
@@ -92,7 +94,7 @@ def mask_value(value: Any) -> Any:
 
     Numbers, booleans and None pass through; any other object is shown by its string.
     """
-    if value is None or isinstance(value, (bool, int, float)):
+    if value is None or isinstance(value, (bool, numbers.Number)):
         return value
     text = value if isinstance(value, str) else str(value)
     return text if is_plain(text) else PREFIX + digest(text)

@@ -41,7 +41,7 @@ from curation.core.rundir import (
 from curation.core.schema import BALANCE_COLUMNS, Kind, kind_columns
 from curation.core.stage import StageContext, StageResult
 
-FORMAT_VERSION = 2  # bump when a stage's on-disk output changes meaning, to invalidate resumes
+FORMAT_VERSION = 3  # bump when a stage's on-disk output changes meaning, to invalidate resumes (3: masked labels, ids, file names)
 Log = Callable[[str], None]
 
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from curation.core.errors import ConfigError
-from curation.core.masking import shape
+from curation.core.masking import mask_values, shape
 from curation.core.schema import Kind, detect_form, text_fields
 from curation.core.stage import StageContext, StageResult, with_reason
 from curation.stages.pii.options import (  # noqa: F401  (re-exported: the options live beside the engine)
@@ -198,13 +198,13 @@ def _stats(
     return {
         "model": cfg.model,
         "entities": cfg.all_entities(),
-        "fields": fields,
+        "fields": mask_values(fields),  # field names count as data: a column may be named after a person
         "texts_scanned": len(cells),
         "unique_texts": len(unique),
         "rows_with_pii": found["id"].n_unique(),
         "found_total": found.height,
         "found_by_entity": count(found, "entity_type"),
-        "found_by_field": count(found.with_columns(pl.col("field").str.replace(r"\[\d+\]", "[]")), "field"),
+        "found_by_field": mask_values(count(found.with_columns(pl.col("field").str.replace(r"\[\d+\]", "[]")), "field")),
         "operator_by_entity": {e: cfg.operator_for(e) for e in cfg.all_entities()},
         "residual_total": residual.height,
         "residual_by_entity": count(residual, "entity_type"),
