@@ -292,3 +292,14 @@ def test_truncated_dataset_fails_the_gate_like_a_missing_one(checked_run: Path, 
         _one_line_error(err)
         codes[damage] = code
     assert codes == {"missing": 1, "truncated": 1}
+
+
+def test_one_huge_row_gives_dedup_a_bounded_number_of_shingles() -> None:
+    """A 50 MB row would need gigabytes of window arrays: its shingles are capped at `MAX_WINDOWS`."""
+    import numpy as np
+
+    from curation.stages.dedup.minhash import MAX_WINDOWS, reference_shingles, windows
+
+    starts, ends, counts = windows(np.array([0, 3, 50_000_000]), 5)
+    assert counts.tolist() == [1, MAX_WINDOWS] and len(starts) == len(ends) == 1 + MAX_WINDOWS
+    assert len(reference_shingles("x" * (MAX_WINDOWS + 50), "char", 5)) == MAX_WINDOWS

@@ -101,7 +101,7 @@ def load_run(run_dir: Path) -> RunFiles:
     entries = manifest.get("stages") or []
     if not entries:
         raise RunError(f"'{run_dir}' has a manifest without stages; rerun `tuneprep run` to complete it")
-    config = read_run_config(run_dir).to_yaml_dict()
+    config = read_run_config(run_dir).to_yaml_dict(shown=True)  # file names masked even for runs made before masking
     stages = [_stage_record(run_dir, e) for e in entries]
     return RunFiles(run_dir, manifest, config or {}, stages, _checks(run_dir, manifest), _dataset_file(run_dir))
 

@@ -79,3 +79,20 @@ def test_a_5_mb_value_passes_through_run_and_report(tmp_path: Path, capsys: pyte
         text = (tmp_path / "r" / name).read_text()
         assert "x" * 5000 not in text, name  # shown as `masked:<hash>`, not 5 MB of it
     assert mask_value(huge) in json.dumps(json.loads((tmp_path / "r/stages/03-balance/stats.json").read_text()))
+
+
+def test_input_file_names_are_hashed_unless_show_paths(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_jsonl(tmp_path / "tickets_jane.doe@example.com.jsonl", [{"text": "hello there"}, {"text": "general kenobi"}])
+    for show in (False, True):
+        config = tmp_path / f"p{show}.yaml"
+        extra = "report: {show_paths: true}\n" if show else ""
+        config.write_text(f"input: {{path: 'tickets_jane.doe@example.com.jsonl', kind: text}}\nstages: [normalize]\n{extra}")
+        run_dir = tmp_path / f"r{show}"
+        assert main(["run", str(config), "--out", str(run_dir), "-q"]) == 0
+        assert main(["report", str(run_dir)]) == 0
+        capsys.readouterr()
+        shown = [(run_dir / f).read_text() for f in ("manifest.json", "config.yaml", "report/report.md", "report/dataset_card.md")]
+        assert all(("jane.doe@example.com" in text) == show for text in shown)
+        if not show:
+            name = mask_path(str(tmp_path / "tickets_jane.doe@example.com.jsonl"))
+            assert name in shown[0] and name.endswith(".jsonl") and name in shown[2]
