@@ -303,3 +303,10 @@ def test_one_huge_row_gives_dedup_a_bounded_number_of_shingles() -> None:
     starts, ends, counts = windows(np.array([0, 3, 50_000_000]), 5)
     assert counts.tolist() == [1, MAX_WINDOWS] and len(starts) == len(ends) == 1 + MAX_WINDOWS
     assert len(reference_shingles("x" * (MAX_WINDOWS + 50), "char", 5)) == MAX_WINDOWS
+
+
+def test_fields_mapping_to_a_missing_optional_column_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_jsonl(tmp_path / "d.jsonl", [{"text": "hello", "label": "a", "rater": "ann_1"}])
+    config = _config(tmp_path, "input: {path: d.jsonl, kind: classification, fields: {annotator: reviewer}}\nstages: [normalize]\n")
+    code, _, err = _run(["run", str(config), "--out", str(tmp_path / "r"), "-q"], capsys)
+    assert code == 2 and "maps `annotator` from the column `reviewer`, which no record has" in _one_line_error(err)

@@ -490,6 +490,7 @@ def ingest(
     files: list[InputFile] = []
     read = 0
     shown = _shown(show_paths)
+    unseen = set(fields.values())  # mapped source columns no record has had yet
     for path in paths:
         files.append(InputFile(_valid_utf8(str(path)), file_sha256(path), input_size(path)))
         _refuse_utf16(path, shown(path.name))
@@ -498,6 +499,8 @@ def ingest(
             if advance is not None and read % 1000 == 0:
                 advance(1000)
             if rec is not None:
+                if unseen:
+                    unseen.difference_update(rec.keys())
                 error = _accept(rec, kind, fields, by_form, path, line)
                 if error is None:
                     continue
@@ -506,6 +509,7 @@ def ingest(
     if read == 0:
         raise InputError(_no_rows(paths, shown))
     kept = max(by_form.values(), key=lambda f: len(f.rows))  # max keeps the first of equals
+    _refuse_unused_mapping(fields, unseen, kept.form)
     bad += _other_forms(by_form.values(), kept, fields)
     order = {str(p): i for i, p in enumerate(paths)}
     bad.sort(key=lambda b: (order[b["source"]], b["line"]))
@@ -558,6 +562,19 @@ def _other_forms(groups: Iterable[_FormRows], kept: _FormRows, fields: dict[str,
         if group is not kept
         for source, line, rec in group.records or []
     ]
+
+
+def _refuse_unused_mapping(fields: dict[str, str], unseen: set[str], form: Form) -> None:
+    """An optional field mapped from a column no record has would be left out silently: say so.
+
+    (A required field mapped from a missing column quarantines every row with ``mapped from``.)
+    """
+    silent = [(name, source) for name, source in fields.items() if source in unseen and name not in form.required]
+    if silent:
+        name, source = silent[0]
+        raise InputError(
+            f"`input.fields` maps `{name}` from the column `{mask_value(source)}`, which no record has; fix the column name or remove the mapping"
+        )
 
 
 def _refuse_utf16(path: Path, name: str) -> None:
