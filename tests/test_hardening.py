@@ -310,3 +310,18 @@ def test_fields_mapping_to_a_missing_optional_column_is_one_line(tmp_path: Path,
     config = _config(tmp_path, "input: {path: d.jsonl, kind: classification, fields: {annotator: reviewer}}\nstages: [normalize]\n")
     code, _, err = _run(["run", str(config), "--out", str(tmp_path / "r"), "-q"], capsys)
     assert code == 2 and "maps `annotator` from the column `reviewer`, which no record has" in _one_line_error(err)
+
+
+def test_config_errors_never_echo_values_from_the_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    secret, phone = "forwarded by ops.lead@sourceleak.net", "+1 415 555 0199"
+    rows = [{"text": f"ticket {i}", "label": "a", "source": [secret, phone, "web"][i % 3]} for i in range(9)]
+    write_jsonl(tmp_path / "d.jsonl", rows)
+    balance = "{balance: {facets: [source], target: {facet: source, shares: {web: 1}}}}"
+    config = _config(tmp_path, f"input: {{path: d.jsonl, kind: classification}}\nstages: [{balance}]\n")
+    code, _, err = _run(["run", str(config), "--out", str(tmp_path / "r"), "-q"], capsys)
+    line = _one_line_error(err)
+    assert code == 2 and "`balance.target.shares` does not name 2 value(s)" in line
+    assert "sourceleak" not in line and "555" not in line and "masked:" in line
+    config = _config(tmp_path, "input: {path: d.jsonl, kind: classification}\nchecks: {severity: {'ops.lead@sourceleak.net': off}}\n")
+    code, _, err = _run(["run", str(config), "--out", str(tmp_path / "r2"), "-q"], capsys)
+    assert code == 2 and "sourceleak" not in err and "checks.severity.masked:" in _one_line_error(err)
