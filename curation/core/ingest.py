@@ -26,7 +26,7 @@ from typing import Any
 import polars as pl
 
 from curation.core.errors import InputError
-from curation.core.masking import mask_path, mask_text, mask_value
+from curation.core.masking import is_masked_path, mask_path, mask_text, mask_value
 from curation.core.schema import FORMS, MESSAGE, NON_EMPTY, Form, Kind
 
 SUPPORTED = (".jsonl", ".ndjson", ".json", ".parquet", ".csv")
@@ -74,6 +74,10 @@ def resolve_inputs(pattern: str, base_dir: Path, *, show_paths: bool = False) ->
         )
     else:
         if not full.is_file():
+            if is_masked_path(p.name):  # the run's config.yaml copy: it names the input by a hash
+                raise InputError(
+                    f"input file '{full_shown}' not found: this looks like a run's config.yaml, which names its input by a hash; rerun with your own config (or set `report.show_paths: true`)"
+                )
             raise InputError(f"input file '{full_shown}' not found; fix `input.path` (relative paths start at the config file's folder)")
         paths = [full]
     for path in paths:

@@ -154,6 +154,11 @@ def mask_example(text: str, *, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def is_masked_path(name: str) -> bool:
+    """True for a file name in the form ``mask_path`` gives (``file-<8 hex>.<ext>``)."""
+    return _MASKED_PATH.fullmatch(name) is not None
+
+
 def mask_path(path: str | PurePath, *, show: bool = False) -> str:
     """An input file as reports and logs show it: ``<8 hex of its name>.<ext>`` unless ``show``.
 
@@ -161,7 +166,7 @@ def mask_path(path: str | PurePath, *, show: bool = False) -> str:
     same input show the same name.
     """
     text = str(path)
-    if show or _MASKED_PATH.fullmatch(text):  # already shown form: stays as it is
+    if show or is_masked_path(text):  # already shown form: stays as it is
         return text
     suffix = PurePath(text).suffix
     return f"file-{digest(text)}{suffix if re.fullmatch(r'[.][A-Za-z0-9]{1,8}', suffix) else ''}"

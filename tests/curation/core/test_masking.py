@@ -96,3 +96,12 @@ def test_input_file_names_are_hashed_unless_show_paths(tmp_path: Path, capsys: p
         if not show:
             name = mask_path(str(tmp_path / "tickets_jane.doe@example.com.jsonl"))
             assert name in shown[0] and name.endswith(".jsonl") and name in shown[2]
+
+
+def test_rerunning_a_runs_own_config_copy_says_why_the_input_is_not_found(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_jsonl(tmp_path / "data.jsonl", [{"text": "hello there"}])
+    (tmp_path / "p.yaml").write_text("input: {path: data.jsonl, kind: text}\nstages: [normalize]\n")
+    assert main(["run", str(tmp_path / "p.yaml"), "--out", str(tmp_path / "r"), "-q"]) == 0
+    capsys.readouterr()
+    assert main(["run", str(tmp_path / "r" / "config.yaml"), "--out", str(tmp_path / "r2"), "-q"]) == 2
+    assert "looks like a run's config.yaml, which names its input by a hash" in capsys.readouterr().err
