@@ -201,6 +201,8 @@ def test_ledger_that_is_not_sqlite_is_one_line_naming_it(tmp_path: Path, capsys:
     code, _, err = _run(["run", str(config), "--out", str(tmp_path / "r"), "-q"], capsys)
     line = _one_line_error(err)
     assert code == 2 and "ledger.db' is not a usable SQLite database" in line
+    code, _, err = _run(["runs", "--ledger", str(tmp_path / "ledger.db")], capsys)
+    assert code == 2 and "ledger.db' is not a usable SQLite database" in _one_line_error(err)
 
 
 ALIAS_BOMB = "a: &a [x,x,x,x,x,x,x,x,x]\n" + "".join(
