@@ -21,6 +21,7 @@ from typing import Any
 import polars as pl
 
 from curation.core.errors import RunError
+from curation.core.runfiles import check_manifest
 
 DATASET = Path("dataset") / "data.parquet"
 MANIFEST = "manifest.json"
@@ -109,8 +110,6 @@ def read_manifest(run_dir: Path) -> dict[str, Any]:
         raise RunError(
             f"'{path}' is not a tuneprep manifest (expected a JSON object); rerun `tuneprep run` on the run's config to rewrite it"
         )
-    from curation.core.runfiles import check_manifest
-
     return check_manifest(manifest, path)
 
 
