@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-import yaml
 
 from checks.formats import FORMATS as FORMATS  # re-exported: the one list of format names
 from checks.gate import require_pass
+from curation.core.config import read_run_config
 from curation.core.errors import ConfigError, GateFailed
 from curation.core.rundir import (
     DATASET,
@@ -242,9 +242,7 @@ def _write_hf(parts: dict[str, pl.DataFrame], out: Path) -> dict[str, dict[str, 
 
 
 def _run_seed(run_dir: Path) -> int:
-    path = run_dir / "config.yaml"
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    return int(((data or {}).get("run") or {}).get("seed", 0))
+    return read_run_config(run_dir).run.seed  # a broken config.yaml is an error, never seed 0
 
 
 def _gate(run_dir: Path, *, unvalidated: bool) -> tuple[str, str | None]:

@@ -12,20 +12,17 @@ unsigned or otherwise-signed manifest.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from checks.derive import derive, text_columns
 from checks.fidelity import details, read_rewrites
 from checks.gx import validate
 from checks.results import CheckResult, to_outcome, verdict_of
 from checks.suites import build_suite, suite_fingerprint
-from curation.core.config import ChecksConfig, PipelineConfig, parse_config
+from curation.core.config import ChecksConfig, PipelineConfig, read_run_config
 from curation.core.errors import ConfigError, GateFailed, RunError
 from curation.core.integrity import KEY_ENV
 from curation.core.ledger import run_ledger
@@ -41,6 +38,7 @@ from curation.core.rundir import (
     update_manifest,
     write_json,
 )
+from curation.core.runfiles import read_stats
 
 CHECKS_DIR = "checks"
 RESULTS = "results.json"  # GX's suite validation result
@@ -59,14 +57,7 @@ class GateInfo:
 
 
 def _pipeline_config(run_dir: Path) -> PipelineConfig:
-    path = run_dir / "config.yaml"
-    if not path.is_file():
-        raise RunError(f"'{run_dir}' has no config.yaml; it was not made by `tuneprep run`")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError):
-        raise RunError(f"'{path}' is not valid YAML; rerun `tuneprep run` on the run's config to rewrite it") from None
-    return parse_config(data, base_dir=run_dir)
+    return read_run_config(run_dir)
 
 
 def _residual_pii(run_dir: Path, manifest: dict[str, Any]) -> tuple[int | None, bool]:
@@ -77,7 +68,8 @@ def _residual_pii(run_dir: Path, manifest: dict[str, Any]) -> tuple[int | None, 
     stats_path = run_dir / entry["dir"] / "stats.json"
     if not stats_path.is_file():
         raise RunError(f"the pii stage of '{run_dir}' has no stats.json at '{stats_path}'; rerun `tuneprep run`")
-    residual = json.loads(stats_path.read_text(encoding="utf-8")).get("metrics", {}).get("residual_total")
+    metrics = read_stats(stats_path).get("metrics")
+    residual = metrics.get("residual_total") if isinstance(metrics, dict) else None
     if not isinstance(residual, int):
         raise RunError(
             f"'{stats_path}' has no integer `metrics.residual_total`; the residual PII check needs the pii stage's residual scan"
@@ -199,13 +191,22 @@ def require_pass(run_dir: Path) -> GateInfo:
     path = run_dir / DATASET
     if not path.is_file():
         raise GateFailed(f"'{path}' is missing; the validated dataset is gone, rerun `tuneprep run` and `tuneprep check`")
-    on_disk, validated = file_fingerprint(path), checks["dataset_fingerprint"]
+    try:
+        on_disk = file_fingerprint(path)
+    except RunError as e:  # cut short or overwritten: the validated dataset is gone, as when it is missing (exit 1)
+        raise GateFailed(f"{e}; the validated dataset is damaged, rerun `tuneprep run` and `tuneprep check`") from None
+    validated = str(checks.get("dataset_fingerprint"))
     if on_disk != validated:
         raise GateFailed(
             f"dataset fingerprint mismatch: '{path}' changed since it was validated "
             f"(validated {validated[:12]}, now {on_disk[:12]}); rerun `tuneprep check {run_dir}`"
         )
-    return GateInfo(run_id=manifest["run_id"], verdict="pass", dataset_fingerprint=validated, suite_fingerprint=checks["suite_fingerprint"])
+    return GateInfo(
+        run_id=str(manifest.get("run_id")),
+        verdict="pass",
+        dataset_fingerprint=validated,
+        suite_fingerprint=str(checks.get("suite_fingerprint")),
+    )
 
 
 def _verify_signature(run_dir: Path, manifest: dict[str, Any]) -> None:

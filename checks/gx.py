@@ -11,7 +11,6 @@ from __future__ import annotations
 import html
 import os
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ import polars as pl
 
 from checks.suites import Spec
 from curation.core.errors import ConfigError
-from curation.core.fidelity import mask_shape
+from curation.core.masking import mask_shape, mask_value
 
 SITE = "tuneprep"
 SAMPLE = 10  # offending ids (and values) kept per failed expectation
@@ -118,10 +117,10 @@ def name_rows(result: dict[str, Any], ids: pl.Series | None) -> None:
     """Replace GX's row positions in ``partial_unexpected_index_list`` by ``{"id": ...}``, in place."""
     positions = result.get("partial_unexpected_index_list")
     if ids is not None and positions and all(isinstance(p, int) for p in positions):
-        result["partial_unexpected_index_list"] = [{"id": ids[p]} for p in positions]
+        result["partial_unexpected_index_list"] = [{"id": mask_value(ids[p])} for p in positions]
 
 
-def _mask(value: Any) -> Any:
+def _length(value: Any) -> Any:
     return f"<{len(value)} chars>" if isinstance(value, str) else value
 
 
@@ -129,8 +128,12 @@ def _shape(value: Any) -> Any:
     return mask_shape(value) if isinstance(value, str) else value
 
 
-def scrub(result: dict[str, Any], column: str, mask: Callable[[Any], Any] = _mask) -> None:
-    """Replace raw values of ``column`` in place: free text by its length, labels by their shape (no raw value in results or docs)."""
+def scrub(result: dict[str, Any], column: str, *, free_text: bool = True) -> None:
+    """Mask shown values in place: a free-text column's by their length, labels by their shape, any other's by ``mask_value``.
+
+    Labels and ids count as data: nothing raw reaches the results, the ledger or Data Docs.
+    """
+    mask = _length if free_text else _shape if column == "label" else mask_value
     if "partial_unexpected_list" in result:
         result["partial_unexpected_list"] = [mask(v) for v in result["partial_unexpected_list"]]
     for item in result.get("partial_unexpected_counts", []):
@@ -166,10 +169,7 @@ def validate(
     for r in validation.results:
         column = r.expectation_config.kwargs.get("column")
         name_rows(r.result, ids)
-        if column in text_columns:
-            scrub(r.result, column)
-        elif column == "label":  # labels are data too: shown by shape, as check lines show them
-            scrub(r.result, column, _shape)
+        scrub(r.result, column, free_text=column in text_columns)
         raw[r.expectation_config.meta["tuneprep"]] = RawResult(bool(r.success), dict(r.result), _exception(r.exception_info or {}))
     _store_and_build_docs(context, validation, docs_dir)
     return raw, validation.to_json_dict()

@@ -17,7 +17,7 @@ import polars as pl
 from checks.derive import label_key
 from checks.gx import RawResult
 from checks.suites import Spec
-from curation.core.fidelity import mask_shape
+from curation.core.masking import mask_shape, mask_text, mask_value
 
 Verdict = Literal["pass", "fail", "error"]
 _SHOW_IDS = 5  # ids named in a failure line; results.json keeps up to checks.gx.SAMPLE
@@ -52,8 +52,8 @@ class Outcome:
 
 
 def _observed(result: dict[str, Any]) -> Any:
-    if "observed_value" in result:
-        return result["observed_value"]
+    if "observed_value" in result:  # e.g. the distinct labels seen: data, so masked
+        return _masked(result["observed_value"])
     ids = [item["id"] for item in result.get("partial_unexpected_index_list") or [] if isinstance(item, dict) and "id" in item]
     return {
         "unexpected": result.get("unexpected_count"),
@@ -61,6 +61,15 @@ def _observed(result: dict[str, Any]) -> Any:
         "ids": ids,
         "values": result.get("partial_unexpected_list", []),
     }
+
+
+def _masked(value: Any) -> Any:
+    """Strings in an observed value shown by ``mask_value``, numbers as they are."""
+    if isinstance(value, dict):
+        return {mask_value(k): _masked(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_masked(v) for v in value]
+    return mask_value(value)
 
 
 def _fmt(value: Any) -> str:
@@ -132,7 +141,8 @@ def to_outcome(spec: Spec, raw: RawResult | None, frame: pl.DataFrame, detail: s
     if raw is None:
         return _outcome(spec, False, None, f"{spec.describe}: no result came back from Great Expectations", "missing result")
     if raw.exception is not None:
-        return _outcome(spec, False, None, f"could not evaluate ({spec.describe}): {raw.exception}", raw.exception)
+        error = mask_text(raw.exception)
+        return _outcome(spec, False, None, f"could not evaluate ({spec.describe}): {error}", error)
     observed = _observed(raw.result)
     if raw.success:
         return _outcome(spec, True, observed, f"{spec.describe}: ok")

@@ -309,6 +309,16 @@ def clean(run_dir: Path) -> None:
     click.echo(f"removed {len(removed)} sensitive files from {run_dir}")
 
 
+def os_error_line(e: OSError) -> str:
+    """One line for an OSError: what failed on which path (an input file by its masked name), and what to check."""
+    from curation.core.masking import mask_path
+
+    name = e.filename if e.filename is not None else ""
+    shown = mask_path(name) if Path(str(name)).suffix.lower() in (".jsonl", ".ndjson", ".json", ".csv", ".parquet") else name
+    where = f" '{shown}'" if name != "" else ""
+    return f"cannot access{where}: {(e.strerror or str(e)).lower()}; check that the path exists, is writable and has space"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: runs the CLI and turns errors into one line on stderr."""
     try:
@@ -321,6 +331,9 @@ def main(argv: list[str] | None = None) -> int:
         return e.exit_code
     except click.ClickException as e:
         click.echo(f"error: {e.format_message()}", err=True)
+        return 2
+    except OSError as e:  # the machine's, not the data's: a folder that cannot be written, a file that cannot be read
+        click.echo(f"error: {os_error_line(e)}", err=True)
         return 2
     except click.exceptions.Abort:
         click.echo("aborted", err=True)

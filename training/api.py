@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
-from curation.core.config import TrainConfig, format_error
+from curation.core.config import TrainConfig, format_error, read_run_config, read_yaml
 from curation.core.errors import ConfigError, GateFailed
 from curation.core.ledger import run_ledger
+from curation.core.masking import mask_values
 from curation.core.rundir import frame_fingerprint, load_dataset, read_manifest, sha256_json, update_manifest
 
 TASK_FOR_KIND = {"instruction": "sft", "text": "cpt", "classification": "classify", "preference": "dpo"}
@@ -52,13 +52,15 @@ def load_train_config(run_dir: Path, config: TrainConfig | str | Path | None) ->
     """The given options, a YAML file of them (bare or under `train:`), or the run's own `train:` section."""
     if isinstance(config, TrainConfig):
         return config
-    path = Path(config) if config is not None else Path(run_dir) / "config.yaml"
+    if config is None:
+        return read_run_config(run_dir).train
+    path = Path(config)
     if not path.is_file():
         raise ConfigError(f"train config `{path}` not found; pass a YAML file with the `train:` options")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError):
-        raise ConfigError(f"`{path}` is not valid YAML; fix the syntax and rerun") from None
+        data = read_yaml(path)
+    except ValueError as e:
+        raise ConfigError(f"`{path}` {e} and rerun") from None
     return _parse_train(data, str(path))
 
 
@@ -208,6 +210,11 @@ def _run_job(
         shutil.rmtree(out / "checkpoint")
     job = Job(cfg=cfg, pad_id=tokenizer.pad_token_id, checkpoint_dir=out / "checkpoint", fingerprint=fingerprint, lora=cfg.method == "lora")
     metrics = fit(model, data, job, resume=resume, run_eval=run_eval, progress=make_progress_factory(quiet), log=log)
-    metrics |= {"run_id": gate["run_id"], "dataset_fingerprint": gate["dataset_fingerprint"], "data": data.stats, "labels": data.labels}
+    metrics |= {
+        "run_id": gate["run_id"],
+        "dataset_fingerprint": gate["dataset_fingerprint"],
+        "data": data.stats,
+        "labels": mask_values(data.labels),
+    }
     write_outputs(out, model=model, tokenizer=tokenizer, cfg=cfg, metrics=metrics, job=gate)
     return metrics, cfg.model

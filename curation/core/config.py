@@ -15,7 +15,8 @@ import polars as pl
 import yaml
 from pydantic import AliasChoices, BaseModel, Field, ValidationError, ValidationInfo, field_validator
 
-from curation.core.errors import ConfigError
+from curation.core.errors import ConfigError, RunError
+from curation.core.masking import mask_path, mask_text, mask_value
 from curation.core.options import Strict
 from curation.core.registry import STAGES, stage_config_class
 from curation.core.schema import FORMS, Kind
@@ -46,6 +47,10 @@ class InputConfig(Strict):
             if isinstance(source, list) and (not source or len(set(source)) != len(source)):
                 raise ValueError(f"`{name}`: list the source columns to join, each once")
         return fields
+
+
+class ReportSettings(Strict):
+    show_paths: bool = False  # show input file names as given; default: a short hash plus the extension (a name may hold PII)
 
 
 class RunSettings(Strict):
@@ -166,6 +171,7 @@ class PipelineConfig(Strict):
     checks: ChecksConfig = Field(default_factory=ChecksConfig)  # type: ignore[arg-type]
     train: TrainConfig = Field(default_factory=TrainConfig)  # type: ignore[arg-type]
     run: RunSettings = Field(default_factory=RunSettings)  # type: ignore[arg-type]
+    report: ReportSettings = Field(default_factory=ReportSettings)  # type: ignore[arg-type]
     base_dir: Path = Path(".")  # where relative paths resolve: the config file's folder
 
     def resolve(self, path: str) -> Path:
@@ -179,14 +185,28 @@ class PipelineConfig(Strict):
         """The options of the first stage called ``name``, or None when it is not configured."""
         return next((s.options for s in self.stages if s.name == name), None)
 
-    def to_yaml_dict(self) -> dict[str, Any]:
-        """The resolved config as plain data (every default filled in), for config.yaml."""
+    def shown_path(self, path: str | Path) -> str:
+        """An input path as logs, reports and the manifest show it (``curation.core.masking.mask_path``)."""
+        return mask_path(path, show=self.report.show_paths)
+
+    def to_yaml_dict(self, *, shown: bool = False) -> dict[str, Any]:
+        """The resolved config as plain data (every default filled in); ``shown``: as config.yaml holds it.
+
+        config.yaml names the input by ``shown_path`` unless ``report.show_paths``: no
+        command reads the input back from a run directory (a rerun takes the user's own
+        config), so the real path stays in the user's file only.
+        """
+        data_input = self.input.model_dump(mode="json")
+        if shown:
+            data_input["path"] = self.shown_path(self.input.path)
+        report = {"report": self.report.model_dump(mode="json")} if self.report != ReportSettings() else {}
         return {
-            "input": self.input.model_dump(mode="json"),
+            "input": data_input,
             "stages": [{s.name: s.options.model_dump(mode="json")} for s in self.stages],
             "checks": self.checks.model_dump(mode="json"),
             "train": self.train.model_dump(mode="json"),
             "run": self.run.model_dump(mode="json"),
+            **report,  # only when set, so that configs without it keep their fingerprints
         }
 
 
@@ -194,10 +214,12 @@ def format_error(prefix: str, err: Any, model: type[BaseModel] | None = None) ->
     """One pydantic error as one line: its key path in backticks, then what is wrong.
 
     With ``model`` (the validated class), an unknown key gets a did-you-mean: a close
-    spelling, or the nested option it belongs to (``minhash.threshold``).
+    spelling, or the nested option it belongs to (``minhash.threshold``). Keys and
+    messages are masked: a key or a validator's message may quote a value from the data.
     """
-    loc = ".".join(str(p) for p in (*([prefix] if prefix else []), *err["loc"]) if p != "[key]")
-    msg = err["msg"]
+    keys = (p if isinstance(p, int) else mask_value(str(p)) for p in err["loc"] if p != "[key]")
+    loc = ".".join(str(p) for p in (*([prefix] if prefix else []), *keys))
+    msg = mask_text(err["msg"], limit=300)
     if err["loc"][-1:] == ("[key]",):  # a mapping's key, e.g. an unknown check name under `checks.severity`
         msg = f"unknown key; {msg.replace('Input should be', 'expected')}"
     elif err["type"] == "extra_forbidden":
@@ -262,6 +284,53 @@ def parse_config(data: Any, *, base_dir: Path = Path(".")) -> PipelineConfig:
     return cfg.model_copy(update={"stages": stages})
 
 
+MAX_YAML_NODES = 100_000  # a config is a few hundred nodes; an alias bomb is billions once expanded
+
+
+def read_yaml(path: Path) -> Any:
+    """Safe YAML with aliases bounded: the document's expanded size is counted before it is built.
+
+    Raises:
+        ValueError: the file is not valid YAML, or expands past ``MAX_YAML_NODES`` nodes
+            (an alias bomb) or nests too deep; the message is one line.
+    """
+    try:
+        loader = yaml.SafeLoader(path.read_bytes())
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                return None
+            _expanded_size(node, {}, set())
+            return loader.construct_document(node)
+        finally:
+            loader.dispose()
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        mark = getattr(e, "problem_mark", None)
+        raise ValueError(f"is not valid YAML{f' at line {mark.line + 1}' if mark is not None else ''}; fix the syntax") from None
+    except RecursionError:
+        raise ValueError("nests too deep to be a config; fix the structure") from None
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_: set[int]) -> int:
+    """Nodes in ``node`` with every alias expanded, memoised on shared nodes; refuses cycles and bombs."""
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    if key in open_:
+        raise ValueError("refers to itself through an alias; remove the recursive alias")
+    open_.add(key)
+    size = 1
+    if isinstance(node, yaml.SequenceNode):
+        size += sum(_expanded_size(child, sizes, open_) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        size += sum(_expanded_size(k, sizes, open_) + _expanded_size(v, sizes, open_) for k, v in node.value)
+    if size > MAX_YAML_NODES:
+        raise ValueError(f"expands to over {MAX_YAML_NODES:,} values through YAML aliases (an alias bomb?); write the values out")
+    open_.discard(key)
+    sizes[key] = size
+    return size
+
+
 def load_config(path: str | Path) -> PipelineConfig:
     """Read and validate a pipeline YAML file. Raises ConfigError listing every problem."""
     p = Path(path)
@@ -270,9 +339,30 @@ def load_config(path: str | Path) -> PipelineConfig:
     if not p.is_file():
         raise ConfigError(f"config file `{p}` not found; pass the path of a pipeline YAML (see `tuneprep run --help`)")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"`{p}` is not valid YAML{where}; fix the syntax and rerun") from None
+        data = read_yaml(p)
+    except ValueError as e:
+        raise ConfigError(f"`{p}` {e} and rerun") from None
+    except OSError as e:
+        raise ConfigError(f"config file `{p}` cannot be read ({e.strerror}); check its permissions") from None
     return parse_config(data, base_dir=p.resolve().parent)
+
+
+def read_run_config(run_dir: str | Path) -> PipelineConfig:
+    """A run's resolved config, ``RUN/config.yaml``: the one reader check, export, train and report share.
+
+    Raises:
+        RunError: the file is missing, not valid YAML, or not a valid pipeline config;
+            one line that names the file and says to rerun ``tuneprep run``.
+    """
+    path = Path(run_dir) / "config.yaml"
+    fix = "rerun `tuneprep run` with the run's config and `--out` to rewrite it"
+    if not path.is_file():
+        raise RunError(f"'{run_dir}' has no config.yaml; it was not made by `tuneprep run`, or {fix}")
+    try:
+        return parse_config(read_yaml(path), base_dir=Path(run_dir))
+    except ValueError as e:
+        raise RunError(f"'{path}' {e}; {fix}") from None
+    except OSError as e:
+        raise RunError(f"'{path}' cannot be read ({e.strerror}); {fix}") from None
+    except ConfigError as e:
+        raise RunError(f"'{path}' is not a valid run config ({e.problems[0]}); {fix}") from None

@@ -24,6 +24,7 @@ from typing import Any
 
 import polars as pl
 
+from curation.core.masking import mask_shape
 from curation.core.schema import Kind, text_fields
 
 MAX_DIFF_ROWS = 10_000  # changed rows diffed token by token; beyond, a fixed sample by id hash
@@ -35,7 +36,6 @@ CONTEXT_CHARS = 24  # characters of context either side of an example's change
 
 _TOKEN = re.compile(r"<[A-Z][A-Z0-9_]*>|\w+|\s+|[^\w\s]")
 _PLACEHOLDER = re.compile(r"<[A-Z][A-Z0-9_]*>")
-_LETTERS = re.compile(r"[^\W\d_]+")
 _DIGIT = re.compile(r"\d")
 _HAS_VALUE = re.compile(r"[^\W_]")  # a letter or digit: a value, not only spacing or punctuation
 _SPACE_RUN = {
@@ -43,21 +43,6 @@ _SPACE_RUN = {
     for lead in (True, False)
     for trail in (True, False)
 }
-
-
-def mask_shape(value: str) -> str:
-    """A value by its shape: each word keeps its first letter, other letters become ``x``/``X``, digits ``#``.
-
-    ``Jane Doe`` -> ``Jxxx Dxx``, ``BILLING`` -> ``BXXXXXX``, ``java.util.Random`` ->
-    ``jxxx.uxxx.Rxxxxx``, ``(415) 555-0199`` -> ``(###) ###-####``. Case and spacing stay
-    visible (they are what tells label variants apart); the value does not.
-    """
-
-    def word(m: re.Match[str]) -> str:
-        w = m.group()
-        return w[0] + "".join("X" if c.isupper() else "x" for c in w[1:])
-
-    return _DIGIT.sub("#", _LETTERS.sub(word, value))
 
 
 def mask_replacement(value: str) -> str:

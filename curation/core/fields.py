@@ -13,6 +13,7 @@ from typing import Any
 import polars as pl
 
 from curation.core.errors import InputError
+from curation.core.masking import mask_value
 from curation.core.schema import Form
 
 _JSON_TYPES = {"int": "number", "float": "number", "bool": "boolean", "list": "list", "dict": "object"}
@@ -52,7 +53,7 @@ def _joined(canonical: str, parts: list[tuple[str, Any]], separator: str) -> str
 
 def columns_list(names: Iterable[str]) -> str:
     """Column names in backticks, comma-separated, for messages."""
-    return ", ".join(f"`{n}`" for n in names)
+    return ", ".join(f"`{mask_value(n)}`" for n in names)  # a column name can be data
 
 
 def check_sources(fields: Fields, seen: list[str]) -> None:
@@ -62,7 +63,7 @@ def check_sources(fields: Fields, seen: list[str]) -> None:
             if column not in seen:
                 shown = columns_list(seen[:30]) + (f" and {len(seen) - 30} more" if len(seen) > 30 else "")
                 raise InputError(
-                    f"`input.fields.{canonical}` names column `{column}`, which no input record has; the input's columns are {shown}"
+                    f"`input.fields.{canonical}` names column `{mask_value(column)}`, which no input record has; the input's columns are {shown}"
                 )
 
 

@@ -16,6 +16,7 @@ import hashlib
 import io
 import json
 import math
+import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ import polars as pl
 
 from curation.core.errors import InputError
 from curation.core.fields import Fields, apply_fields, check_sources, columns_list, unused_text_columns
+from curation.core.masking import is_masked_path, mask_path, mask_text, mask_value
 from curation.core.schema import FORMS, MESSAGE, NON_EMPTY, Form, Kind
 
 SUPPORTED = (".jsonl", ".ndjson", ".json", ".parquet", ".csv")
@@ -51,15 +53,20 @@ class Ingested:
     warnings: list[str] = field(default_factory=list)  # one line each, for the run's log; never raw values
 
 
-def resolve_inputs(pattern: str, base_dir: Path) -> list[Path]:
-    """The files ``input.path`` names, sorted; raises InputError when there are none."""
+def resolve_inputs(pattern: str, base_dir: Path, *, show_paths: bool = False) -> list[Path]:
+    """The files ``input.path`` names, sorted, each file once; raises InputError when there are none.
+
+    Messages name files by ``curation.core.masking.mask_path`` unless ``show_paths``.
+    """
     p = Path(pattern).expanduser()
     full = p if p.is_absolute() else base_dir / p
-    if any(ch in pattern for ch in "*?["):
-        paths = sorted(Path(m) for m in glob.glob(str(full), recursive=True) if Path(m).is_file())
+    shown = _shown(show_paths)
+    pattern, full_shown = shown(pattern), shown(full)
+    if any(ch in str(p) for ch in "*?["):
+        paths = _unique_files(glob.glob(str(full), recursive=True))
         if not paths:
             raise InputError(
-                f"`input.path` pattern '{pattern}' matches no file under {full.parent}; check the glob (relative paths start at the config file's folder)"
+                f"`input.path` pattern '{pattern}' matches no file under {shown(full.parent)}; check the glob (relative paths start at the config file's folder)"
             )
     elif is_hf_dataset_dir(full):
         return [full]
@@ -69,13 +76,35 @@ def resolve_inputs(pattern: str, base_dir: Path) -> list[Path]:
         )
     else:
         if not full.is_file():
-            raise InputError(f"input file '{full}' not found; fix `input.path` (relative paths start at the config file's folder)")
+            if is_masked_path(p.name):  # the run's config.yaml copy: it names the input by a hash
+                raise InputError(
+                    f"input file '{full_shown}' not found: this looks like a run's config.yaml, which names its input by a hash; rerun with your own config (or set `report.show_paths: true`)"
+                )
+            raise InputError(f"input file '{full_shown}' not found; fix `input.path` (relative paths start at the config file's folder)")
         paths = [full]
     for path in paths:
         if path.suffix.lower() not in SUPPORTED:
-            raise InputError(f"'{path.name}' has unsupported extension '{path.suffix}'; use one of {', '.join(SUPPORTED)}")
+            raise InputError(f"'{shown(path.name)}' has unsupported extension '{path.suffix}'; use one of {', '.join(SUPPORTED)}")
         if path.stat().st_size == 0:
-            raise InputError(f"input file '{path}' is empty; remove it from `input.path` or point to a file with records")
+            raise InputError(f"input file '{shown(path)}' is empty; remove it from `input.path` or point to a file with records")
+        if not os.access(path, os.R_OK):
+            raise InputError(f"input file '{shown(path)}' cannot be read (permission denied); give the user running tuneprep read access")
+    return paths
+
+
+def _shown(show_paths: bool) -> Callable[[str | Path], str]:
+    return lambda path: mask_path(path, show=show_paths)
+
+
+def _unique_files(matches: list[str]) -> list[Path]:
+    """Matched files, sorted, each real file once: a recursive glob through a symlink loop finds one file many times."""
+    seen: set[str] = set()
+    paths = []
+    for m in sorted(matches):
+        real = os.path.realpath(m)
+        if Path(m).is_file() and real not in seen:
+            seen.add(real)
+            paths.append(Path(m))
     return paths
 
 
@@ -89,12 +118,19 @@ def _hf_arrow_files(path: Path) -> list[Path]:
 
 
 def file_sha256(path: Path) -> str:
-    """SHA-256 of a file's bytes (of its arrow shards, in order, for a saved HF dataset)."""
+    """SHA-256 of a file's bytes (of its arrow shards, in order, for a saved HF dataset).
+
+    Raises:
+        InputError: the file cannot be read (permissions, a vanished file, an I/O error).
+    """
     h = hashlib.sha256()
-    for part in _hf_arrow_files(path) if is_hf_dataset_dir(path) else [path]:
-        with part.open("rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
+    try:
+        for part in _hf_arrow_files(path) if is_hf_dataset_dir(path) else [path]:
+            with part.open("rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+    except OSError as e:
+        raise InputError(f"input file '{mask_path(path)}' cannot be read ({e.strerror}); check it exists and is readable") from None
     return h.hexdigest()
 
 
@@ -107,27 +143,31 @@ def input_size(path: Path) -> int:
 Item = tuple[int, dict[str, Any] | None, str | None, str | None]
 
 
-def _read_jsonl(path: Path) -> Iterator[Item]:
-    with path.open("rb") as f:
-        for n, raw in enumerate(f, start=1):
+def _read_jsonl(path: Path, name: str) -> Iterator[Item]:
+    # universal newlines: \n, \r\n and a lone \r (old Mac files) all end a line; bytes
+    # that are not UTF-8 come through as lone surrogates, found per line below
+    with path.open("r", encoding="utf-8", errors="surrogateescape", newline=None) as f:
+        for n, line in enumerate(f, start=1):
             if n == 1:
-                raw = raw.removeprefix(_BOM)
-            if not raw.strip():
+                line = line.removeprefix("\ufeff")
+            if not line.strip():
                 continue
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
+            bad = _first_surrogate(line)
+            if bad is not None:
                 yield (
                     n,
                     None,
-                    f"line is not valid UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1}); re-encode the file as UTF-8",
-                    raw.decode("utf-8", "replace"),
+                    f"line is not valid UTF-8 (byte 0x{ord(line[bad]) - 0xDC00:02x} at column {bad + 1}); re-encode the file as UTF-8",
+                    line.encode("utf-8", "surrogateescape").decode("utf-8", "replace"),
                 )
                 continue
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError as e:
                 yield n, None, f"invalid JSON: {_json_problem(e)} at column {e.colno}", line
+                continue
+            except RecursionError:
+                yield n, None, "invalid JSON: nested too deeply to read; flatten the record", line[:_RAW_LIMIT]
                 continue
             except ValueError:
                 yield n, None, f"invalid JSON: {_TOO_MANY_DIGITS}", line
@@ -136,6 +176,17 @@ def _read_jsonl(path: Path) -> Iterator[Item]:
                 yield n, None, f"expected a JSON object per line, got {type(rec).__name__}", line
                 continue
             yield n, rec, None, None
+
+
+def _first_surrogate(line: str) -> int | None:
+    """Index of the first undecodable byte (a lone surrogate from ``surrogateescape``), or None."""
+    if line.isascii():
+        return None
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError as e:
+        return e.start
+    return None
 
 
 # json.loads raises a plain ValueError (not JSONDecodeError) for integers longer than this.
@@ -147,25 +198,27 @@ def _json_problem(e: json.JSONDecodeError) -> str:
     return e.msg.lower().removesuffix(" at")
 
 
-def _read_json(path: Path) -> Iterator[Item]:
+def _read_json(path: Path, name: str) -> Iterator[Item]:
     text = path.read_bytes().removeprefix(_BOM).decode("utf-8", "surrogateescape")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
         hint = "; if it holds one object per line, name it .jsonl" if e.msg == "Extra data" else ""
-        raise InputError(f"'{path.name}' is not valid JSON ({_json_problem(e)} at line {e.lineno}){hint}") from None
+        raise InputError(f"'{name}' is not valid JSON ({_json_problem(e)} at line {e.lineno}){hint}") from None
+    except RecursionError:
+        raise InputError(f"'{name}' is nested too deeply to read as JSON; flatten the records") from None
     except ValueError:
-        raise InputError(f"'{path.name}' is not valid JSON ({_TOO_MANY_DIGITS})") from None
+        raise InputError(f"'{name}' is not valid JSON ({_TOO_MANY_DIGITS})") from None
     keyed = isinstance(data, dict) and isinstance(data.get("data"), list)
     if keyed:
         data = data["data"]
     if not isinstance(data, list):
-        raise InputError(f"'{path.name}' must hold a JSON array of records (or {{\"data\": [...]}}), got {type(data).__name__}")
+        raise InputError(f"'{name}' must hold a JSON array of records (or {{\"data\": [...]}}), got {type(data).__name__}")
     for n, rec in zip(_element_lines(text, keyed=keyed), data, strict=True):
         if isinstance(rec, dict):
             yield n, rec, None, None
         else:
-            yield n, None, f"expected a JSON object, got {type(rec).__name__}", json.dumps(rec)[:_RAW_LIMIT]
+            yield n, None, f"expected a JSON object, got {type(rec).__name__}", str(rec)[:_RAW_LIMIT]
 
 
 def _element_lines(text: str, *, keyed: bool) -> Iterator[int]:
@@ -195,11 +248,14 @@ def _element_lines(text: str, *, keyed: bool) -> Iterator[int]:
         i = skip(i + 1) if text[i] == "," else i
 
 
-def _read_csv(path: Path) -> Iterator[Item]:
+def _read_csv(path: Path, name: str) -> Iterator[Item]:
     with path.open("r", encoding="utf-8-sig", errors="surrogateescape", newline="") as f:
         reader = csv.DictReader(f)
         if not reader.fieldnames:
-            raise InputError(f"'{path.name}' has no header row; CSV inputs need column names on the first line")
+            raise InputError(f"'{name}' has no header row; CSV inputs need column names on the first line")
+        repeated = next((c for i, c in enumerate(reader.fieldnames) if c in reader.fieldnames[:i]), None)
+        if repeated is not None:  # DictReader would keep the last column of that name and drop the other silently
+            raise InputError(f"'{name}' names the column `{mask_value(repeated)}` twice in its header; rename one of them")
         for row in reader:
             rest = row.pop(None, None)  # type: ignore[call-overload]
             if rest:
@@ -213,7 +269,7 @@ def _read_csv(path: Path) -> Iterator[Item]:
             yield reader.line_num, {k: (None if v == "" else v) for k, v in row.items()}, None, None
 
 
-def _read_parquet(path: Path) -> Iterator[Item]:
+def _read_parquet(path: Path, name: str) -> Iterator[Item]:
     try:
         lf = pl.scan_parquet(path)
         n = 0
@@ -222,12 +278,10 @@ def _read_parquet(path: Path) -> Iterator[Item]:
                 n += 1
                 yield n, rec, None, None
     except (pl.exceptions.ComputeError, OSError) as e:
-        raise InputError(
-            f"'{path.name}' cannot be read as Parquet ({str(e).splitlines()[0][:120]}); check that the file is complete"
-        ) from None
+        raise InputError(f"'{name}' cannot be read as Parquet ({str(e).splitlines()[0][:120]}); check that the file is complete") from None
 
 
-def _read_hf_dir(path: Path) -> Iterator[Item]:
+def _read_hf_dir(path: Path, name: str) -> Iterator[Item]:
     import pyarrow as pa
 
     n = 0
@@ -239,7 +293,7 @@ def _read_hf_dir(path: Path) -> Iterator[Item]:
                     yield n, rec, None, None
 
 
-READERS: dict[str, Callable[[Path], Iterator[Item]]] = {
+READERS: dict[str, Callable[[Path, str], Iterator[Item]]] = {
     ".jsonl": _read_jsonl,
     ".ndjson": _read_jsonl,
     ".json": _read_json,
@@ -249,7 +303,7 @@ READERS: dict[str, Callable[[Path], Iterator[Item]]] = {
 }
 
 
-def _reader(path: Path) -> Callable[[Path], Iterator[Item]]:
+def _reader(path: Path) -> Callable[[Path, str], Iterator[Item]]:
     return READERS["<hf>" if is_hf_dataset_dir(path) else path.suffix.lower()]
 
 
@@ -330,7 +384,12 @@ def _type_name(value: Any) -> str:
 def _extra(value: Any) -> str | None:
     if value is None or isinstance(value, str):
         return value
-    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+    try:
+        return json.dumps(value, sort_keys=True, ensure_ascii=False)
+    except RecursionError:
+        raise ValueError("a metadata value is nested too deeply; flatten it") from None
+    except TypeError:  # a key that is not a string (Parquet maps): keys sort as strings
+        return json.dumps(value, ensure_ascii=False, default=str)
 
 
 def _as_int(name: str, value: Any) -> int:
@@ -387,9 +446,14 @@ def _validate(rec: dict[str, Any], form: Form, fields: Fields) -> dict[str, Any]
     given = rec.pop("id", None)
     if (given is not None and not isinstance(given, str | int)) or isinstance(given, bool):
         raise ValueError(f"field `id` must be a string or integer, got {_type_name(given)}")
-    row["id"] = str(given) if given not in (None, "") else None
+    row["id"] = _as_text("id", str(given)) if given not in (None, "") else None
     for key, value in rec.items():
-        row[str(key)] = _extra(value)
+        name = str(key)
+        if _has_surrogates(name):
+            raise ValueError(f"a field name (`{mask_value(name)}`) is not valid UTF-8; re-encode the file as UTF-8")
+        row[name] = _extra(value)
+        if row[name] is not None and _has_surrogates(row[name]):
+            raise ValueError(f"field `{mask_value(name)}` is not valid UTF-8; re-encode the file as UTF-8")
     return row
 
 
@@ -410,7 +474,12 @@ def _given_id(rec: dict[str, Any] | None, fields: Fields) -> str | None:
     value = None if rec is None or not isinstance(source, str) else rec.get(source)
     if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
         return None
-    return str(value)
+    return _valid_utf8(str(value))
+
+
+def _valid_utf8(text: str) -> str:
+    """``text`` with undecodable bytes (lone surrogates) replaced, so that it can be stored."""
+    return text.encode("utf-8", "replace").decode("utf-8") if _has_surrogates(text) else text
 
 
 def content_id(row: dict[str, Any], columns: list[str]) -> str:
@@ -435,8 +504,8 @@ class _FormRows:
         given = row["id"]
         if given is not None:
             if given in self.first_seen:
-                return f"duplicate `id` '{given[:40]}' (first seen at {self.first_seen[given]}); ids must be unique"
-            self.first_seen[given] = f"{path.name}:{line}"
+                return f"duplicate `id` '{mask_value(given)}' (first seen at {self.first_seen[given]}); ids must be unique"
+            self.first_seen[given] = f"{mask_path(path.name)}:{line}"
         self.rows.append(row)
         if self.records is not None:
             self.records.append((str(path), line, rec))
@@ -444,7 +513,13 @@ class _FormRows:
 
 
 def ingest(
-    paths: list[Path], kind: Kind, fields: Fields, *, separator: str = "\n\n", advance: Callable[[int], None] | None = None
+    paths: list[Path],
+    kind: Kind,
+    fields: Fields,
+    *,
+    separator: str = "\n\n",
+    advance: Callable[[int], None] | None = None,
+    show_paths: bool = False,
 ) -> Ingested:
     """Read every file, validate every record in its own form, and give each row a unique stable id.
 
@@ -462,9 +537,11 @@ def ingest(
     files: list[InputFile] = []
     seen: dict[str, None] = {}  # every column any record has, in first-seen order
     read = 0
+    shown = _shown(show_paths)
     for path in paths:
-        files.append(InputFile(str(path), file_sha256(path), input_size(path)))
-        for line, rec, error, raw in _reader(path)(path):
+        files.append(InputFile(_valid_utf8(str(path)), file_sha256(path), input_size(path)))
+        _refuse_utf16(path, shown(path.name))
+        for line, rec, error, raw in _reader(path)(path, shown(path.name)):
             read += 1
             if advance is not None and read % 1000 == 0:
                 advance(1000)
@@ -473,10 +550,10 @@ def ingest(
                 error = _accept(rec, kind, fields, separator, by_form, path, line)
                 if error is None:
                     continue
-                raw = json.dumps(rec, ensure_ascii=False, default=str)
+                raw = _raw(rec)
             bad.append(_quarantined(str(path), line, _given_id(rec, fields), error, raw))
     if read == 0:
-        raise InputError(_no_rows(paths))
+        raise InputError(_no_rows(paths, shown))
     check_sources(fields, list(seen))
     kept = max(by_form.values(), key=lambda f: len(f.rows))  # max keeps the first of equals
     bad += _other_forms(by_form.values(), kept, fields)
@@ -536,9 +613,37 @@ def _other_forms(groups: Iterable[_FormRows], kept: _FormRows, fields: Fields) -
     ]
 
 
+def _refuse_utf16(path: Path, name: str) -> None:
+    """A text input with a UTF-16/32 byte order mark would be quarantined line by line: say why once instead."""
+    if path.suffix.lower() not in (".jsonl", ".ndjson", ".json", ".csv"):
+        return
+    with path.open("rb") as f:
+        head = f.read(4)
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or head in (b"\x00\x00\xfe\xff",):
+        raise InputError(
+            f"'{name}' is encoded as UTF-16 or UTF-32 (byte order mark); re-encode it as UTF-8 (e.g. `iconv -f UTF-16 -t UTF-8`)"
+        )
+
+
+def _raw(rec: dict[str, Any]) -> str:
+    """A quarantined record as text for the (sensitive) quarantine file, whatever it holds."""
+    try:
+        return json.dumps(rec, ensure_ascii=False, default=str)[:_RAW_LIMIT]
+    except (RecursionError, ValueError):
+        return str(rec)[:_RAW_LIMIT]
+
+
+def quarantine_reason(quarantine: pl.DataFrame) -> str:
+    """The most common quarantine error with its count, masked, for a one-line message."""
+    if quarantine.is_empty() or "error" not in quarantine.columns:
+        return "no error recorded"
+    error, n = quarantine.group_by("error").len().sort(["len", "error"], descending=[True, False]).row(0)
+    return f"{n} of them: {mask_text(str(error), limit=200)}"
+
+
 def _quarantined(source: str, line: int, given_id: str | None, error: str | None, raw: str | None) -> dict[str, Any]:
-    clean_raw = (raw or "")[:_RAW_LIMIT].encode("utf-8", "replace").decode("utf-8")
-    return {"stage": "ingest", "source": source, "line": line, "id": given_id, "error": error, "raw": clean_raw}
+    clean_raw = _valid_utf8((raw or "")[:_RAW_LIMIT])
+    return {"stage": "ingest", "source": _valid_utf8(source), "line": line, "id": given_id, "error": error, "raw": clean_raw}
 
 
 def _give_content_ids(rows: list[dict[str, Any]], form: Form) -> list[dict[str, Any]]:
@@ -553,11 +658,11 @@ def _give_content_ids(rows: list[dict[str, Any]], form: Form) -> list[dict[str, 
     return rows
 
 
-def _no_rows(paths: list[Path]) -> str:
+def _no_rows(paths: list[Path], shown: Callable[[str | Path], str]) -> str:
     if len(paths) > 1:
         return f"input has no rows: none of the {len(paths)} input files holds a record; point `input.path` to files with records"
     what = "only a header row" if paths[0].suffix.lower() == ".csv" else "no records"
-    return f"input has no rows: '{paths[0].name}' holds {what}; point `input.path` to a file with records"
+    return f"input has no rows: '{shown(paths[0].name)}' holds {what}; point `input.path` to a file with records"
 
 
 def _to_frame(rows: list[dict[str, Any]], form: Form) -> pl.DataFrame:
@@ -579,4 +684,4 @@ def read_any(path: Path) -> pl.DataFrame:
         return pl.read_ndjson(io.BytesIO(path.read_bytes().removeprefix(_BOM)))
     if suffix == ".json":
         return pl.DataFrame(json.loads(path.read_text(encoding="utf-8-sig")))
-    raise InputError(f"'{path.name}' has unsupported extension '{suffix}'; use one of {', '.join(SUPPORTED)}")
+    raise InputError(f"'{mask_path(path.name)}' has unsupported extension '{suffix}'; use one of {', '.join(SUPPORTED)}")

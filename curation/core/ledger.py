@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from curation.core.errors import RunError
 from curation.core.integrity import process_alive
 
 _SCHEMA = """
@@ -40,17 +41,22 @@ class Ledger:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = self._connect()
         try:
-            with db:
-                db.executescript(_SCHEMA)
-                for table, columns in _ADDED.items():
-                    have = {r["name"] for r in db.execute(f"PRAGMA table_info({table})")}
-                    for column in columns:
-                        if column.split()[0] not in have:
-                            db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
-        finally:
-            db.close()
+            db = self._connect()
+            try:
+                with db:
+                    db.executescript(_SCHEMA)
+                    for table, columns in _ADDED.items():
+                        have = {r["name"] for r in db.execute(f"PRAGMA table_info({table})")}
+                        for column in columns:
+                            if column.split()[0] not in have:
+                                db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+            finally:
+                db.close()
+        except sqlite3.DatabaseError as e:  # e.g. "file is not a database"
+            raise RunError(
+                f"the run ledger '{self.path}' is not a usable SQLite database ({e}); move it aside or set `run.ledger`"
+            ) from None
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=30)

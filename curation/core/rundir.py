@@ -23,6 +23,7 @@ from polars.datatypes import DataTypeClass
 
 from curation.core.errors import RunError
 from curation.core.integrity import require_unlocked, signature_status, signed, signing_key
+from curation.core.runfiles import check_manifest
 
 DATASET = Path("dataset") / "data.parquet"
 MANIFEST = "manifest.json"
@@ -136,7 +137,7 @@ def read_manifest(run_dir: Path) -> dict[str, Any]:
         raise RunError(
             f"'{path}' is not a tuneprep manifest (expected a JSON object); rerun `tuneprep run` on the run's config to rewrite it"
         )
-    return manifest
+    return check_manifest(manifest, path)
 
 
 def manifest_status(manifest: dict[str, Any]) -> str:

@@ -29,7 +29,7 @@ import yaml
 from curation.core import fidelity
 from curation.core.config import PipelineConfig
 from curation.core.errors import InputError
-from curation.core.ingest import QUARANTINE_SCHEMA, file_sha256, ingest, resolve_inputs
+from curation.core.ingest import QUARANTINE_SCHEMA, file_sha256, ingest, quarantine_reason, resolve_inputs
 from curation.core.integrity import acquire_lock, signature_status, signed, signing_key, this_process
 from curation.core.ledger import Ledger, ledger_path_for
 from curation.core.progress import Reporter, seconds_text
@@ -51,7 +51,7 @@ from curation.core.rundir import (
 from curation.core.schema import BALANCE_COLUMNS, Kind, kind_columns
 from curation.core.stage import StageContext, StageResult
 
-FORMAT_VERSION = 3  # 3: floats fingerprinted as text (NaN, inf, null apart), file hashes in _SUCCESS. Bump when a stage's on-disk output changes meaning, to invalidate resumes
+FORMAT_VERSION = 3  # 3: floats fingerprinted as text (NaN, inf, null apart), file hashes in _SUCCESS, masked labels, ids and file names. Bump when a stage's on-disk output changes meaning, to invalidate resumes
 Log = Callable[[str], None]
 
 
@@ -237,7 +237,14 @@ def _ingest_stage(
         loaded = _load_stage(stage_dir, input_fp, reporter.log)
         if loaded is None:
             with ctx.progress("reading input", None) as bar:
-                data = ingest(list(inputs), cfg.input.kind, dict(cfg.input.fields), separator=cfg.input.join_separator, advance=bar.advance)
+                data = ingest(
+                    list(inputs),
+                    cfg.input.kind,
+                    dict(cfg.input.fields),
+                    separator=cfg.input.join_separator,
+                    advance=bar.advance,
+                    show_paths=cfg.report.show_paths,
+                )
     if loaded is not None:
         return loaded[0], loaded[1], True, timing.seconds
     q = data.quarantine.select("id", "error", "source", "line")
@@ -246,10 +253,10 @@ def _ingest_stage(
         "stage": "ingest",
         "books": {"rows_in": data.rows_read, "kept": data.rows.height, "dropped": 0, "quarantined": data.quarantine.height},
         "dropped_by_reason": {},
-        "config": cfg.input.model_dump(mode="json"),
+        "config": cfg.to_yaml_dict(shown=True)["input"],
         "metrics": {
             "form": data.form.name,
-            "files": [{"path": f.path, "sha256": f.sha256, "bytes": f.bytes} for f in data.files],
+            "files": [{"path": cfg.shown_path(f.path), "sha256": f.sha256, "bytes": f.bytes} for f in data.files],
             "warnings": data.warnings,
         },
         **timing.as_stats(),
@@ -281,7 +288,7 @@ def run_pipeline(
         InputError: the input cannot be read, or every row was quarantined.
     """
     say: Log = log or ((lambda _m: None) if quiet else (lambda m: print(m, file=sys.stderr)))
-    inputs = {p: file_sha256(p) for p in resolve_inputs(cfg.input.path, cfg.base_dir)}
+    inputs = {p: file_sha256(p) for p in resolve_inputs(cfg.input.path, cfg.base_dir, show_paths=cfg.report.show_paths)}
     run_dir = Path(out_dir) if out_dir else Path(runs_root) / default_run_id(cfg, config_name, list(inputs.values()))
     run_id = run_dir.name
     reporter = Reporter(quiet=quiet and log is None, log=say)
@@ -300,7 +307,7 @@ def run_pipeline(
     ledger = Ledger(ledger_path_for(run_dir, str(cfg.resolve(cfg.run.ledger)) if cfg.run.ledger else None))
     lock = _claim_run_dir(run_dir, ledger, say)
     try:
-        write_bytes(run_dir / "config.yaml", yaml.safe_dump(cfg.to_yaml_dict(), sort_keys=False).encode("utf-8"))
+        write_bytes(run_dir / "config.yaml", yaml.safe_dump(cfg.to_yaml_dict(shown=True), sort_keys=False).encode("utf-8"))
         config_fp = sha256_json(cfg.to_yaml_dict())
         started = ledger.start_run(run_id, run_dir, kind=cfg.input.kind, config_fp=config_fp, process=this_process())
         try:
@@ -356,7 +363,7 @@ def _run_stages(
     )
     if current.kept.is_empty():
         raise InputError(
-            f"every one of the {books['rows_in']} input rows was quarantined; see {run_dir / 'stages/00-ingest/quarantine_full.parquet'} for the errors and fix the input or `input.fields`"
+            f"every one of the {books['rows_in']} input rows was quarantined ({quarantine_reason(current.quarantined)}); see {run_dir / 'stages/00-ingest/quarantine_full.parquet'} for the errors and fix the input or `input.fields`"
         )
     line = f"ingest: {books['rows_in']} rows read, {books['kept']} kept, {books['quarantined']} quarantined"
     say(line + (f" [reused, {seconds_text(seconds)}]" if skipped else f" in {_took(stats)}"))
@@ -503,7 +510,7 @@ def _finish(
         "kind": kind,
         "input_kind": cfg.input.kind,
         "config": {"path": "config.yaml", "fingerprint": sha256_json(cfg.to_yaml_dict())},
-        "inputs": [{"path": str(p), "sha256": h} for p, h in inputs.items()],
+        "inputs": [{"path": cfg.shown_path(p), "sha256": h} for p, h in inputs.items()],
         "stages": entries,
         "quarantine": {"path": "quarantine.parquet", "rows": quarantine.height},
         "dataset": {"path": str(DATASET), "fingerprint": fp, "rows": dataset.height, "columns": dataset.columns},

@@ -12,17 +12,17 @@ Every number the page shows is computed here; the renderers only format.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import polars as pl
-import yaml
 
+from curation.core.config import read_run_config
 from curation.core.errors import RunError
 from curation.core.rundir import DATASET, file_fingerprint, read_manifest
+from curation.core.runfiles import read_json_object, read_stats
 from curation.report.safety import sanitize_svg, scrub_value
 
 REPORT_FORMAT = 2  # bump when report.json changes shape
@@ -104,8 +104,7 @@ def load_run(run_dir: Path) -> RunFiles:
     entries = manifest.get("stages") or []
     if not entries:
         raise RunError(f"'{run_dir}' has a manifest without stages; rerun `tuneprep run` to complete it")
-    config_path = run_dir / manifest.get("config", {}).get("path", "config.yaml")
-    config = yaml.safe_load(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
+    config = read_run_config(run_dir).to_yaml_dict(shown=True)  # file names masked even for runs made before masking
     stages = [_stage_record(run_dir, e) for e in entries]
     return RunFiles(run_dir, manifest, config or {}, stages, _checks(run_dir, manifest), _dataset_file(run_dir))
 
@@ -129,7 +128,7 @@ def _dataset_file(run_dir: Path) -> DatasetFile | None:
 def _stage_record(run_dir: Path, entry: Mapping[str, Any]) -> StageRecord:
     stage_dir = run_dir / entry["dir"]
     stats_path = stage_dir / "stats.json"
-    stats = json.loads(stats_path.read_text(encoding="utf-8")) if stats_path.is_file() else {}
+    stats = read_stats(stats_path, missing_ok=True)
     return StageRecord(
         index=int(entry["index"]),
         name=str(entry["name"]),
@@ -166,7 +165,7 @@ def _checks(run_dir: Path, manifest: Mapping[str, Any]) -> dict[str, Any] | None
         out["data_docs"] = docs[0].relative_to(run_dir).as_posix()
     verdict_file = run_dir / str(out.get("verdict_path") or out.get("verdict_file") or "checks/verdict.json")
     if "outcomes" not in out and verdict_file.is_file():  # per-expectation outcomes live beside the manifest
-        out["outcomes"] = json.loads(verdict_file.read_text(encoding="utf-8")).get("outcomes", [])
+        out["outcomes"] = read_json_object(verdict_file).get("outcomes", [])
     return out
 
 

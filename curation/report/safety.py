@@ -1,8 +1,8 @@
 """What keeps the report safe to share: masked values and samples, inert SVG.
 
 Three rules. Strings that may echo the data (labels, facet values, a stage's string
-metrics) go through ``scrub_value``, which masks e-mail addresses, URLs, phone-like
-digit runs and other long numbers. Sample texts are shown only through the PII stage's
+metrics) go through ``scrub_value``, which is ``curation.core.masking.mask_text`` (e-mail
+addresses, URLs, phone-like digit runs and other long numbers masked; linear time). Sample texts are shown only through the PII stage's
 own masking (``curation.stages.pii.stage.scrub_texts``) followed by ``scrub_value``; when that is not
 available no sample text is shown at all. SVG charts written by stages are parsed and
 re-serialised without scripts, event handlers, foreign objects or external references,
@@ -16,46 +16,24 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from curation.core.masking import mask_text, mask_value
+
 SVG_NS = "http://www.w3.org/2000/svg"
 XLINK_NS = "http://www.w3.org/1999/xlink"
 ET.register_namespace("", SVG_NS)
 ET.register_namespace("xlink", XLINK_NS)
 
-_EMAIL = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")  # RFC 5322 local-part characters
-_URL = re.compile(r"\b(?:https?://|www\.)\S+", re.IGNORECASE)
-# a run of digits, possibly split by spaces, dots, dashes or brackets (phones, cards, IBAN tails, SSNs, IPs)
-_NUMBER_RUN = re.compile(r"\+?\(?\d[\d\s().-]{2,}\d")
-_IBAN = re.compile(r"\b[A-Z]{2}\d{2}[A-Z0-9]{10,30}\b")
-_IPV6 = re.compile(r"\b(?:[0-9a-fA-F]{1,4}:){2,7}[0-9a-fA-F]{1,4}\b")
 _UNSAFE_ELEMENTS = {"script", "foreignObject", "iframe", "object", "embed", "image", "use", "a", "animate", "set"}
 
 
-_IPV4 = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
-
-
-def _digits(match: re.Match[str]) -> str:
-    """Mask a digit run that could identify someone: 7+ digits (phones, cards, SSNs, accounts) or an IPv4."""
-    text = match.group(0)
-    risky = sum(c.isdigit() for c in text) >= 7 or _IPV4.search(text)
-    return re.sub(r"\d", "#", text) if risky else text
-
-
 def scrub_value(value: str) -> str:
-    """Mask what looks like contact data or an identifier in a short string.
-
-    E-mails and URLs become ``<email>``/``<url>``; IBAN-like codes become ``<iban>``;
-    runs of seven or more digits (phones, cards, SSNs, account numbers) and IPv4
-    addresses keep their punctuation but lose their digits (``(415) 555-0199`` ->
-    ``(###) ###-####``); shorter numbers (counts, years) stay readable.
-    """
-    text = _URL.sub("<url>", _EMAIL.sub("<email>", value))
-    text = _IPV6.sub("<ip>", _IBAN.sub("<iban>", text))
-    return _NUMBER_RUN.sub(_digits, text)
+    """A string that may echo the data, masked by ``curation.core.masking.mask_text``."""
+    return mask_text(value)
 
 
 def scrub_id(value: str) -> str:
-    """A row id as the report shows it: content-hash ids stay readable, an e-mail or URL used as an id does not."""
-    return _URL.sub("<url>", _EMAIL.sub("<email>", value))
+    """A row id as the report shows it: ``curation.core.masking.mask_value`` (plain ids stay readable)."""
+    return str(mask_value(value))
 
 
 def mask_samples(texts: Sequence[str], pii_options: Mapping[str, Any] | None = None) -> list[str] | None:

@@ -197,6 +197,9 @@ def test_exports_of_a_run_without_pii_are_sensitive_and_cleaned(tmp_path: Path) 
     written = [str(p.relative_to(run)) for p in result.path.rglob("*") if p.is_file()]
     assert written and set(written) <= set(read_manifest(run)["sensitive_paths"])
     cfg = parse_config(yaml.safe_load((run / "config.yaml").read_text()), base_dir=tmp_path)
+    cfg = cfg.model_copy(
+        update={"input": cfg.input.model_copy(update={"path": str(tmp_path / "data" / "raw.jsonl")})}
+    )  # config.yaml masks it
     run_pipeline(cfg, out_dir=run, quiet=True)  # a rerun rewrites the manifest: the exports stay listed
     assert set(written) <= set(read_manifest(run)["sensitive_paths"])
     clean_sensitive(run)

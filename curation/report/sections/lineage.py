@@ -8,12 +8,19 @@ from typing import Any
 import polars as pl
 import yaml
 
+from curation.core.masking import mask_path
 from curation.core.schema import FORMS, detect_form
 from curation.report.model import RunFiles
 from curation.report.render import esc, kv, md_kv, md_table, num, table
 
 ID = "lineage"
 TITLE = "Lineage"
+
+
+def _show_paths(src: RunFiles) -> bool:
+    """``report.show_paths`` of the run; file names of runs made before it existed are masked here too."""
+    report = src.config.get("report")
+    return bool(isinstance(report, dict) and report.get("show_paths"))
 
 
 def build(src: RunFiles) -> dict[str, Any]:
@@ -26,7 +33,10 @@ def build(src: RunFiles) -> dict[str, Any]:
         "record_kind_in": m.get("input_kind", m.get("kind")),
         "record_kind_out": m.get("kind"),
         "input_form": src.ingest.metrics.get("form"),
-        "inputs": [{"path": i.get("path"), "sha256": i.get("sha256"), "bytes": files.get(i.get("sha256"))} for i in m.get("inputs", [])],
+        "inputs": [
+            {"path": mask_path(str(i.get("path")), show=_show_paths(src)), "sha256": i.get("sha256"), "bytes": files.get(i.get("sha256"))}
+            for i in m.get("inputs", [])
+        ],
         "config": {"path": m.get("config", {}).get("path"), "fingerprint": m.get("config", {}).get("fingerprint"), "resolved": src.config},
         "stage_chain": [
             {

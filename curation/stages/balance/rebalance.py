@@ -22,9 +22,9 @@ import polars as pl
 from pydantic import field_validator, model_validator
 
 from curation.core.errors import ConfigError
+from curation.core.masking import mask_value
 from curation.core.options import Strict
 from curation.core.stage import empty_like, with_reason
-from curation.stages.balance.representativeness import mask_value
 
 MISSING = "<missing>"  # the facet value of rows whose facet column is null
 _KEY, _RANK = "__rebalance_key", "__rebalance_rank"
@@ -73,7 +73,7 @@ def target_shares(counts: dict[str, int], cfg: TargetConfig) -> tuple[dict[str, 
         return {v: 1.0 / len(present) for v in present}, []
     unnamed = [v for v in present if v not in cfg.shares]
     if unnamed:
-        shown = ", ".join(repr(v[:40]) for v in unnamed[:5]) + (" ..." if len(unnamed) > 5 else "")
+        shown = ", ".join(f"'{mask_value(v)}'" for v in unnamed[:5]) + (" ..." if len(unnamed) > 5 else "")
         raise ConfigError(
             f"`balance.target.shares` does not name {len(unnamed)} value(s) of `{cfg.facet}` found in the data: {shown}; add them (0 removes a value with `rebalance: down`)"
         )

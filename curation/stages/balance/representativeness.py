@@ -21,6 +21,7 @@ import numpy as np
 import polars as pl
 
 from curation.core.errors import ConfigError, InputError
+from curation.core.masking import EMAIL, URL, mask_example
 from curation.core.stage import StageContext
 from curation.stages.balance import bias_metrics as bm
 
@@ -30,33 +31,14 @@ MIN_TOPIC_SHARE = 0.02  # ...and the reference gives it at least this share (ign
 EXAMPLES_PER_TOPIC = 2
 KEYWORDS_PER_TOPIC = 6
 KEYWORD_MIN_TEXTS = 3  # a keyword occurs in at least this many texts: no one-off (personal) word becomes a keyword
+_HANDLE = re.compile(r"(?<!\w)@\w{1,64}")
 _KEYWORD = r"(?u)\b[a-z][a-z'-]{2,}\b"  # lowercase words only: names, codes and numbers never qualify
 EXAMPLE_CHARS = 160
 
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-_URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
-_HANDLE = re.compile(r"@\w+")
-_DIGIT = re.compile(r"\d")
-_CAPITALISED = re.compile(r"(?<![<\[\w])([A-ZÀ-Þ])[\w'’-]*")  # not inside <PERSON>-style placeholders
-
 
 def mask_text(text: str, *, limit: int = EXAMPLE_CHARS) -> str:
-    """A conservative regex mask for example texts shown in the report.
-
-    Emails, URLs and @handles become ``<email>``, ``<url>``, ``@<handle>``, every digit becomes ``#`` and every
-    capitalised word keeps only its first letter (``Jane Doe`` -> ``J*** D***``), so
-    names, addresses and numbers never survive, at the cost of masking some harmless
-    words. The text is cut to ``limit`` characters.
-    """
-    # placeholders are lowercase so the capitalised-word rule leaves them alone
-    text = _URL.sub("<url>", _EMAIL.sub("<email>", text[: limit * 2]))
-    text = _DIGIT.sub("#", _HANDLE.sub("@<handle>", text))
-    text = _CAPITALISED.sub(lambda m: m.group(0) if m.group(0) == "I" else m.group(1) + "***", text)
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-_LONG_DIGITS = r"\d{5,}"
+    """An example text as the report shows it: ``curation.core.masking.mask_example``."""
+    return mask_example(text, limit=limit)
 
 
 def _pii_scrubber(ctx: StageContext) -> Callable[[list[str]], list[str]] | None:
@@ -82,16 +64,6 @@ def mask_examples(texts: list[str], ctx: StageContext) -> tuple[list[str], str]:
     if scrub is not None:
         return [mask_text(t) for t in scrub(list(texts))], "pii.scrub_texts+regex"
     return [mask_text(t) for t in texts], "regex"
-
-
-def mask_value(value: str) -> str:
-    """Mask emails and runs of 5+ digits in a facet value (labels and sources stay readable)."""
-    return re.sub(_LONG_DIGITS, "#####", _EMAIL.sub("<email>", value))
-
-
-def mask_value_expr(expr: pl.Expr) -> pl.Expr:
-    """``mask_value`` as a polars expression (the same patterns, no per-row Python)."""
-    return expr.str.replace_all(_EMAIL.pattern, "<email>").str.replace_all(_LONG_DIGITS, "#####")
 
 
 # ---------------------------------------------------------------------------- inputs
@@ -230,7 +202,7 @@ def topic_keywords(texts: list[str], labels: np.ndarray, k: int) -> list[list[st
     """
     from sklearn.feature_extraction.text import CountVectorizer
 
-    cleaned = [_HANDLE.sub(" ", _URL.sub(" ", _EMAIL.sub(" ", t))) for t in texts]
+    cleaned = [_HANDLE.sub(" ", URL.sub(" ", EMAIL.sub(" ", t))) for t in texts]
     vec = CountVectorizer(token_pattern=_KEYWORD, lowercase=False, stop_words="english", min_df=KEYWORD_MIN_TEXTS)
     try:
         counts = vec.fit_transform(cleaned)

@@ -30,6 +30,7 @@ import polars as pl
 from pydantic import Field
 
 from curation.core.errors import ConfigError
+from curation.core.masking import mask_value, mask_value_expr
 from curation.core.options import Strict
 from curation.core.schema import text_fields
 from curation.core.stage import StageContext, StageResult, empty_like
@@ -73,7 +74,7 @@ def _facets(df: pl.DataFrame, cfg: BalanceConfig) -> list[str]:
 
 def facet_value(column: str) -> pl.Expr:
     """A facet column as masked strings, nulls as "<missing>"."""
-    return rep.mask_value_expr(pl.col(column).cast(pl.String)).fill_null(MISSING)
+    return mask_value_expr(pl.col(column).cast(pl.String)).fill_null(MISSING)
 
 
 def value_counts(df: pl.DataFrame, column: str) -> dict[str, int]:
@@ -387,9 +388,9 @@ def _extra_values(facets: list[str], ref: rep.Reference | None, target: TargetCo
     extra: dict[str, set[str]] = {f: set() for f in facets}
     for f in facets:
         if ref is not None and f in ref.frame.columns:
-            extra[f] |= {rep.mask_value(v) for v in ref.frame[f].cast(pl.String).drop_nulls().unique().to_list()}
+            extra[f] |= {mask_value(v) for v in ref.frame[f].cast(pl.String).drop_nulls().unique().to_list()}
     if target is not None and isinstance(target.shares, dict) and target.facet in extra:
-        extra[target.facet] |= {rep.mask_value(v) for v in target.shares}
+        extra[target.facet] |= {mask_value(v) for v in target.shares}
     return extra
 
 

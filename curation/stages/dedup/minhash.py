@@ -40,6 +40,7 @@ Shingle = Literal["word", "char"]
 _M64 = (1 << 64) - 1
 _Q = 0x9E3779B97F4A7C15  # odd, so invertible modulo 2**64
 _QINV = pow(_Q, -1, 1 << 64)
+MAX_WINDOWS = 100_000  # shingles per document; see ``windows``
 _BLOCK = 16_384  # shingles per arithmetic block: (num_perm x block) uint32 stays in cache
 U64 = np.uint64
 
@@ -243,10 +244,12 @@ def windows(offsets: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.nda
     """The n-unit windows of every document whose units span ``offsets[d]:offsets[d+1]``.
 
     A document shorter than ``n`` units gives one window over all of it; an empty one
-    none. Returns the window starts, ends and per-document window counts.
+    none; a very long one its first ``MAX_WINDOWS`` (a 50 MB row must not take gigabytes
+    of window arrays; that many shingles already pin down its near duplicates).
+    Returns the window starts, ends and per-document window counts.
     """
     lengths = np.diff(offsets)
-    counts = np.where(lengths >= n, lengths - n + 1, np.minimum(lengths, 1))
+    counts = np.minimum(np.where(lengths >= n, lengths - n + 1, np.minimum(lengths, 1)), MAX_WINDOWS)
     first = np.repeat(offsets[:-1], counts)
     rank = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
     starts = first + rank
@@ -271,7 +274,7 @@ def reference_shingles(text: str, shingle: Shingle, n: int) -> list[bytes]:
     join = " ".join if shingle == "word" else "".join
     if len(units) < n:
         return [join(units).encode("utf-8")]
-    return [join(units[i : i + n]).encode("utf-8") for i in range(len(units) - n + 1)]
+    return [join(units[i : i + n]).encode("utf-8") for i in range(min(len(units) - n + 1, MAX_WINDOWS))]
 
 
 def shingle_hash64(shingle_bytes: bytes, shingle: Shingle) -> int:

@@ -22,6 +22,8 @@ from typing import Any
 
 import polars as pl
 
+from curation.core.masking import mask_value
+
 
 def _ratings(long: pl.DataFrame) -> pl.DataFrame:
     """One rating per (item, annotator), on items rated at least twice."""
@@ -88,21 +90,12 @@ def disagreement_rates(long: pl.DataFrame) -> pl.DataFrame:
     return rates.rename({"a": "annotator"}).sort("annotator")
 
 
-def _mask(name: str) -> str:
-    """Annotator ids that look like e-mail addresses are masked (``j***@e******.com``)."""
-    if "@" not in name:
-        return name
-    local, _, domain = name.partition("@")
-    host, dot, tld = domain.rpartition(".")
-    return f"{local[:1]}***@{host[:1]}{'*' * max(len(host) - 1, 0)}{dot}{tld}" if dot else f"{local[:1]}***@***"
-
-
 def _round(x: float | None) -> float | None:
     return None if x is None else round(x, 6)
 
 
 def annotator_agreement(long: pl.DataFrame, *, max_pairs: int = 100) -> dict[str, Any]:
-    """All agreement statistics as JSON-ready data (annotator ids masked where e-mails)."""
+    """All agreement statistics as JSON-ready data (annotator ids masked by ``curation.core.masking.mask_value``)."""
     rated = _ratings(long)
     pairs = cohen_kappa_pairs(long).sort("items", "a", "b", descending=[True, False, False])
     rates = disagreement_rates(long)
@@ -112,9 +105,15 @@ def annotator_agreement(long: pl.DataFrame, *, max_pairs: int = 100) -> dict[str
         "fleiss_kappa": _round(fleiss_kappa(long)),
         "krippendorff_alpha": _round(krippendorff_alpha(long)),
         "cohen_kappa": [
-            {"a": _mask(r["a"]), "b": _mask(r["b"]), "items": r["items"], "agreement": _round(r["agreement"]), "kappa": _round(r["kappa"])}
+            {
+                "a": mask_value(r["a"]),
+                "b": mask_value(r["b"]),
+                "items": r["items"],
+                "agreement": _round(r["agreement"]),
+                "kappa": _round(r["kappa"]),
+            }
             for r in pairs.head(max_pairs).iter_rows(named=True)
         ],
         "cohen_kappa_pairs_total": pairs.height,
-        "disagreement_rate": {_mask(r["annotator"]): _round(r["disagreement"]) for r in rates.iter_rows(named=True)},
+        "disagreement_rate": {mask_value(r["annotator"]): _round(r["disagreement"]) for r in rates.iter_rows(named=True)},
     }

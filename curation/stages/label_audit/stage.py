@@ -30,6 +30,7 @@ import numpy as np
 import polars as pl
 from pydantic import Field, field_validator, model_validator
 
+from curation.core.masking import mask_value, mask_values
 from curation.core.options import Strict
 from curation.core.stage import StageContext, StageResult, empty_like
 from curation.stages.label_audit.response_audit import RESPONSE_ISSUES, ResponseAuditConfig, response_findings
@@ -472,7 +473,22 @@ def _audit_classification(df: pl.DataFrame, cfg: LabelAuditConfig, ctx: StageCon
 
         long = rows.select(item=_text_key(), annotator=df["annotator"].cast(pl.String), label="label")
         stats["agreement"] = annotator_agreement(long)
-    return StageResult(kept=kept, dropped=dropped, findings=findings, stats=stats)
+    return StageResult(kept=kept, dropped=dropped, findings=findings, stats=_shown_labels(stats))
+
+
+def _shown_labels(stats: dict[str, Any]) -> dict[str, Any]:
+    """Labels count as data: stats name them by ``curation.core.masking.mask_value`` (plain labels stay readable)."""
+    stats["label_counts"] = mask_values(stats["label_counts"])
+    stats["normalized_counts"] = {mask_value(k): mask_values(v) for k, v in stats["normalized_counts"].items()}
+    cl = stats["confident_learning"]
+    for key in ("classes_not_audited", "thresholds", "issues_by_class"):
+        if isinstance(cl.get(key), dict):
+            cl[key] = mask_values(cl[key])
+    if isinstance(cl.get("classes"), list):
+        cl["classes"] = mask_values(cl["classes"])
+    if isinstance(cl.get("confident_joint"), dict):
+        cl["confident_joint"] = {mask_value(k): mask_values(v) for k, v in cl["confident_joint"].items()}
+    return stats
 
 
 def _audit_instruction(df: pl.DataFrame, cfg: LabelAuditConfig) -> StageResult:

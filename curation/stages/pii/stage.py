@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from curation.core.errors import ConfigError
+from curation.core.masking import mask_values, shape
 from curation.core.schema import Kind, detect_form, text_fields
 from curation.core.stage import StageContext, StageResult, with_reason
 from curation.stages.pii.options import (  # noqa: F401  (re-exported: the options live beside the engine)
@@ -198,13 +198,13 @@ def _stats(
     return {
         "model": cfg.model,
         "entities": cfg.all_entities(),
-        "fields": fields,
+        "fields": mask_values(fields),  # field names count as data: a column may be named after a person
         "texts_scanned": len(cells),
         "unique_texts": len(unique),
         "rows_with_pii": found["id"].n_unique(),
         "found_total": found.height,
         "found_by_entity": count(found, "entity_type"),
-        "found_by_field": count(found.with_columns(pl.col("field").str.replace(r"\[\d+\]", "[]")), "field"),
+        "found_by_field": mask_values(count(found.with_columns(pl.col("field").str.replace(r"\[\d+\]", "[]")), "field")),
         "operator_by_entity": {e: cfg.operator_for(e) for e in cfg.all_entities()},
         "residual_total": residual.height,
         "residual_by_entity": count(residual, "entity_type"),
@@ -214,23 +214,8 @@ def _stats(
 
 
 def mask_value(value: str, entity_type: str) -> str:
-    """The most a report may show of a PII value: its shape, e.g. ``j***@e******.com``.
-
-    Names and places (``PERSON``, ``STREET_ADDRESS``, ``LOCATION``, ``ORGANIZATION``,
-    ``NRP``) keep the first letter of each word (``M**** L****``, ``*** M*** S*****``);
-    an e-mail keeps the first letter of its local part (then ``***``) and of its domain,
-    and its top-level domain; anything else keeps only its separators (``***-**-****``).
-    """
-    if entity_type == "EMAIL_ADDRESS" and value.count("@") == 1 and "." in value.split("@")[1]:
-        local, domain = value.split("@")
-        host, _, tld = domain.rpartition(".")
-        return f"{local[:1]}***@{host[:1]}{'*' * (len(host) - 1)}.{tld}"
-    if entity_type not in _WORDY or len(value) <= 2:
-        return re.sub(r"[^\W_]", "*", value)
-    return re.sub(r"[^\W\d_]+|\d", lambda m: m.group()[:1] + "*" * (len(m.group()) - 1) if m.group()[0].isalpha() else "*", value)
-
-
-_WORDY = frozenset({"PERSON", "STREET_ADDRESS", "LOCATION", "ORGANIZATION", "NRP"})  # initials say little
+    """A detected span's shape for findings and samples: ``curation.core.masking.shape``."""
+    return shape(value, entity_type)
 
 
 def scrub_texts(texts: list[str], cfg: PiiConfig, ctx: StageContext) -> list[str]:

@@ -1,20 +1,20 @@
 """Diagnostics of preference data: length bias, position bias, annotator skew, margins.
 
-Numbers only: no response text, and annotator names only where they look like opaque
-ids (``ann_3``, ``w1042``); anything else (an e-mail, a full name) is shown as a short
-hash, so that stats.json and the report never carry a person's name.
+Numbers only: no response text, and annotator names only where they are plain words
+(``ann_3``, ``w1042``); anything else (an e-mail, a full name) is shown as a short
+hash (``curation.core.masking.mask_value``), so that stats.json and the report never
+carry a person's name.
 """
 
 from __future__ import annotations
 
-import hashlib
-import re
 from typing import Any
 
 import polars as pl
 
+from curation.core.masking import mask_value
+
 TOP_ANNOTATORS = 50  # stats.json lists the most skewed; findings hold every annotator
-_OPAQUE_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
 QUANTILES = {"p10": 0.1, "p25": 0.25, "p50": 0.5, "p75": 0.75, "p90": 0.9}
 
 
@@ -39,12 +39,8 @@ def distribution(values: pl.Series) -> dict[str, float | int | None]:
 
 
 def safe_annotator(name: str) -> str:
-    """The annotator id as given when it looks opaque, else ``ann-<8 hex of its SHA-256>``."""
-    if name == "":
-        return "(none)"
-    if _OPAQUE_ID.fullmatch(name):
-        return name
-    return "ann-" + hashlib.sha256(name.encode("utf-8")).hexdigest()[:8]
+    """The annotator id as ``curation.core.masking.mask_value`` shows it; ``(none)`` when empty."""
+    return "(none)" if name == "" else str(mask_value(name))
 
 
 def annotator_table(df: pl.DataFrame) -> pl.DataFrame:

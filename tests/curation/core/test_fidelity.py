@@ -6,7 +6,8 @@ import polars as pl
 import pytest
 
 from curation.core import fidelity
-from curation.core.fidelity import diff, mask_replacement, mask_shape, measure, visible
+from curation.core.fidelity import diff, mask_replacement, measure, visible
+from curation.core.masking import mask_shape
 
 
 @pytest.mark.parametrize(

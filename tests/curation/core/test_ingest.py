@@ -276,13 +276,13 @@ def test_file_level_errors(tmp_path: Path) -> None:
         ingest([tmp_path / "bad.json"], "text", {})
     (tmp_path / "folder").mkdir()
     with pytest.raises(InputError, match=r"^`input.path` 'folder' is a folder but not a saved Hugging Face dataset .*'folder/\*.jsonl'"):
-        resolve_inputs("folder", tmp_path)
+        resolve_inputs("folder", tmp_path, show_paths=True)
 
 
 def test_input_without_records_is_one_input_error(tmp_path: Path) -> None:
     (tmp_path / "header.csv").write_text("text,label\r\n")
     with pytest.raises(InputError, match=r"^input has no rows: 'header.csv' holds only a header row; point `input.path`"):
-        ingest(resolve_inputs("header.csv", tmp_path), "classification", {})
+        ingest(resolve_inputs("header.csv", tmp_path), "classification", {}, show_paths=True)
     (tmp_path / "blank.jsonl").write_text("\n\n")
     (tmp_path / "none.json").write_text("[]")
     with pytest.raises(InputError, match=r"^input has no rows: none of the 2 input files holds a record"):
