@@ -53,7 +53,7 @@ class BoilerplateConfig(BaseModel):
     phrase: int = Field(4, ge=1)  # consecutive shingles counted together (4 word bigrams: a 5-word phrase)
     min_block: int = Field(10, ge=1)  # shingles in a run of common phrases for it to be a block (about a sentence)
     max_gap: int = Field(4, ge=0)  # other shingles bridged inside a block (an edited word leaves `ngram`)
-    weight: float = Field(0.2, ge=0, le=1)  # of a boilerplate shingle against a distinctive one (1)
+    weight: float = Field(0.1, ge=0, le=1)  # of a boilerplate shingle, against 1 for a distinctive one
     top: int = Field(10, ge=0)  # blocks listed in the stats and the report
 
 
@@ -61,7 +61,7 @@ class BoilerplateConfig(BaseModel):
 class DocFrequency:
     """Phrase document frequencies in a hashed table of saturating 16-bit counters.
 
-    Hash collisions can only add to a count. With one to two counters per word of the
+    Hash collisions can only add to a count. With several counters per word of the
     corpus a rare phrase is rarely pushed over the threshold, and a stray one does no
     harm: a block needs ``min_block`` consecutive shingles covered by common phrases.
     Each distinct text counts once: the hashing threads ``claim`` the exact keys of their
@@ -79,8 +79,8 @@ class DocFrequency:
 
     @classmethod
     def for_bytes(cls, text_bytes: int) -> DocFrequency:
-        """Sized for a corpus of ``text_bytes``: one to two counters per word, 2**16 to 2**26 of them."""
-        return cls(int(np.clip(math.ceil(math.log2(max(text_bytes // 6, 1))), 16, 26)))
+        """Sized for a corpus of ``text_bytes``: three to six counters per word, 2**16 to 2**26 of them."""
+        return cls(int(np.clip(math.ceil(math.log2(max(text_bytes // 2, 1))), 16, 26)))
 
     def claim(self, keys: np.ndarray) -> np.ndarray:
         """Indices of the texts (exact keys, n x 2) not claimed before (by the first 64 bits of their key)."""
@@ -139,7 +139,7 @@ class Boilerplate:
         depth = np.bincount(starts[common], minlength=hashes.size + 1) - np.bincount(ends[common], minlength=hashes.size + 1)
         covered = np.cumsum(depth)[: hashes.size] > 0
         doc = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
-        closed = _bridge_gaps(covered, doc, self.cfg.max_gap)
+        closed = _bridge_gaps(covered, doc, self.cfg.max_gap, max(self.cfg.phrase + 1, self.cfg.min_block // 2))
         run_starts, run_ends = _runs(closed, doc)
         counts = np.r_[0, np.cumsum(covered, dtype=np.int64)]
         is_block = closed[run_starts] & (counts[run_ends] - counts[run_starts] >= self.cfg.min_block)
@@ -179,14 +179,20 @@ def _runs(values: np.ndarray, doc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return starts, np.r_[starts[1:], len(values)]
 
 
-def _bridge_gaps(covered: np.ndarray, doc: np.ndarray, max_gap: int) -> np.ndarray:
-    """``covered`` with gaps of at most ``max_gap`` shingles between two covered runs filled (an edit inside a block)."""
+def _bridge_gaps(covered: np.ndarray, doc: np.ndarray, max_gap: int, flank: int) -> np.ndarray:
+    """``covered`` with gaps of at most ``max_gap`` shingles between two covered runs of ``flank``+ shingles filled.
+
+    An edited word inside a footer leaves long covered runs on both sides; one common
+    phrase in a message's own words (a frequent word next to the footer, a stray count)
+    covers only ``phrase`` shingles and is not joined to the footer.
+    """
     starts, ends = _runs(covered, doc)
     if starts.size < 3 or max_gap == 0:
         return covered
     length, run_doc = ends - starts, doc[starts]
     inside = np.r_[False, run_doc[1:] == run_doc[:-1]] & np.r_[run_doc[:-1] == run_doc[1:], False]
-    bridge = ~covered[starts] & (length <= max_gap) & inside
+    long_prev, long_next = np.r_[0, length[:-1]] >= flank, np.r_[length[1:], 0] >= flank
+    bridge = ~covered[starts] & (length <= max_gap) & inside & long_prev & long_next
     return covered | np.repeat(bridge, length)
 
 
