@@ -144,7 +144,8 @@ class Boilerplate:
         counts = np.r_[0, np.cumsum(covered, dtype=np.int64)]
         is_block = closed[run_starts] & (counts[run_ends] - counts[run_starts] >= self.cfg.min_block)
         run_starts, run_ends = run_starts[is_block], run_ends[is_block]
-        keys = np.minimum.reduceat(hashes, run_starts) if run_starts.size else np.zeros(0, np.uint64)
+        bounds = np.c_[run_starts, run_ends].ravel()  # reduceat over [start, end) pairs; the padding ends the last one
+        keys = np.minimum.reduceat(np.r_[hashes, np.uint64(0)], bounds)[::2] if run_starts.size else np.zeros(0, np.uint64)
         block_doc = doc[run_starts]
         return block_doc, run_starts - offsets[block_doc], run_ends - offsets[block_doc], keys
 
