@@ -164,13 +164,18 @@ def main() -> None:
             on, off = _on_and_off(path, args.workers, args.repeat)
             print(f"{kind}: on {on['seconds']:.2f} s, off {off['seconds']:.2f} s; {on['stats']['minhash']}", flush=True)
             print(f"{kind} boilerplate stats: { {k: v for k, v in on['stats']['boilerplate'].items() if k != 'blocks'} }", flush=True)
-            rows += [_row(kind, "tuneprep dedup, boilerplate on", args.n, on, truth), _row(kind, "tuneprep dedup, boilerplate off", args.n, off, truth)]
+            rows += [
+                _row(kind, "tuneprep dedup, boilerplate on", args.n, on, truth),
+                _row(kind, "tuneprep dedup, boilerplate off", args.n, off, truth),
+            ]
             ratios[kind] = (rows[-2]["docs/s"] / rows[-1]["docs/s"], off["cpu"] / on["cpu"])
             if kind == "near-dup" and not args.skip_loop:
                 rows.append(_row(kind, "datasketch loop", args.n, _in_child(_baseline, path), truth))
         if not args.skip_1m:
             big_path, big_truth = _corpus(1_000_000, Path(tmp))
-            rows.append(_row("near-dup", "tuneprep dedup, boilerplate on", 1_000_000, _in_child(_ours, big_path, args.workers, {}), big_truth))
+            rows.append(
+                _row("near-dup", "tuneprep dedup, boilerplate on", 1_000_000, _in_child(_ours, big_path, args.workers, {}), big_truth)
+            )
     table = pl.DataFrame(rows)
     with pl.Config(
         tbl_rows=12, tbl_cols=12, tbl_width_chars=220, float_precision=3, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True
@@ -180,8 +185,12 @@ def main() -> None:
         print(f"{kind}: docs/s with boilerplate on / off: {speed:.2f} (CPU time off / on: {cpu:.2f})")
     if not args.skip_loop:
         loop = next(r for r in rows if r["run"] == "datasketch loop")
-        print(f"throughput ratio (ours, defaults / datasketch loop) on {args.n:,} docs: {rows[0]['docs/s'] / loop['docs/s']:.1f}x wall-clock")
-        print(f"CPU-time ratio (datasketch loop / ours): {loop['CPU s'] / rows[0]['CPU s']:.1f}x (the machine may be shared: CPU time is the steadier measure)")
+        print(
+            f"throughput ratio (ours, defaults / datasketch loop) on {args.n:,} docs: {rows[0]['docs/s'] / loop['docs/s']:.1f}x wall-clock"
+        )
+        print(
+            f"CPU-time ratio (datasketch loop / ours): {loop['CPU s'] / rows[0]['CPU s']:.1f}x (the machine may be shared: CPU time is the steadier measure)"
+        )
 
 
 if __name__ == "__main__":

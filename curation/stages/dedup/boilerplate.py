@@ -249,7 +249,9 @@ def pair_similarities(
     return weighted, discounted, whole
 
 
-def _weighted(full: list[np.ndarray], rare: list[np.ndarray], pairs: np.ndarray, weight: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _weighted(
+    full: list[np.ndarray], rare: list[np.ndarray], pairs: np.ndarray, weight: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``compare`` for many pairs, vectorised.
 
     Each shingle becomes the key ``row << (64 - r) | hash >> r`` (``r`` bits for the row
@@ -280,7 +282,9 @@ def _weighted(full: list[np.ndarray], rare: list[np.ndarray], pairs: np.ndarray,
     rare_shared = rare_a_in_b + rare_b_in_a - rare_in_both
     discounted = rare_union < union
     weighted_union = rare_union + weight * (union - rare_union)
-    weighted = np.divide(rare_shared + weight * (both - rare_shared), weighted_union, out=whole.copy(), where=discounted & (weighted_union > 0))
+    weighted = np.divide(
+        rare_shared + weight * (both - rare_shared), weighted_union, out=whole.copy(), where=discounted & (weighted_union > 0)
+    )
     return weighted, discounted, whole
 
 

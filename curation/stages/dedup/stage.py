@@ -355,7 +355,9 @@ def _hash_all(texts: pl.Series, cfg: DedupConfig, ctx: StageContext, *, cache_sh
     """
     m = cfg.minhash
     perms = mh.permutations(m.num_perm, m.seed)
-    boiler = bp.Boilerplate(cfg.boilerplate, bp.DocFrequency.for_bytes(int(texts.str.len_bytes().sum() or 0))) if _boilerplate_on(cfg) else None
+    boiler = (
+        bp.Boilerplate(cfg.boilerplate, bp.DocFrequency.for_bytes(int(texts.str.len_bytes().sum() or 0))) if _boilerplate_on(cfg) else None
+    )
 
     def one(chunk: pl.Series) -> tuple[np.ndarray, ...]:
         tok = mh.tokenize(chunk, strip_punctuation=cfg.strip_punctuation)
@@ -417,7 +419,7 @@ def _near(table: _Table, hashed: _Hashed, nodes: np.ndarray, cfg: DedupConfig, c
     keeper, similarity = star_clusters(len(nodes), pairs[ok, 0], pairs[ok, 1], scores[ok], fixed)
     removed = np.flatnonzero(keeper >= 0)
     verdicts.remove(nodes[removed], nodes[keeper[removed]], similarity[removed], "near_duplicate")
-    counts = {"candidate_pairs": len(pairs), "verified_pairs": int(ok.sum()), "rows_without_shingles": int((~has_shingles).sum())}
+    counts: dict[str, Any] = {"candidate_pairs": len(pairs), "verified_pairs": int(ok.sum()), "rows_without_shingles": int((~has_shingles).sum())}
     if hashed.boiler is not None:
         verdicts.discounted[nodes[removed]] = _edge_flags(len(nodes), pairs[ok], discounted[ok], keeper[removed], removed)
         counts["boilerplate"] = {
@@ -694,7 +696,9 @@ def _with_boilerplate_blocks(
     rest = np.setdiff1d(kept[hashed.has_shingles[kept]], hashed.block_rows)
     every = pl.concat([blocks, _find_blocks(table, hashed, rest, cfg, ctx)]).filter(pl.col("row").is_in(pl.Series(kept).implode()))
     frequent_all = bp.frequent_blocks(every, boiler.min_df)
-    kept_frame, stripped, skipped = _strip(result.kept, np.sort(table.row[kept]), every.filter(pl.col("key").is_in(frequent_all["key"].implode())), table, cfg)
+    kept_frame, stripped, skipped = _strip(
+        result.kept, np.sort(table.row[kept]), every.filter(pl.col("key").is_in(frequent_all["key"].implode())), table, cfg
+    )
     stats["boilerplate"] |= {"stripped_rows": stripped, "strip_skipped_rows": skipped}
     return replace(result, kept=kept_frame, stats=stats)
 
@@ -716,7 +720,9 @@ def _block_examples(top: pl.DataFrame, blocks: pl.DataFrame, examined: int, tabl
     return out
 
 
-def _strip(kept: pl.DataFrame, kept_rows: np.ndarray, found: pl.DataFrame, table: _Table, cfg: DedupConfig) -> tuple[pl.DataFrame, int, int]:
+def _strip(
+    kept: pl.DataFrame, kept_rows: np.ndarray, found: pl.DataFrame, table: _Table, cfg: DedupConfig
+) -> tuple[pl.DataFrame, int, int]:
     """``kept`` with the frequent blocks cut out of the (one) dedup field: (frame, rows stripped, rows left as they were)."""
     column = table.fields[0]
     if len(table.fields) != 1 or kept.schema[column] != pl.String:

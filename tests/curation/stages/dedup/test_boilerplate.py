@@ -21,7 +21,9 @@ FOOTER = (
     "please notify the sender and delete it. Any unauthorised use or disclosure is prohibited."
 )
 BANNER = "Thank you for contacting our support team. Your request has been logged and an agent will reply within two business days."
-VOCAB = [f"{a}{b}" for a in ("bro", "kel", "mar", "tis", "dun", "fap", "gor", "hil") for b in ("ak", "en", "ot", "ix", "um", "ed", "ar", "yl")]
+VOCAB = [
+    f"{a}{b}" for a in ("bro", "kel", "mar", "tis", "dun", "fap", "gor", "hil") for b in ("ak", "en", "ot", "ix", "um", "ed", "ar", "yl")
+]
 
 
 def _body(seed: int, n: int = 8) -> str:
@@ -141,7 +143,9 @@ def test_books_balance_and_rerun_is_identical() -> None:
 def test_several_fields_compare_each_field_without_boilerplate() -> None:
     prompts = [_with(BANNER, _body(200 + i), top=True) for i in range(8)]
     answers = [_with(FOOTER, _body(300 + i)) for i in range(8)]
-    df = pl.DataFrame({"id": [f"r{i}" for i in range(9)], "prompt": [*prompts, prompts[0]], "completion": [*answers, _replace_word(answers[0], 2)]})
+    df = pl.DataFrame(
+        {"id": [f"r{i}" for i in range(9)], "prompt": [*prompts, prompts[0]], "completion": [*answers, _replace_word(answers[0], 2)]}
+    )
     res = dedup(df, DedupConfig(), StageContext(kind="instruction"))
     assert res.findings.select("id", "kept_id").rows() == [("r8", "r0")]
 
@@ -159,7 +163,12 @@ def test_vectorised_similarities_equal_the_one_pair_reference() -> None:
 
 def test_boilerplate_options_are_validated() -> None:
     with pytest.raises(ConfigError) as err:
-        parse_config({"input": {"path": "x.jsonl", "kind": "text"}, "stages": [{"dedup": {"strip_boilerplate": True, "minhash": {"shingle": "char"}}}]})
+        parse_config(
+            {
+                "input": {"path": "x.jsonl", "kind": "text"},
+                "stages": [{"dedup": {"strip_boilerplate": True, "minhash": {"shingle": "char"}}}],
+            }
+        )
     assert "`strip_boilerplate` needs" in err.value.problems[0] and "\n" not in err.value.problems[0]
     with pytest.raises(ConfigError, match="weight"):
         parse_config({"input": {"path": "x.jsonl", "kind": "text"}, "stages": [{"dedup": {"boilerplate": {"weight": 2}}}]})
