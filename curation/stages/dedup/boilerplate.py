@@ -1,28 +1,23 @@
-"""Boilerplate-aware near duplicates: blocks of shingles that many distinct documents share.
+"""Boilerplate-aware near duplicates: blocks of text that many distinct documents share.
 
 Two different messages under the same long support footer or legal disclaimer overlap a
 lot: with a 30-word footer and 8 words of their own, their word-bigram Jaccard is about
-0.6. Plain Jaccard cannot tell them from a lightly edited copy. So:
+0.6, like a lightly edited copy's. So:
 
-1. **Document frequency.** While hashing, every shingle of a document whose exact key
-   was not seen before is counted in a count-min sketch (two rows of 32-bit counters):
-   exact copies count once, so a message pasted a thousand times is not boilerplate.
-2. **Common shingles** occur in at least ``min_df = max(min_docs, ceil(min_share * D))``
-   distinct documents (``D``: distinct key texts). A sketch can only over-count; a few
-   stray over-counted shingles do not matter because of the next step.
-3. **Blocks.** In each document, runs of common shingles are joined across gaps of at
-   most ``max_gap`` other shingles (a word edited inside a footer), and a run with at
-   least ``min_block`` common shingles is a boilerplate block. A common phrase ("thank
-   you for your") is a short run and stays ordinary content.
-4. **Comparison.** A candidate pair is compared on the shingles outside blocks (its
-   *distinctive* shingles). When both documents have fewer than ``min_rare`` distinctive
-   shingles (a document that is all boilerplate, e.g. an auto-reply, or the copies of a
-   template pasted many times, whose every shingle became common), the full shingle
-   sets are compared instead, as without this rule.
+1. **Phrase frequencies.** While hashing, each run of ``phrase`` consecutive shingles (a
+   5-word phrase for word bigrams) of every distinct text is counted in a hashed table
+   of saturating 16-bit counters (``DocFrequency``); exact copies count once.
+2. **Blocks.** A phrase in at least ``min_df = max(min_docs, ceil(min_share * texts))``
+   texts is common. The shingles covered by common phrases form runs; runs a few
+   shingles apart are joined (a word edited inside a footer); a run of at least
+   ``min_block`` covered shingles is a block. Frequent words and bigrams of ordinary
+   prose do not make blocks: they are not 5-word phrases recurring in many texts.
+3. **Comparison** (``compare``, vectorised in ``pair_similarities``): weighted Jaccard,
+   a shingle outside every block (in either text) weighs 1, one inside blocks weighs
+   ``weight``. Texts that are both all boilerplate compare as plain Jaccard.
 
-Blocks of the kept rows are also counted for the report (keyed by the smallest shingle
-hash of the block, a one-permutation MinHash, so variants of one footer share a key) and
-can be stripped from the text.
+The blocks of the kept rows are also counted for the report (keyed by their smallest
+shingle hash, so variants of one footer usually share a key) and can be stripped.
 """
 
 from __future__ import annotations
@@ -71,7 +66,7 @@ class DocFrequency:
     """
 
     def __init__(self, bits: int) -> None:
-        self.mask = np.uint64((1 << bits) - 1)
+        self.mask = np.uint64((1 << bits) - 1)  # of the hash bits 24.., at most 26 bits: below the text number
         self.table = np.zeros(1 << bits, np.uint16)
         self.documents = 0
         self._seen: set[int] = set()
@@ -95,11 +90,13 @@ class DocFrequency:
     def chunk_counts(self, phrases: np.ndarray, offsets: np.ndarray, documents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(counters, increments) for the distinct phrases of ``documents``; in the hashing threads."""
         sizes = np.diff(offsets)
+        doc = np.repeat(np.arange(sizes.size, dtype=np.uint64), sizes)
         if documents.size < sizes.size:
-            phrases = phrases[np.repeat(np.isin(np.arange(sizes.size), documents), sizes)]
-            sizes = sizes[documents]
-        values, _ = mh.shingle_sets(phrases, np.r_[0, np.cumsum(sizes)])
-        slots = np.sort((values & self.mask).astype(np.int64))
+            take = np.isin(doc, documents.astype(np.uint64))
+            phrases, doc = phrases[take], doc[take]
+        # one (text, phrase) key per phrase of a text, with the counter's bits: sorted, each distinct pair counts once
+        pairs = _distinct(np.sort((doc << np.uint64(40)) | ((phrases >> np.uint64(24)) & self.mask)))
+        slots = np.sort((pairs & self.mask).astype(np.int64))
         first = np.flatnonzero(np.r_[True, slots[1:] != slots[:-1]]) if slots.size else np.zeros(0, np.int64)
         return slots[first], np.diff(np.r_[first, slots.size])
 
@@ -110,7 +107,7 @@ class DocFrequency:
 
     def count(self, hashes: np.ndarray) -> np.ndarray:
         """Estimated document frequency of each hash (never below the true count, at most 65,535)."""
-        return self.table[(hashes & self.mask).astype(np.int64)]
+        return self.table[((hashes >> np.uint64(24)) & self.mask).astype(np.int64)]
 
 
 # ---------------------------------------------------------------------------- blocks
@@ -169,6 +166,11 @@ class Boilerplate:
             lo, hi = offsets[d], offsets[d + 1]
             rare_sets[d] = mh.distinct_sorted(hashes[lo:hi][~inside[lo:hi]])
         return full_sets, rare_sets
+
+
+def _distinct(values: np.ndarray) -> np.ndarray:
+    """The distinct values of a sorted array (``np.unique`` without its hashing path, much slower here)."""
+    return values[np.r_[True, values[1:] != values[:-1]]] if values.size else values
 
 
 def _runs(values: np.ndarray, doc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -243,8 +245,9 @@ def pair_similarities(
     rest = np.flatnonzero(~plain)
     for lo in range(0, rest.size, _PAIR_BATCH):
         at = rest[lo : lo + _PAIR_BATCH]
-        rows, local = np.unique(pairs[at], return_inverse=True)
-        got = _weighted([full[i] for i in rows.tolist()], [rare[i] for i in rows.tolist()], local.reshape(-1, 2), weight)
+        rows = _distinct(np.sort(pairs[at].ravel()))
+        local = np.searchsorted(rows, pairs[at])
+        got = _weighted([full[i] for i in rows.tolist()], [rare[i] for i in rows.tolist()], local, weight)
         weighted[at], discounted[at], whole[at] = got
     return weighted, discounted, whole
 

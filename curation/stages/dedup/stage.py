@@ -11,12 +11,15 @@
    and removes the rows verified as duplicates *of it*. A row similar only to a removed
    row stays, so one bridging row never joins two unrelated rows, and every cluster keeps
    its keeper.
+   With boilerplate discounting (the default, ``curation.stages.dedup.boilerplate``), the
+   verification weighs shingles inside boilerplate blocks (text many distinct rows share)
+   down, so different messages under one footer are not duplicates.
 4. With ``against: RUN`` (or a list of runs) the curated datasets of earlier runs are
    prepended as rows that are always kept, so a new batch loses exactly its copies of
    what was curated before.
 
 Findings hold one row per removed row (``id``, ``kept_id``, ``cluster_id``,
-``similarity``, ``reason``, ``kept_from``) and never any text.
+``similarity``, ``reason``, ``kept_from``, ``boilerplate_discounted``) and never any text.
 """
 
 from __future__ import annotations
@@ -419,7 +422,11 @@ def _near(table: _Table, hashed: _Hashed, nodes: np.ndarray, cfg: DedupConfig, c
     keeper, similarity = star_clusters(len(nodes), pairs[ok, 0], pairs[ok, 1], scores[ok], fixed)
     removed = np.flatnonzero(keeper >= 0)
     verdicts.remove(nodes[removed], nodes[keeper[removed]], similarity[removed], "near_duplicate")
-    counts: dict[str, Any] = {"candidate_pairs": len(pairs), "verified_pairs": int(ok.sum()), "rows_without_shingles": int((~has_shingles).sum())}
+    counts: dict[str, Any] = {
+        "candidate_pairs": len(pairs),
+        "verified_pairs": int(ok.sum()),
+        "rows_without_shingles": int((~has_shingles).sum()),
+    }
     if hashed.boiler is not None:
         verdicts.discounted[nodes[removed]] = _edge_flags(len(nodes), pairs[ok], discounted[ok], keeper[removed], removed)
         counts["boilerplate"] = {
