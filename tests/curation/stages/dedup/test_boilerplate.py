@@ -187,3 +187,15 @@ def test_report_lists_the_blocks(make_run: Any) -> None:
     assert [b["rows"] for b in blocks] == [16, 8] and all(b["example"] for b in blocks)
     assert section["boilerplate"]["rule"]["pairs_kept_apart"] > 0
     assert "boilerplate" not in json.dumps(section["other_metrics"])
+
+
+@pytest.mark.slow
+def test_generated_boilerplate_corpus_precision_and_recall() -> None:
+    from tests.data.dedup_data import generate_boilerplate, score
+
+    df, truth = generate_boilerplate(3000, seed=7)
+    res = _run(df)
+    s = score(res.findings, truth, res.kept["id"])
+    assert s["precision"] >= 0.99 and s["recall"] >= 0.95 and s["groups_lost"] == 0, s
+    old = _run(df, boilerplate={"enabled": False})
+    assert score(old.findings, truth, old.kept["id"])["groups_lost"] > 100  # what plain Jaccard does to this corpus
