@@ -178,7 +178,7 @@ def test_boilerplate_options_are_validated() -> None:
 
 
 def test_report_lists_the_blocks(make_run: Any) -> None:
-    from curation.report import assemble
+    from curation.report import assemble, build_report
 
     rows = [{"id": r["id"], "text": r["text"]} for r in _corpus().iter_rows(named=True)]
     run = make_run(rows, kind="text", stages=["dedup"])
@@ -187,6 +187,10 @@ def test_report_lists_the_blocks(make_run: Any) -> None:
     assert [b["rows"] for b in blocks] == [16, 8] and all(b["example"] for b in blocks)
     assert section["boilerplate"]["rule"]["pairs_kept_apart"] > 0
     assert "boilerplate" not in json.dumps(section["other_metrics"])
+    build_report(run.run_dir)
+    md, page = (run.run_dir / "report/report.md").read_text(), (run.run_dir / "report/report.html").read_text()
+    assert "Example (masked)" in md and "Example (masked)" in page
+    assert "This message and any attachments" not in md + page  # examples only masked
 
 
 @pytest.mark.slow
