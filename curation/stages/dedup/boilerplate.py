@@ -26,6 +26,7 @@ import math
 import re
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -308,6 +309,15 @@ def _found(sorted_keys: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np
 
 
 # ---------------------------------------------------------------------------- the kept rows' blocks
+def blocks_of(blocks: pl.DataFrame, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(position in ``rows``, start, end) of the blocks (``row``, ``start``, ``end``, sorted by row) of ``rows`` (ascending)."""
+    block_rows = blocks["row"].to_numpy()
+    lo, hi = np.searchsorted(block_rows, rows, "left"), np.searchsorted(block_rows, rows, "right")
+    counts = hi - lo
+    index = np.repeat(lo, counts) + np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    return np.repeat(np.arange(len(rows)), counts), blocks["start"].to_numpy()[index], blocks["end"].to_numpy()[index]
+
+
 def frequent_blocks(blocks: pl.DataFrame, min_df: int) -> pl.DataFrame:
     """Blocks whose key is in at least ``min_df`` of the rows, most frequent first: ``key``, ``docs``, an example ``row``."""
     return (
@@ -348,3 +358,46 @@ def strip_blocks(text: str, blocks: list[tuple[int, int]], ngram: int, *, strip_
     pieces.append(text[at:].lstrip())
     out = "\n".join(p for p in pieces if p)
     return out if out.strip() else None
+
+
+def block_examples(
+    top: pl.DataFrame, blocks: pl.DataFrame, examined: int, texts: pl.Series, *, ngram: int | None, strip_punctuation: bool
+) -> list[dict[str, Any]]:
+    """For each frequent block (``frequent_blocks``): the rows it is in (of ``examined``), its words and a masked example.
+
+    The example is the block in its first row, in that row's own words, masked like every
+    example text in the stats (``mask_text``). With character shingles (``ngram`` None) no example.
+    """
+    from curation.stages.balance.representativeness import mask_text  # the one example masking
+
+    out = []
+    for key, docs, row in top.select("key", "docs", "row").iter_rows():
+        block = blocks.filter((pl.col("key") == key) & (pl.col("row") == row)).row(0, named=True)
+        text = str(texts[row] or "")
+        spans = word_spans(text, strip_punctuation=strip_punctuation) if ngram is not None else None
+        words, example = None, None
+        if spans and ngram is not None:
+            first, last = block_words(block["start"], block["end"], ngram)
+            last = min(last, len(spans))
+            words, example = last - first, mask_text(text[spans[first][0] : spans[last - 1][1]])
+        out.append({"rows": int(docs), "pct_of_rows_examined": round(100 * docs / max(examined, 1), 2), "words": words, "example": example})
+    return out
+
+
+def strip_column(
+    kept: pl.DataFrame, column: str, found: pl.DataFrame, *, ngram: int | None, strip_punctuation: bool
+) -> tuple[pl.DataFrame, int, int]:
+    """``kept`` with the blocks ``found`` (``row``: position in ``kept``, ``start``, ``end``) cut out of ``column``.
+
+    Returns the frame, the rows stripped, and the rows left as they were (nothing would be
+    left, or their words do not line up with the key text's).
+    """
+    assert ngram is not None  # the config allows stripping with word shingles only
+    texts, stripped, skipped = kept[column].to_list(), 0, 0
+    for at, starts, ends in found.group_by("row").agg("start", "end").iter_rows():
+        new = strip_blocks(texts[at], list(zip(starts, ends, strict=True)), ngram, strip_punctuation=strip_punctuation)
+        if new is None:
+            skipped += 1
+        else:
+            texts[at], stripped = new, stripped + 1
+    return kept.with_columns(pl.Series(column, texts, dtype=pl.String)), stripped, skipped

@@ -491,7 +491,7 @@ def _shingle_sets(
             values, set_offsets = mh.shingle_sets(hashes, offsets)
             found, distinctive = np.split(values, set_offsets[1:-1]), None
         else:
-            found, distinctive = boiler.profiles(hashes, offsets, None if blocks is None else _blocks_of(blocks, rows[at]))
+            found, distinctive = boiler.profiles(hashes, offsets, None if blocks is None else bp.blocks_of(blocks, rows[at]))
         for k, i in enumerate(at.tolist()):
             full[i] = found[k]
             if rare is not None and distinctive is not None:
@@ -538,15 +538,6 @@ def _find_blocks(table: _Table, hashed: _Hashed, rows: np.ndarray, cfg: DedupCon
         frames = list(pool.map(one, batches))
     schema = {"row": pl.Int64, "start": pl.Int64, "end": pl.Int64, "key": pl.UInt64}
     return pl.concat([pl.DataFrame(schema=schema), *(f.cast(schema) for f in frames)]).sort("row", "start")  # type: ignore[arg-type]
-
-
-def _blocks_of(blocks: pl.DataFrame, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(position in ``rows``, start, end) of the blocks of ``rows`` (ascending table rows)."""
-    block_rows = blocks["row"].to_numpy()
-    lo, hi = np.searchsorted(block_rows, rows, "left"), np.searchsorted(block_rows, rows, "right")
-    counts = hi - lo
-    index = np.repeat(lo, counts) + np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-    return np.repeat(np.arange(len(rows)), counts), blocks["start"].to_numpy()[index], blocks["end"].to_numpy()[index]
 
 
 def _hashes_of(chunk: pl.Series, cfg: DedupConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -695,52 +686,23 @@ def _with_boilerplate_blocks(
         "distinct_texts": boiler.df.documents,
         "rows_examined": int(sample.size),  # kept rows whose blocks were counted (all, or an even sample)
         "rows_with_blocks": found["row"].n_unique(),
-        "blocks": _block_examples(frequent.head(cfg.boilerplate.top), in_sample, sample.size, table, cfg),
+        "blocks": bp.block_examples(frequent.head(cfg.boilerplate.top), in_sample, sample.size, table.key, **_word_options(cfg)),
         "examples_masked_by": "regex",
     }
     if not cfg.strip_boilerplate:
         return replace(result, stats=stats)
+    if len(table.fields) != 1 or df.schema[table.fields[0]] != pl.String:
+        raise ConfigError(f"`dedup.strip_boilerplate` needs one text field to strip; the dedup fields are {', '.join(table.fields)}")
     rest = np.setdiff1d(kept[hashed.has_shingles[kept]], hashed.block_rows)
     every = pl.concat([blocks, _find_blocks(table, hashed, rest, cfg, ctx)]).filter(pl.col("row").is_in(pl.Series(kept).implode()))
     frequent_all = bp.frequent_blocks(every, boiler.min_df)
-    kept_frame, stripped, skipped = _strip(
-        result.kept, np.sort(table.row[kept]), every.filter(pl.col("key").is_in(frequent_all["key"].implode())), table, cfg
-    )
+    found_all = every.filter(pl.col("key").is_in(frequent_all["key"].implode()))
+    at = np.searchsorted(np.sort(table.row[kept]), table.row[found_all["row"].to_numpy()])  # the rows' places in `kept`
+    kept_frame, stripped, skipped = bp.strip_column(result.kept, table.fields[0], found_all.with_columns(row=at), **_word_options(cfg))
     stats["boilerplate"] |= {"stripped_rows": stripped, "strip_skipped_rows": skipped}
     return replace(result, kept=kept_frame, stats=stats)
 
 
-def _block_examples(top: pl.DataFrame, blocks: pl.DataFrame, examined: int, table: _Table, cfg: DedupConfig) -> list[dict[str, Any]]:
-    """For each frequent block: the rows it is in (of ``examined``), its length in words and a masked example (its first row's)."""
-    from curation.stages.balance.representativeness import mask_text  # the one example masking
-
-    out = []
-    n = cfg.minhash.ngram if cfg.minhash.shingle == "word" else 1
-    for key, docs, row in top.select("key", "docs", "row").iter_rows():
-        block = blocks.filter((pl.col("key") == key) & (pl.col("row") == row)).row(0, named=True)
-        text = str(table.key[row] or "")
-        first, last = bp.block_words(block["start"], block["end"], n)
-        spans = bp.word_spans(text, strip_punctuation=cfg.strip_punctuation) if cfg.minhash.shingle == "word" else None
-        example = mask_text(text[spans[first][0] : spans[min(last, len(spans)) - 1][1]]) if spans else None
-        share = round(100 * docs / max(examined, 1), 2)
-        out.append({"rows": int(docs), "pct_of_rows_examined": share, "words": last - first if spans else None, "example": example})
-    return out
-
-
-def _strip(
-    kept: pl.DataFrame, kept_rows: np.ndarray, found: pl.DataFrame, table: _Table, cfg: DedupConfig
-) -> tuple[pl.DataFrame, int, int]:
-    """``kept`` with the frequent blocks cut out of the (one) dedup field: (frame, rows stripped, rows left as they were)."""
-    column = table.fields[0]
-    if len(table.fields) != 1 or kept.schema[column] != pl.String:
-        raise ConfigError(f"`dedup.strip_boilerplate` needs one text field to strip; the dedup fields are {', '.join(table.fields)}")
-    texts, stripped, skipped = kept[column].to_list(), 0, 0
-    by_row = found.group_by("row").agg("start", "end")
-    for row, starts, ends in by_row.iter_rows():
-        at = int(np.searchsorted(kept_rows, table.row[row]))
-        new = bp.strip_blocks(texts[at], list(zip(starts, ends, strict=True)), cfg.minhash.ngram, strip_punctuation=cfg.strip_punctuation)
-        if new is None:
-            skipped += 1
-        else:
-            texts[at], stripped = new, stripped + 1
-    return kept.with_columns(pl.Series(column, texts, dtype=pl.String)), stripped, skipped
+def _word_options(cfg: DedupConfig) -> dict[str, Any]:
+    """How block positions map to words: word shingles of ``ngram`` words (None: character shingles, no words)."""
+    return {"ngram": cfg.minhash.ngram if cfg.minhash.shingle == "word" else None, "strip_punctuation": cfg.strip_punctuation}
