@@ -210,3 +210,81 @@ def score(findings: pl.DataFrame, truth: pl.DataFrame, kept_ids: pl.Series) -> d
         "recall": correct / should if should else 1.0,
         "groups_lost": truth["group"].n_unique() - len(kept_groups),
     }
+
+
+# ---------------------------------------------------------------------------- boilerplate-sharing messages
+_FOOTERS = (
+    "This message and any attachments are confidential and intended solely for the addressee. If you received it in error, "
+    "please notify the sender and delete it. Any unauthorised use or disclosure is prohibited.",
+    "Thank you for contacting our support team. Your request has been logged and an agent will reply within two business days. "
+    "Please do not reply to this automated message.",
+    "You are receiving this email because you subscribed to updates from our service. To stop these messages, "
+    "open your account settings and change your notification preferences at any time.",
+)
+
+
+@dataclass(frozen=True)
+class BoilerplateSpec:
+    """Knobs of the boilerplate corpus: short messages under shared footers, next to ordinary ones."""
+
+    short: float = 0.5  # share of originals that are ~8 distinct words plus a boilerplate block
+    with_block: float = 0.25  # share of longer originals that also carry a block (the rest have none)
+    short_words: tuple[int, int] = (6, 11)
+    long_words: tuple[int, int] = (20, 150)
+    blocks: int = 8  # distinct boilerplate blocks: the three above and generated ones of 25-40 words
+    top: float = 0.3  # share of blocks placed above the message (a banner) rather than below
+    dup_groups: float = 0.3
+    max_copies: int = 2
+    edit_rate: tuple[float, float] = (0.03, 0.08)
+    variants: tuple[float, float, float] = (0.2, 0.2, 0.6)  # exact, format, edit
+
+
+def generate_boilerplate(n_docs: int, *, seed: int = 0, spec: BoilerplateSpec | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Distinct messages that share long boilerplate blocks, and lightly edited copies.
+
+    Half of the originals are a short message (about 8 words of its own) under or over one
+    of a few ~30-word blocks (disclaimers, support footers, subscription notes): as whole
+    texts they overlap by 0.6 or more, yet they are different messages. The others are
+    longer messages, a quarter of them with a block. 30% of originals get 1-2 copies
+    (exact, re-formatted, or with 3-8% of the words edited, at least one, anywhere,
+    the block included). Returns ``(id, text)`` and the truth (``id, group, variant``),
+    like ``generate``.
+    """
+    spec = spec or BoilerplateSpec()
+    rng = np.random.default_rng(seed)
+    writer = _Writer(rng)
+    blocks = list(_FOOTERS) + [writer.text(int(rng.integers(25, 41))).replace("\n\n", " ") for _ in range(spec.blocks - len(_FOOTERS))]
+    texts: list[str] = []
+    groups: list[int] = []
+    variants: list[str] = []
+    group = 0
+    while len(texts) < n_docs:
+        original = _message(writer, blocks, spec)
+        texts.append(original)
+        groups.append(group)
+        variants.append("original")
+        if rng.random() < spec.dup_groups:
+            for _ in range(int(rng.integers(1, spec.max_copies + 1))):
+                kind = str(rng.choice(["exact", "format", "edit"], p=list(spec.variants)))
+                copy = _format_variant(original, rng) if kind == "format" else original
+                if kind == "edit":
+                    copy = _edit_variant(original, float(rng.uniform(*spec.edit_rate)), writer)
+                texts.append(copy)
+                groups.append(group)
+                variants.append(kind)
+        group += 1
+    order = rng.permutation(len(texts))[:n_docs]
+    ids = [f"b{i:07d}" for i in range(n_docs)]
+    df = pl.DataFrame({"id": ids, "text": [texts[i] for i in order]})
+    truth = pl.DataFrame({"id": ids, "group": [groups[i] for i in order], "variant": [variants[i] for i in order]})
+    return df, truth
+
+
+def _message(writer: _Writer, blocks: list[str], spec: BoilerplateSpec) -> str:
+    rng = writer.rng
+    short = rng.random() < spec.short
+    body = writer.text(int(rng.integers(*(spec.short_words if short else spec.long_words)))).replace("\n\n", " ")
+    if not short and rng.random() >= spec.with_block:
+        return body
+    block = blocks[int(rng.integers(len(blocks)))]
+    return f"{block}\n\n{body}" if rng.random() < spec.top else f"{body}\n\n{block}"

@@ -11,20 +11,24 @@
    and removes the rows verified as duplicates *of it*. A row similar only to a removed
    row stays, so one bridging row never joins two unrelated rows, and every cluster keeps
    its keeper.
+   With boilerplate discounting (the default, ``curation.stages.dedup.boilerplate``), the
+   verification weighs shingles inside boilerplate blocks (text many distinct rows share)
+   down, so different messages under one footer are not duplicates.
 4. With ``against: RUN`` (or a list of runs) the curated datasets of earlier runs are
    prepended as rows that are always kept, so a new batch loses exactly its copies of
    what was curated before.
 
 Findings hold one row per removed row (``id``, ``kept_id``, ``cluster_id``,
-``similarity``, ``reason``, ``kept_from``) and never any text.
+``similarity``, ``reason``, ``kept_from``, ``boilerplate_discounted``) and never any text.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -37,6 +41,7 @@ from curation.core.options import Strict
 from curation.core.rundir import MANIFEST, load_dataset
 from curation.core.schema import FORMS, Kind, detect_form
 from curation.core.stage import StageContext, StageResult
+from curation.stages.dedup import boilerplate as bp
 from curation.stages.dedup import minhash as mh
 
 KNOWN_FIELDS = sorted({c for forms in FORMS.values() for form in forms for c in form.columns})
@@ -57,6 +62,7 @@ T = TypeVar("T")
 _CHUNK = 1024  # documents per hashing task: keeps the byte-level arrays in cache...
 _CHUNK_BYTES = 8 << 20  # ...and fewer when the texts are long
 _SHINGLE_CACHE = 1 << 30  # bytes of shingle hashes kept from the first pass for verification
+_BLOCK_SAMPLE = 2_000  # rows (evenly spaced) whose boilerplate blocks the report counts
 _SEP = " \x1f "  # between fields, so that moving words from one field to the next changes the key
 
 
@@ -98,6 +104,14 @@ class DedupConfig(Strict):
     against: str | list[str] | None = None  # earlier runs (directories or run ids) whose datasets are kept
     minhash: MinHashConfig = Field(default_factory=MinHashConfig)  # type: ignore[arg-type]
     workers: int | None = Field(None, ge=1)  # hashing threads; default: the CPU count (at most 8)
+    boilerplate: bp.BoilerplateConfig = Field(default_factory=bp.BoilerplateConfig)  # type: ignore[arg-type]
+    strip_boilerplate: bool = False  # remove the frequent boilerplate blocks from the kept rows' text
+
+    @model_validator(mode="after")
+    def _strip_needs_words(self) -> DedupConfig:
+        if self.strip_boilerplate and (self.minhash.shingle != "word" or not self.boilerplate.enabled or not self.near):
+            raise ValueError("`strip_boilerplate` needs `near`, `boilerplate.enabled` and word shingles (`minhash.shingle: word`)")
+        return self
 
     @field_validator("fields")
     @classmethod
@@ -132,10 +146,11 @@ class _Verdicts:
     kept_by: np.ndarray
     similarity: np.ndarray
     reason: np.ndarray
+    discounted: np.ndarray  # the similarity left boilerplate shingles out
 
     @classmethod
     def all_kept(cls, n: int) -> _Verdicts:
-        return cls(np.full(n, -1, np.int64), np.ones(n), np.full(n, "", dtype=object))
+        return cls(np.full(n, -1, np.int64), np.ones(n), np.full(n, "", dtype=object), np.zeros(n, bool))
 
     def remove(self, rows: np.ndarray, keepers: np.ndarray, similarity: np.ndarray | float, reason: str) -> None:
         self.kept_by[rows], self.similarity[rows], self.reason[rows] = keepers, similarity, reason
@@ -150,7 +165,15 @@ def dedup(df: pl.DataFrame, cfg: DedupConfig, ctx: StageContext) -> StageResult:
     survivors = _exact(hashed.keys, table.fixed, verdicts) if cfg.exact else np.arange(len(table.ids))
     near_stats = _near(table, hashed, survivors, cfg, ctx, verdicts) if cfg.near else {}
     _repoint(verdicts)
-    return _result(df, table, verdicts, cfg, near_stats)
+    result = _result(df, table, verdicts, cfg, near_stats)
+    if hashed.boiler is not None:
+        result = _with_boilerplate_blocks(result, df, table, hashed, verdicts, cfg, ctx)
+    return result
+
+
+def _boilerplate_on(cfg: DedupConfig) -> bool:
+    """Boilerplate-aware comparison needs the shingle sets: near dedup with exact-Jaccard verification."""
+    return cfg.near and cfg.boilerplate.enabled and cfg.minhash.verify == "jaccard"
 
 
 def resolve_fields(cfg: DedupConfig, kind: Kind, columns: list[str]) -> list[str]:
@@ -318,6 +341,10 @@ class _Hashed:
     sigs: np.ndarray  # (n, num_perm) uint32: MinHash hashvalues
     has_shingles: np.ndarray  # False for an empty key text
     shingles: dict[int, tuple[np.ndarray, np.ndarray]]  # chunk -> (hashes, offsets), kept within _SHINGLE_CACHE
+    boiler: bp.Boilerplate | None = None  # phrase document frequencies, when boilerplate is discounted
+    blocks: pl.DataFrame | None = None  # the boilerplate blocks of the candidates and the sample (``_find_blocks``)
+    block_sample: np.ndarray | None = None  # the rows whose blocks the report counts
+    block_rows: np.ndarray | None = None  # the rows whose blocks were looked for
 
 
 def _hash_all(texts: pl.Series, cfg: DedupConfig, ctx: StageContext, *, cache_shingles: bool) -> _Hashed:
@@ -328,13 +355,21 @@ def _hash_all(texts: pl.Series, cfg: DedupConfig, ctx: StageContext, *, cache_sh
     """
     m = cfg.minhash
     perms = mh.permutations(m.num_perm, m.seed)
+    boiler = (
+        bp.Boilerplate(cfg.boilerplate, bp.DocFrequency.for_bytes(int(texts.str.len_bytes().sum() or 0))) if _boilerplate_on(cfg) else None
+    )
 
     def one(chunk: pl.Series) -> tuple[np.ndarray, ...]:
         tok = mh.tokenize(chunk, strip_punctuation=cfg.strip_punctuation)
         if not cfg.near:
             return mh.exact_keys(tok), np.zeros((chunk.len(), 0), np.uint32), np.diff(tok.word_offsets) > 0
         hashes, offsets = mh.shingle_hashes(tok, m.shingle, m.ngram)
-        return mh.exact_keys(tok), mh.signatures(hashes, offsets, perms), np.diff(offsets) > 0, hashes, offsets
+        out = mh.exact_keys(tok), mh.signatures(hashes, offsets, perms), np.diff(offsets) > 0, hashes, offsets
+        if boiler is None:
+            return out
+        fresh = boiler.df.claim(out[0])
+        phrases, _, _, phrase_offsets = boiler.phrases(hashes, offsets)
+        return *out, *boiler.df.chunk_counts(phrases, phrase_offsets, fresh), np.array(fresh.size)
 
     keys, sigs, has_shingles, cache, cached_bytes = [], [], [], {}, 0
     for i, part in enumerate(_map_chunks(texts, one, cfg, ctx, "hashing")):
@@ -343,9 +378,13 @@ def _hash_all(texts: pl.Series, cfg: DedupConfig, ctx: StageContext, *, cache_sh
         has_shingles.append(part[2])
         if len(part) > 3 and cache_shingles and cached_bytes + part[3].nbytes <= _SHINGLE_CACHE:
             cache[i], cached_bytes = (part[3], part[4]), cached_bytes + part[3].nbytes
+        if boiler is not None:
+            boiler.df.add(part[5], part[6], int(part[7]))
+    if boiler is not None:
+        boiler.finish()
     if not keys:
-        return _Hashed(np.zeros((0, 2), np.uint64), np.zeros((0, m.num_perm if cfg.near else 0), np.uint32), np.zeros(0, bool), {})
-    return _Hashed(np.concatenate(keys), np.concatenate(sigs), np.concatenate(has_shingles), cache)
+        return _Hashed(np.zeros((0, 2), np.uint64), np.zeros((0, m.num_perm if cfg.near else 0), np.uint32), np.zeros(0, bool), {}, boiler)
+    return _Hashed(np.concatenate(keys), np.concatenate(sigs), np.concatenate(has_shingles), cache, boiler)
 
 
 # ---------------------------------------------------------------------------- exact
@@ -367,58 +406,140 @@ def _near(table: _Table, hashed: _Hashed, nodes: np.ndarray, cfg: DedupConfig, c
     live = np.flatnonzero(has_shingles)  # an empty text has no shingles and matches nothing
     pairs = live[mh.candidate_pairs(mh.band_keys(sigs[live], bands, rows))]
     pairs = pairs[~(fixed[pairs[:, 0]] & fixed[pairs[:, 1]])]
+    discounted, whole = np.zeros(len(pairs), bool), np.zeros(len(pairs))
+    if hashed.boiler is not None:  # the blocks of the candidates, and of a sample of rows for the report
+        hashed.block_sample = nodes[live][:: max(1, -(-live.size // _BLOCK_SAMPLE))]
+        hashed.block_rows = np.union1d(nodes[pairs.ravel()], hashed.block_sample)
+        hashed.blocks = _find_blocks(table, hashed, hashed.block_rows, cfg, ctx)
     if m.verify == "jaccard":
-        scores = _verify_jaccard(table, hashed, nodes[pairs], cfg, ctx)
+        scores, discounted, whole = _verify_jaccard(table, hashed, nodes[pairs], cfg, ctx)
     else:
         scores = (sigs[pairs[:, 0]] == sigs[pairs[:, 1]]).mean(axis=1) if len(pairs) else np.zeros(0)
     ok = scores >= m.threshold
     keeper, similarity = star_clusters(len(nodes), pairs[ok, 0], pairs[ok, 1], scores[ok], fixed)
     removed = np.flatnonzero(keeper >= 0)
     verdicts.remove(nodes[removed], nodes[keeper[removed]], similarity[removed], "near_duplicate")
-    counts = {"candidate_pairs": len(pairs), "verified_pairs": int(ok.sum()), "rows_without_shingles": int((~has_shingles).sum())}
+    counts: dict[str, Any] = {
+        "candidate_pairs": len(pairs),
+        "verified_pairs": int(ok.sum()),
+        "rows_without_shingles": int((~has_shingles).sum()),
+    }
+    if hashed.boiler is not None:
+        verdicts.discounted[nodes[removed]] = _edge_flags(len(nodes), pairs[ok], discounted[ok], keeper[removed], removed)
+        counts["boilerplate"] = {
+            "pairs_discounted": int(discounted.sum()),  # compared without their boilerplate shingles
+            "pairs_kept_apart": int((discounted & (whole >= m.threshold) & ~ok).sum()),  # duplicates only through boilerplate
+            "removed_with_discount": int(verdicts.discounted[nodes[removed]].sum()),
+        }
     return {"bands": bands, "rows": rows, **counts}
 
 
-def _verify_jaccard(table: _Table, hashed: _Hashed, pairs: np.ndarray, cfg: DedupConfig, ctx: StageContext) -> np.ndarray:
+def _edge_flags(n: int, edges: np.ndarray, flags: np.ndarray, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """``flags`` of the edges ``src -> dst`` (each one of ``edges``)."""
+    codes = edges[:, 0] * n + edges[:, 1]
+    order = np.argsort(codes)
+    return flags[order[np.searchsorted(codes[order], src * n + dst)]] if len(dst) else np.zeros(0, bool)
+
+
+def _verify_jaccard(
+    table: _Table, hashed: _Hashed, pairs: np.ndarray, cfg: DedupConfig, ctx: StageContext
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Exact Jaccard similarity of the shingle sets of each candidate pair of table rows.
 
-    With several parts (fields), the smallest of the per-part similarities.
+    With several parts (fields), the smallest of the per-part similarities. With
+    boilerplate discounting, on the shingles outside boilerplate blocks (``boilerplate.compare``).
+    Returns the similarities, whether boilerplate was left out, and the similarities of the whole texts.
     """
+    scores, discounted, whole = np.ones(len(pairs)), np.zeros(len(pairs), bool), np.ones(len(pairs))
+    if not len(pairs):
+        return scores, discounted, whole
     rows = np.unique(pairs)
     local = np.searchsorted(rows, pairs).tolist()
-    if table.parts is None:
-        sets = _shingle_sets(table.key, rows, hashed.shingles, cfg, ctx)
-        return np.array([mh.jaccard(sets[u], sets[v]) for u, v in local])
-    scores = np.ones(len(pairs))
-    for name in table.parts.columns:
-        sets = _shingle_sets(table.parts[name], rows, {}, cfg, ctx)
-        np.minimum(scores, [mh.jaccard(sets[u], sets[v]) for u, v in local], out=scores)
-    return scores
+    parts = [table.key] if table.parts is None else [table.parts[name] for name in table.parts.columns]
+    for texts in parts:
+        blocks = hashed.blocks if table.parts is None else None  # blocks of the joined key: for each part found anew
+        full, rare = _shingle_sets(texts, rows, hashed.shingles if table.parts is None else {}, cfg, ctx, hashed.boiler, blocks)
+        if rare is None:
+            np.minimum(scores, [mh.jaccard(full[u], full[v]) for u, v in local], out=scores)
+            continue
+        weighted, discount, plain = bp.pair_similarities(full, rare, np.array(local, np.int64), cfg.boilerplate.weight)
+        np.minimum(scores, weighted, out=scores)
+        discounted |= discount
+        np.minimum(whole, plain, out=whole)
+    return scores, discounted, (whole if hashed.boiler is not None else scores)
 
 
 def _shingle_sets(
-    texts: pl.Series, rows: np.ndarray, cache: dict[int, tuple[np.ndarray, np.ndarray]], cfg: DedupConfig, ctx: StageContext
-) -> list[np.ndarray]:
-    """Sorted distinct shingle hashes of ``texts[rows]``: from the first pass's cache, else hashed again."""
-    out: list[np.ndarray] = [np.zeros(0, np.uint64)] * len(rows)
+    texts: pl.Series,
+    rows: np.ndarray,
+    cache: dict[int, tuple[np.ndarray, np.ndarray]],
+    cfg: DedupConfig,
+    ctx: StageContext,
+    boiler: bp.Boilerplate | None = None,
+    blocks: pl.DataFrame | None = None,
+) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
+    """Sorted distinct shingle hashes of ``texts[rows]``, and with ``boiler`` those outside boilerplate blocks
+    (``blocks`` when they are known, else found)."""
+    empty = np.zeros(0, np.uint64)
+    full: list[np.ndarray] = [empty] * len(rows)
+    rare: list[np.ndarray] | None = None if boiler is None else [empty] * len(rows)
+    for at, hashes, offsets in _sequences(texts, rows, cache, cfg, ctx, "verifying"):
+        if boiler is None:
+            values, set_offsets = mh.shingle_sets(hashes, offsets)
+            found, distinctive = np.split(values, set_offsets[1:-1]), None
+        else:
+            found, distinctive = boiler.profiles(hashes, offsets, None if blocks is None else bp.blocks_of(blocks, rows[at]))
+        for k, i in enumerate(at.tolist()):
+            full[i] = found[k]
+            if rare is not None and distinctive is not None:
+                rare[i] = distinctive[k]
+    return full, rare
+
+
+def _sequences(
+    texts: pl.Series, rows: np.ndarray, cache: dict[int, tuple[np.ndarray, np.ndarray]], cfg: DedupConfig, ctx: StageContext, what: str
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The shingle hashes of ``texts[rows]`` in text order, in batches: (positions in ``rows``, hashes, offsets).
+
+    From the first pass's cache where it has them, else hashed again.
+    """
     bounds = chunk_starts(texts)
     chunk = np.searchsorted(bounds, rows, side="right") - 1
     cached = np.array([c in cache for c in chunk.tolist()], bool)
-    for i in np.flatnonzero(cached).tolist():
-        hashes, offsets = cache[int(chunk[i])]
-        at = int(rows[i] - bounds[chunk[i]])
-        out[i] = mh.distinct_sorted(hashes[offsets[at] : offsets[at + 1]])
-    rest = np.flatnonzero(~cached)
-    fresh = _map_chunks(texts.gather(rows[rest]), lambda chunk: _sets_of(chunk, cfg), cfg, ctx, "verifying")
-    for i, values in zip(rest.tolist(), (v for part in fresh for v in part), strict=True):
-        out[i] = values
-    return out
+    hit = np.flatnonzero(cached)
+    for lo in range(0, len(hit), _CHUNK):
+        at, pieces = hit[lo : lo + _CHUNK], []
+        for i in at.tolist():
+            hashes, offsets = cache[int(chunk[i])]
+            k = int(rows[i] - bounds[chunk[i]])
+            pieces.append(hashes[offsets[k] : offsets[k + 1]])
+        yield at, np.concatenate(pieces), np.r_[0, np.cumsum([len(p) for p in pieces])]
+    rest, done = np.flatnonzero(~cached), 0
+    for hashes, offsets in _map_chunks(texts.gather(rows[rest]), lambda part: _hashes_of(part, cfg), cfg, ctx, what):
+        n = len(offsets) - 1
+        yield rest[done : done + n], hashes, offsets
+        done += n
 
 
-def _sets_of(chunk: pl.Series, cfg: DedupConfig) -> list[np.ndarray]:
+def _find_blocks(table: _Table, hashed: _Hashed, rows: np.ndarray, cfg: DedupConfig, ctx: StageContext) -> pl.DataFrame:
+    """The boilerplate blocks of the table rows ``rows``: ``row``, ``start``, ``end`` (shingle positions), ``key``; by row."""
+    assert hashed.boiler is not None
+    boiler = hashed.boiler
+
+    def one(batch: tuple[np.ndarray, np.ndarray, np.ndarray]) -> pl.DataFrame:
+        doc, start, end, key = boiler.blocks(batch[1], batch[2])
+        return pl.DataFrame({"row": rows[batch[0]][doc], "start": start, "end": end, "key": key})
+
+    batches = _sequences(table.key, rows, hashed.shingles, cfg, ctx, "boilerplate")
+    with ThreadPoolExecutor(cfg.workers or min(os.cpu_count() or 1, 8)) as pool:
+        frames = list(pool.map(one, batches))
+    schema = {"row": pl.Int64, "start": pl.Int64, "end": pl.Int64, "key": pl.UInt64}
+    return pl.concat([pl.DataFrame(schema=schema), *(f.cast(schema) for f in frames)]).sort("row", "start")  # type: ignore[arg-type]
+
+
+def _hashes_of(chunk: pl.Series, cfg: DedupConfig) -> tuple[np.ndarray, np.ndarray]:
     tok = mh.tokenize(chunk, strip_punctuation=cfg.strip_punctuation)
-    values, offsets = mh.shingle_sets(*mh.shingle_hashes(tok, cfg.minhash.shingle, cfg.minhash.ngram))
-    return np.split(values, offsets[1:-1])
+    return mh.shingle_hashes(tok, cfg.minhash.shingle, cfg.minhash.ngram)
 
 
 def star_clusters(n: int, src: np.ndarray, dst: np.ndarray, score: np.ndarray, fixed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -462,6 +583,7 @@ def _repoint(verdicts: _Verdicts) -> None:
     moved = moved[kept_by[kept_by[moved]] >= 0]
     via = kept_by[moved]
     verdicts.remove(moved, kept_by[via], verdicts.similarity[via], "near_duplicate")
+    verdicts.discounted[moved] = verdicts.discounted[via]
 
 
 # ---------------------------------------------------------------------------- result
@@ -478,6 +600,7 @@ def _result(df: pl.DataFrame, table: _Table, verdicts: _Verdicts, cfg: DedupConf
             "similarity": verdicts.similarity[removed],
             "reason": reasons,
             "kept_from": table.source[keepers].astype(str),
+            "boilerplate_discounted": verdicts.discounted[removed],
         },
         schema=FINDINGS_SCHEMA,
     )
@@ -494,6 +617,7 @@ FINDINGS_SCHEMA = {
     "similarity": pl.Float64,
     "reason": pl.String,
     "kept_from": pl.String,
+    "boilerplate_discounted": pl.Boolean,  # the similarity was computed without the shared boilerplate
 }
 
 
@@ -529,6 +653,53 @@ def _stats(findings: pl.DataFrame, table: _Table, cfg: DedupConfig, near_stats: 
             "threshold": m.threshold,
             "verify": m.verify,
             "seed": m.seed,
-            **near_stats,
+            **{k: v for k, v in near_stats.items() if k != "boilerplate"},
         }
+        b = cfg.boilerplate
+        out["boilerplate"] = {"enabled": _boilerplate_on(cfg)}
+        if _boilerplate_on(cfg):
+            out["boilerplate"] |= {"min_docs": b.min_docs, "min_share": b.min_share, "phrase": b.phrase, "min_block": b.min_block}
+            out["boilerplate"] |= {"max_gap": b.max_gap, "weight": b.weight, **near_stats.get("boilerplate", {})}
     return out
+
+
+# ---------------------------------------------------------------------------- boilerplate blocks of the kept rows
+def _with_boilerplate_blocks(
+    result: StageResult, df: pl.DataFrame, table: _Table, hashed: _Hashed, verdicts: _Verdicts, cfg: DedupConfig, ctx: StageContext
+) -> StageResult:
+    """The frequent boilerplate blocks of the kept rows in ``stats["boilerplate"]`` (counts, masked examples);
+    with ``strip_boilerplate`` also removed from the kept rows' text."""
+    boiler, blocks = hashed.boiler, hashed.blocks
+    assert boiler is not None and blocks is not None and hashed.block_sample is not None and hashed.block_rows is not None
+    kept = np.flatnonzero((verdicts.kept_by < 0) & ~table.fixed)
+    sample = np.intersect1d(hashed.block_sample, kept)
+    in_sample = blocks.filter(pl.col("row").is_in(pl.Series(sample).implode()))
+    frequent = bp.frequent_blocks(in_sample, max(2, math.ceil(boiler.min_df * sample.size / max(kept.size, 1))))
+    found = in_sample.filter(pl.col("key").is_in(frequent["key"].implode()))
+    stats = dict(result.stats)
+    stats["boilerplate"] = {
+        **stats["boilerplate"],
+        "min_df": boiler.min_df,
+        "distinct_texts": boiler.df.documents,
+        "rows_examined": int(sample.size),  # kept rows whose blocks were counted (all, or an even sample)
+        "rows_with_blocks": found["row"].n_unique(),
+        "blocks": bp.block_examples(frequent.head(cfg.boilerplate.top), in_sample, sample.size, table.key, **_word_options(cfg)),
+        "examples_masked_by": "regex",
+    }
+    if not cfg.strip_boilerplate:
+        return replace(result, stats=stats)
+    if len(table.fields) != 1 or df.schema[table.fields[0]] != pl.String:
+        raise ConfigError(f"`dedup.strip_boilerplate` needs one text field to strip; the dedup fields are {', '.join(table.fields)}")
+    rest = np.setdiff1d(kept[hashed.has_shingles[kept]], hashed.block_rows)
+    every = pl.concat([blocks, _find_blocks(table, hashed, rest, cfg, ctx)]).filter(pl.col("row").is_in(pl.Series(kept).implode()))
+    frequent_all = bp.frequent_blocks(every, boiler.min_df)
+    found_all = every.filter(pl.col("key").is_in(frequent_all["key"].implode()))
+    at = np.searchsorted(np.sort(table.row[kept]), table.row[found_all["row"].to_numpy()])  # the rows' places in `kept`
+    kept_frame, stripped, skipped = bp.strip_column(result.kept, table.fields[0], found_all.with_columns(row=at), **_word_options(cfg))
+    stats["boilerplate"] |= {"stripped_rows": stripped, "strip_skipped_rows": skipped}
+    return replace(result, kept=kept_frame, stats=stats)
+
+
+def _word_options(cfg: DedupConfig) -> dict[str, Any]:
+    """How block positions map to words: word shingles of ``ngram`` words (None: character shingles, no words)."""
+    return {"ngram": cfg.minhash.ngram if cfg.minhash.shingle == "word" else None, "strip_punctuation": cfg.strip_punctuation}

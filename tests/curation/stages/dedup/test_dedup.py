@@ -134,6 +134,7 @@ def test_exact_duplicates_after_case_space_and_line_break_changes() -> None:
             "similarity": [1.0, 1.0],
             "reason": ["exact_duplicate"] * 2,
             "kept_from": ["input"] * 2,
+            "boilerplate_discounted": [False] * 2,
         }
     )
     assert_frame_equal(res.findings, expected)

@@ -1,0 +1,403 @@
+"""Boilerplate-aware near duplicates: blocks of text that many distinct documents share.
+
+Two different messages under the same long support footer or legal disclaimer overlap a
+lot: with a 30-word footer and 8 words of their own, their word-bigram Jaccard is about
+0.6, like a lightly edited copy's. So:
+
+1. **Phrase frequencies.** While hashing, each run of ``phrase`` consecutive shingles (a
+   5-word phrase for word bigrams) of every distinct text is counted in a hashed table
+   of saturating 16-bit counters (``DocFrequency``); exact copies count once.
+2. **Blocks.** A phrase in at least ``min_df = max(min_docs, ceil(min_share * texts))``
+   texts is common. The shingles covered by common phrases form runs; runs a few
+   shingles apart are joined (a word edited inside a footer); a run of at least
+   ``min_block`` covered shingles is a block. Frequent words and bigrams of ordinary
+   prose do not make blocks: they are not 5-word phrases recurring in many texts.
+3. **Comparison** (``compare``, vectorised in ``pair_similarities``): weighted Jaccard,
+   a shingle outside every block (in either text) weighs 1, one inside blocks weighs
+   ``weight``. Texts that are both all boilerplate compare as plain Jaccard.
+
+The blocks of the kept rows are also counted for the report (keyed by their smallest
+shingle hash, so variants of one footer usually share a key) and can be stripped.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field
+
+from curation.core.masking import mask_example
+from curation.stages.dedup import minhash as mh
+
+_PAIR_BATCH = 50_000  # pairs compared at once (bounded memory)
+_SPACE_RE = re.compile(r"[\s\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+")
+
+
+class BoilerplateConfig(BaseModel):
+    """When shared text counts as boilerplate, and how pairs are compared around it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True  # compare near-duplicate candidates on their non-boilerplate shingles
+    min_docs: int = Field(5, ge=2)  # a shingle is common in at least this many distinct documents...
+    min_share: float = Field(0.0001, ge=0, le=1)  # ...and this share of them (the larger wins)
+    phrase: int = Field(4, ge=1)  # consecutive shingles counted together (4 word bigrams: a 5-word phrase)
+    min_block: int = Field(10, ge=1)  # shingles in a run of common phrases for it to be a block (about a sentence)
+    max_gap: int = Field(4, ge=0)  # other shingles bridged inside a block (an edited word leaves `ngram`)
+    weight: float = Field(0.1, ge=0, le=1)  # of a boilerplate shingle, against 1 for a distinctive one
+    top: int = Field(10, ge=0)  # blocks listed in the stats and the report
+
+
+# ---------------------------------------------------------------------------- document frequency
+class DocFrequency:
+    """Phrase document frequencies in a hashed table of saturating 16-bit counters.
+
+    Hash collisions can only add to a count. With several counters per word of the
+    corpus a rare phrase is rarely pushed over the threshold, and a stray one does no
+    harm: a block needs ``min_block`` consecutive shingles covered by common phrases.
+    Each distinct text counts once: the hashing threads ``claim`` the exact keys of their
+    chunk, and only the texts claimed first are counted. Which copy of a text is counted
+    does not matter (copies have the same phrases), so the counts do not depend on the
+    order the threads run in.
+    """
+
+    def __init__(self, bits: int) -> None:
+        self.mask = np.uint64((1 << bits) - 1)  # of the hash bits 24.., at most 26 bits: below the text number
+        self.table = np.zeros(1 << bits, np.uint16)
+        self.documents = 0
+        self._seen: set[int] = set()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def for_bytes(cls, text_bytes: int) -> DocFrequency:
+        """Sized for a corpus of ``text_bytes``: three to six counters per word, 2**16 to 2**26 of them."""
+        return cls(int(np.clip(math.ceil(math.log2(max(text_bytes // 2, 1))), 16, 26)))
+
+    def claim(self, keys: np.ndarray) -> np.ndarray:
+        """Indices of the texts (exact keys, n x 2) not claimed before (by the first 64 bits of their key)."""
+        fresh = []
+        with self._lock:
+            for i, key in enumerate(keys[:, 0].tolist()):
+                if key not in self._seen:
+                    self._seen.add(key)
+                    fresh.append(i)
+        return np.array(fresh, np.int64)
+
+    def chunk_counts(self, phrases: np.ndarray, offsets: np.ndarray, documents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(counters, increments) for the distinct phrases of ``documents``; in the hashing threads."""
+        sizes = np.diff(offsets)
+        doc = np.repeat(np.arange(sizes.size, dtype=np.uint64), sizes)
+        if documents.size < sizes.size:
+            take = np.isin(doc, documents.astype(np.uint64))
+            phrases, doc = phrases[take], doc[take]
+        # one (text, phrase) key per phrase of a text, with the counter's bits: sorted, each distinct pair counts once
+        pairs = _distinct(np.sort((doc << np.uint64(40)) | ((phrases >> np.uint64(24)) & self.mask)))
+        slots = np.sort((pairs & self.mask).astype(np.int64))
+        first = np.flatnonzero(np.r_[True, slots[1:] != slots[:-1]]) if slots.size else np.zeros(0, np.int64)
+        return slots[first], np.diff(np.r_[first, slots.size])
+
+    def add(self, slots: np.ndarray, counts: np.ndarray, documents: int) -> None:
+        """Add one chunk's ``chunk_counts`` (its counters are distinct)."""
+        self.table[slots] = np.minimum(self.table[slots] + counts, np.iinfo(np.uint16).max)
+        self.documents += documents
+
+    def count(self, hashes: np.ndarray) -> np.ndarray:
+        """Estimated document frequency of each hash (never below the true count, at most 65,535)."""
+        return self.table[((hashes >> np.uint64(24)) & self.mask).astype(np.int64)]
+
+
+# ---------------------------------------------------------------------------- blocks
+@dataclass
+class Boilerplate:
+    """The frequency table and its threshold: where the blocks of a document are."""
+
+    cfg: BoilerplateConfig
+    df: DocFrequency
+    min_df: int = field(init=False, default=0)
+
+    def finish(self) -> None:
+        self.min_df = min(max(self.cfg.min_docs, math.ceil(self.cfg.min_share * self.df.documents)), np.iinfo(np.uint16).max)
+
+    def phrases(self, hashes: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Hashes of the runs of ``phrase`` consecutive shingles of each document: (hashes, starts, ends, offsets)."""
+        starts, ends, counts = mh.windows(offsets, self.cfg.phrase)
+        found = mh.fmix64(mh.range_hash(hashes, starts, ends)) if starts.size else np.zeros(0, np.uint64)
+        return found, starts, ends, np.r_[0, np.cumsum(counts)]
+
+    def blocks(self, hashes: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The blocks of documents (shingle hashes concatenated, split by ``offsets``): their
+        document, first and last-plus-one shingle positions in it, and key (smallest shingle hash)."""
+        phrases, starts, ends, _ = self.phrases(hashes, offsets)
+        common = self.df.count(phrases) >= self.min_df
+        depth = np.bincount(starts[common], minlength=hashes.size + 1) - np.bincount(ends[common], minlength=hashes.size + 1)
+        covered = np.cumsum(depth)[: hashes.size] > 0
+        doc = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+        closed = _bridge_gaps(covered, doc, self.cfg.max_gap, max(self.cfg.phrase + 1, self.cfg.min_block // 2))
+        run_starts, run_ends = _runs(closed, doc)
+        counts = np.r_[0, np.cumsum(covered, dtype=np.int64)]
+        is_block = closed[run_starts] & (counts[run_ends] - counts[run_starts] >= self.cfg.min_block)
+        run_starts, run_ends = run_starts[is_block], run_ends[is_block]
+        bounds = np.c_[run_starts, run_ends].ravel()  # reduceat over [start, end) pairs; the padding ends the last one
+        keys = np.minimum.reduceat(np.r_[hashes, np.uint64(0)], bounds)[::2] if run_starts.size else np.zeros(0, np.uint64)
+        block_doc = doc[run_starts]
+        return block_doc, run_starts - offsets[block_doc], run_ends - offsets[block_doc], keys
+
+    def profiles(
+        self, hashes: np.ndarray, offsets: np.ndarray, blocks: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Per document: its sorted distinct shingles, and those outside blocks (its distinctive shingles).
+
+        ``blocks``: (document, start, end) of the blocks when known, else found here.
+        """
+        doc, start, end = blocks if blocks is not None else self.blocks(hashes, offsets)[:3]
+        full, full_off = mh.shingle_sets(hashes, offsets)
+        full_sets = np.split(full, full_off[1:-1])
+        rare_sets = list(full_sets)
+        if not doc.size:
+            return full_sets, rare_sets
+        depth = np.bincount(offsets[doc] + start, minlength=hashes.size + 1) - np.bincount(offsets[doc] + end, minlength=hashes.size + 1)
+        inside = np.cumsum(depth)[: hashes.size] > 0
+        with_blocks = np.unique(doc)
+        for d in with_blocks.tolist():
+            lo, hi = offsets[d], offsets[d + 1]
+            rare_sets[d] = mh.distinct_sorted(hashes[lo:hi][~inside[lo:hi]])
+        return full_sets, rare_sets
+
+
+def _distinct(values: np.ndarray) -> np.ndarray:
+    """The distinct values of a sorted array (``np.unique`` without its hashing path, much slower here)."""
+    return values[np.r_[True, values[1:] != values[:-1]]] if values.size else values
+
+
+def _runs(values: np.ndarray, doc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Starts and ends of the runs of equal ``values`` within each document."""
+    if not values.size:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    change = np.r_[True, (values[1:] != values[:-1]) | (doc[1:] != doc[:-1])]
+    starts = np.flatnonzero(change)
+    return starts, np.r_[starts[1:], len(values)]
+
+
+def _bridge_gaps(covered: np.ndarray, doc: np.ndarray, max_gap: int, flank: int) -> np.ndarray:
+    """``covered`` with gaps of at most ``max_gap`` shingles between two covered runs of ``flank``+ shingles filled.
+
+    An edited word inside a footer leaves long covered runs on both sides; one common
+    phrase in a message's own words (a frequent word next to the footer, a stray count)
+    covers only ``phrase`` shingles and is not joined to the footer.
+    """
+    starts, ends = _runs(covered, doc)
+    if starts.size < 3 or max_gap == 0:
+        return covered
+    length, run_doc = ends - starts, doc[starts]
+    inside = np.r_[False, run_doc[1:] == run_doc[:-1]] & np.r_[run_doc[:-1] == run_doc[1:], False]
+    long_prev, long_next = np.r_[0, length[:-1]] >= flank, np.r_[length[1:], 0] >= flank
+    bridge = ~covered[starts] & (length <= max_gap) & inside & long_prev & long_next
+    return covered | np.repeat(bridge, length)
+
+
+def overlap(a: np.ndarray, b: np.ndarray) -> int:
+    """Size of the intersection of two sorted sets of hashes."""
+    if a.size > b.size:
+        a, b = b, a
+    if a.size == 0:
+        return 0
+    pos = np.searchsorted(b, a)
+    return int(np.count_nonzero(b[np.minimum(pos, b.size - 1)] == a))
+
+
+def compare(full: tuple[np.ndarray, np.ndarray], rare: tuple[np.ndarray, np.ndarray], weight: float) -> tuple[float, bool, float]:
+    """(weighted Jaccard similarity, boilerplate discounted, plain Jaccard similarity) of one pair.
+
+    A shingle weighs 1 when it is distinctive (outside every block) in either document,
+    ``weight`` when it is boilerplate in both. Discounted: some shingle of the pair was
+    boilerplate. Two documents that are all boilerplate compare as plain Jaccard.
+    """
+    (a, b), (ra, rb) = full, rare
+    both = overlap(a, b)
+    union = a.size + b.size - both
+    whole = both / union if union else 1.0
+    rare_union = ra.size + rb.size - overlap(ra, rb)
+    if rare_union == union:  # no boilerplate in the pair
+        return whole, False, whole
+    rare_both = overlap(ra, b) + overlap(rb, a) - overlap(ra, rb)
+    shared = rare_both + weight * (both - rare_both)
+    return shared / (rare_union + weight * (union - rare_union)), True, whole
+
+
+def pair_similarities(
+    full: list[np.ndarray], rare: list[np.ndarray], pairs: np.ndarray, weight: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``compare`` for many pairs at once (``pairs`` index ``full`` and ``rare``).
+
+    Pairs without boilerplate get plain Jaccard one by one (small sorted sets, in cache);
+    the others are computed in batches by ``_weighted``.
+    """
+    sizes = np.array([f.size for f in full], np.int64)
+    blocked = np.array([r.size for r in rare], np.int64) < sizes
+    weighted, discounted, whole = np.zeros(len(pairs)), np.zeros(len(pairs), bool), np.zeros(len(pairs))
+    plain = ~(blocked[pairs[:, 0]] | blocked[pairs[:, 1]]) if len(pairs) else np.zeros(0, bool)
+    whole[plain] = [mh.jaccard(full[u], full[v]) for u, v in pairs[plain].tolist()]
+    weighted[plain] = whole[plain]
+    rest = np.flatnonzero(~plain)
+    for lo in range(0, rest.size, _PAIR_BATCH):
+        at = rest[lo : lo + _PAIR_BATCH]
+        rows = _distinct(np.sort(pairs[at].ravel()))
+        local = np.searchsorted(rows, pairs[at])
+        got = _weighted([full[i] for i in rows.tolist()], [rare[i] for i in rows.tolist()], local, weight)
+        weighted[at], discounted[at], whole[at] = got
+    return weighted, discounted, whole
+
+
+def _weighted(
+    full: list[np.ndarray], rare: list[np.ndarray], pairs: np.ndarray, weight: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``compare`` for many pairs, vectorised.
+
+    Each shingle becomes the key ``row << (64 - r) | hash >> r`` (``r`` bits for the row
+    number): sorted within a row and across rows, so that looking one row's shingles up in
+    another row is one ``searchsorted``. Dropping ``r`` low hash bits could merge two
+    shingles of a pair in about ``|A| |B| / 2**(64 - r)`` of pairs (1e-9 for 100,000 rows).
+    """
+    bits = max(int(len(full) - 1).bit_length(), 1)
+    key, sizes = _row_keys(full, bits)
+    rare_sizes = np.array([r.size for r in rare], np.int64)
+    offsets = np.r_[0, np.cumsum(sizes)]
+    is_rare = np.ones(key.size, bool)
+    for i in np.flatnonzero(rare_sizes < sizes).tolist():  # rows with blocks
+        is_rare[offsets[i] : offsets[i + 1]] = np.isin(full[i], rare[i], assume_unique=True)
+    a, b = pairs[:, 0], pairs[:, 1]
+    a, b = np.where(sizes[a] <= sizes[b], a, b), np.where(sizes[a] <= sizes[b], b, a)  # look up the smaller set's shingles
+    count = sizes[a]
+    pair = np.repeat(np.arange(len(pairs)), count)
+    element = offsets[a][pair] + np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
+    shift = np.uint64(64 - bits)
+    found, at = _found(key, (b[pair].astype(np.uint64) << shift) | (key[element] & np.uint64((1 << (64 - bits)) - 1)))
+    in_a, in_b = is_rare[element] & found, is_rare[at] & found
+    sums = [np.bincount(pair, weights=w, minlength=len(pairs)) for w in (found, in_a, in_b, in_a & in_b)]
+    both, rare_a_in_b, rare_b_in_a, rare_in_both = sums
+    union = sizes[a] + sizes[b] - both
+    whole = np.divide(both, union, out=np.ones(len(pairs)), where=union > 0)
+    rare_union = rare_sizes[a] + rare_sizes[b] - rare_in_both
+    rare_shared = rare_a_in_b + rare_b_in_a - rare_in_both
+    discounted = rare_union < union
+    weighted_union = rare_union + weight * (union - rare_union)
+    weighted = np.divide(
+        rare_shared + weight * (both - rare_shared), weighted_union, out=whole.copy(), where=discounted & (weighted_union > 0)
+    )
+    return weighted, discounted, whole
+
+
+def _row_keys(sets: list[np.ndarray], bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """The sorted sets as one sorted array of ``row << (64 - bits) | hash >> bits`` keys, and the set sizes."""
+    sizes = np.array([s.size for s in sets], np.int64)
+    values = np.concatenate(sets) if sets else np.zeros(0, np.uint64)
+    rows = np.repeat(np.arange(len(sets), dtype=np.uint64), sizes)
+    return (rows << np.uint64(64 - bits)) | (values >> np.uint64(bits)), sizes
+
+
+def _found(sorted_keys: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Whether each query is in ``sorted_keys``, and where."""
+    if not sorted_keys.size:
+        return np.zeros(queries.size, bool), np.zeros(queries.size, np.int64)
+    at = np.minimum(np.searchsorted(sorted_keys, queries), sorted_keys.size - 1)
+    return sorted_keys[at] == queries, at
+
+
+# ---------------------------------------------------------------------------- the kept rows' blocks
+def blocks_of(blocks: pl.DataFrame, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(position in ``rows``, start, end) of the blocks (``row``, ``start``, ``end``, sorted by row) of ``rows`` (ascending)."""
+    block_rows = blocks["row"].to_numpy()
+    lo, hi = np.searchsorted(block_rows, rows, "left"), np.searchsorted(block_rows, rows, "right")
+    counts = hi - lo
+    index = np.repeat(lo, counts) + np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    return np.repeat(np.arange(len(rows)), counts), blocks["start"].to_numpy()[index], blocks["end"].to_numpy()[index]
+
+
+def frequent_blocks(blocks: pl.DataFrame, min_df: int) -> pl.DataFrame:
+    """Blocks whose key is in at least ``min_df`` of the rows, most frequent first: ``key``, ``docs``, an example ``row``."""
+    return (
+        blocks.group_by("key")
+        .agg(docs=pl.col("row").n_unique(), row=pl.col("row").min())
+        .filter(pl.col("docs") >= min_df)
+        .sort(["docs", "key"], descending=[True, False])
+    )
+
+
+def word_spans(text: str, *, strip_punctuation: bool) -> list[tuple[int, int]] | None:
+    """Character spans in ``text`` of the words of its key text (``minhash.normalize``); None if they do not line up."""
+    spans = [(m.start(), m.end()) for m in re.finditer(r"\S+", _SPACE_RE.sub(lambda m: " " * len(m.group(0)), text))]
+    if strip_punctuation:
+        spans = [s for s in spans if mh.normalize(text[s[0] : s[1]], strip_punctuation=True)]
+    words = mh.normalize(text, strip_punctuation=strip_punctuation).split(" ")
+    return spans if len(spans) == len([w for w in words if w]) else None
+
+
+def block_words(start: int, end: int, ngram: int) -> tuple[int, int]:
+    """The words ``[first, last)`` covered by the word shingles ``[start, end)``."""
+    return start, end - 1 + ngram
+
+
+def strip_blocks(text: str, blocks: list[tuple[int, int]], ngram: int, *, strip_punctuation: bool) -> str | None:
+    """``text`` without the words of its blocks (shingle ranges); None when nothing would be left or words do not line up."""
+    spans = word_spans(text, strip_punctuation=strip_punctuation)
+    if spans is None:
+        return None
+    pieces, at = [], 0
+    for start, end in sorted(blocks):
+        first, last = block_words(start, end, ngram)
+        last = min(last, len(spans))
+        if first >= last or spans[first][0] < at:
+            continue
+        pieces.append(text[at : spans[first][0]].rstrip())
+        at = spans[last - 1][1]
+    pieces.append(text[at:].lstrip())
+    out = "\n".join(p for p in pieces if p)
+    return out if out.strip() else None
+
+
+def block_examples(
+    top: pl.DataFrame, blocks: pl.DataFrame, examined: int, texts: pl.Series, *, ngram: int | None, strip_punctuation: bool
+) -> list[dict[str, Any]]:
+    """For each frequent block (``frequent_blocks``): the rows it is in (of ``examined``), its words and a masked example.
+
+    The example is the block in its first row, in that row's own words, masked like every
+    example text in the stats (``mask_example``). With character shingles (``ngram`` None) no example.
+    """
+
+    out = []
+    for key, docs, row in top.select("key", "docs", "row").iter_rows():
+        block = blocks.filter((pl.col("key") == key) & (pl.col("row") == row)).row(0, named=True)
+        text = str(texts[row] or "")
+        spans = word_spans(text, strip_punctuation=strip_punctuation) if ngram is not None else None
+        words, example = None, None
+        if spans and ngram is not None:
+            first, last = block_words(block["start"], block["end"], ngram)
+            last = min(last, len(spans))
+            words, example = last - first, mask_example(text[spans[first][0] : spans[last - 1][1]])
+        out.append({"rows": int(docs), "pct_of_rows_examined": round(100 * docs / max(examined, 1), 2), "words": words, "example": example})
+    return out
+
+
+def strip_column(
+    kept: pl.DataFrame, column: str, found: pl.DataFrame, *, ngram: int | None, strip_punctuation: bool
+) -> tuple[pl.DataFrame, int, int]:
+    """``kept`` with the blocks ``found`` (``row``: position in ``kept``, ``start``, ``end``) cut out of ``column``.
+
+    Returns the frame, the rows stripped, and the rows left as they were (nothing would be
+    left, or their words do not line up with the key text's).
+    """
+    assert ngram is not None  # the config allows stripping with word shingles only
+    texts, stripped, skipped = kept[column].to_list(), 0, 0
+    for at, starts, ends in found.group_by("row").agg("start", "end").iter_rows():
+        new = strip_blocks(texts[at], list(zip(starts, ends, strict=True)), ngram, strip_punctuation=strip_punctuation)
+        if new is None:
+            skipped += 1
+        else:
+            texts[at], stripped = new, stripped + 1
+    return kept.with_columns(pl.Series(column, texts, dtype=pl.String)), stripped, skipped
