@@ -176,24 +176,11 @@ def _fidelity(b: _Builder, cfg: ChecksConfig, rewrites: list[StageRewrite]) -> N
     limit = cfg.fidelity.max_repeated_value_rows
     for r in rewrites:
         share = cfg.fidelity.share_for(r.stage.split("#")[0])
-        b.add(
-            "fidelity",
-            "ExpectColumnMaxToBeBetween",
-            f"{r.stage} rewrites at most {share:.0%} of the rows it keeps",
-            column=r.share_column,
-            default="warning",
-            name=f"fidelity:{r.stage}",
-            max_value=share,
-        )
-        b.add(
-            "fidelity",
-            "ExpectColumnMaxToBeBetween",
-            f"no word or number replaced by {r.stage} in more than {limit} rows",
-            column=r.repeats_column,
-            default="warning",
-            name=f"fidelity:{r.stage}:repeats",
-            max_value=limit,
-        )
+        for describe, column, name, bound in (
+            (f"{r.stage} rewrites at most {share:.0%} of the rows it keeps", r.share_column, f"fidelity:{r.stage}", share),
+            (f"no word or number replaced by {r.stage} in more than {limit} rows", r.repeats_column, f"fidelity:{r.stage}:repeats", limit),
+        ):
+            b.add("fidelity", "ExpectColumnMaxToBeBetween", describe, column=column, default="warning", name=name, max_value=bound)
 
 
 def _content(b: _Builder, cfg: ChecksConfig, kind: Kind, columns: list[str], *, pii_ran: bool) -> None:

@@ -11,21 +11,20 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from curation.core.config import TrainConfig, format_error, read_run_config, read_yaml
+from curation.core.config import TrainConfig, format_error, read_run_config, read_yaml_file
 from curation.core.errors import ConfigError, GateFailed
 from curation.core.ledger import run_ledger
 from curation.core.masking import mask_values
+from curation.core.progress import Log
 from curation.core.rundir import frame_fingerprint, load_dataset, read_manifest, sha256_json, update_manifest
 
 TASK_FOR_KIND = {"instruction": "sft", "text": "cpt", "classification": "classify", "preference": "dpo"}
-Log = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -54,14 +53,8 @@ def load_train_config(run_dir: Path, config: TrainConfig | str | Path | None) ->
         return config
     if config is None:
         return read_run_config(run_dir).train
-    path = Path(config)
-    if not path.is_file():
-        raise ConfigError(f"train config `{path}` not found; pass a YAML file with the `train:` options")
-    try:
-        data = read_yaml(path)
-    except ValueError as e:
-        raise ConfigError(f"`{path}` {e} and rerun") from None
-    return _parse_train(data, str(path))
+    data = read_yaml_file(config, what="train config", hint="pass a YAML file with the `train:` options")
+    return _parse_train(data, str(config))
 
 
 def resolve(cfg: TrainConfig, kind: str, *, max_steps: int | None) -> TrainConfig:

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from curation.core.config import TrainConfig
 from curation.core.errors import RunError
-from curation.core.progress import null_progress
+from curation.core.progress import Log, null_progress
 from training.checkpoint import Checkpoints, has_checkpoint, load_checkpoint, save_checkpoint
 from training.data import Prepared, Task, collate, take
 from training.dpo import dpo_loss, preference_scores, reference_logps, sequence_logps, target_index, token_logps, with_reference
@@ -52,7 +52,6 @@ __all__ = [
     "units",
 ]
 
-Log = Callable[[str], None]
 Progress = Callable[[str, int | None], contextlib.AbstractContextManager[Any]]  # (description, total) -> bar with .advance(n)
 DEFAULT_LR = {
     ("lora", "sft"): 2e-4, ("lora", "cpt"): 2e-4, ("lora", "classify"): 1e-3, ("lora", "dpo"): 5e-5,

@@ -331,19 +331,28 @@ def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_: set[int]) -> i
     return size
 
 
-def load_config(path: str | Path) -> PipelineConfig:
-    """Read and validate a pipeline YAML file. Raises ConfigError listing every problem."""
+def read_yaml_file(
+    path: str | Path, *, what: str = "config file", hint: str = "pass the path of a pipeline YAML (see `tuneprep run --help`)"
+) -> Any:
+    """A YAML file's data, or ConfigError in one line: ``what`` not found, a directory, unreadable or not valid YAML."""
     p = Path(path)
     if p.is_dir():
-        raise ConfigError(f"config file `{p}` is a directory; pass the path of a pipeline YAML in it (see `tuneprep run --help`)")
+        raise ConfigError(f"{what} `{p}` is a directory; {hint}")
     if not p.is_file():
-        raise ConfigError(f"config file `{p}` not found; pass the path of a pipeline YAML (see `tuneprep run --help`)")
+        raise ConfigError(f"{what} `{p}` not found; {hint}")
     try:
-        data = read_yaml(p)
+        return read_yaml(p)
     except ValueError as e:
         raise ConfigError(f"`{p}` {e} and rerun") from None
     except OSError as e:
-        raise ConfigError(f"config file `{p}` cannot be read ({e.strerror}); check its permissions") from None
+        raise ConfigError(f"{what} `{p}` cannot be read ({e.strerror}); check its permissions") from None
+
+
+def load_config(path: str | Path) -> PipelineConfig:
+    """Read and validate a pipeline YAML file. Raises ConfigError listing every problem."""
+    p = Path(path)
+    hint = "pass the path of a pipeline YAML in it (see `tuneprep run --help`)" if p.is_dir() else None
+    data = read_yaml_file(p, **({"hint": hint} if hint else {}))
     return parse_config(data, base_dir=p.resolve().parent)
 
 

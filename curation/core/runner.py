@@ -18,7 +18,6 @@ import json
 import re
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from curation.core.errors import InputError
 from curation.core.ingest import QUARANTINE_SCHEMA, file_sha256, ingest, quarantine_reason, resolve_inputs
 from curation.core.integrity import acquire_lock, signature_status, signed, signing_key, this_process
 from curation.core.ledger import Ledger, ledger_path_for
-from curation.core.progress import Reporter, seconds_text
+from curation.core.progress import Log, Reporter, seconds_text
 from curation.core.registry import STAGES, resume_inputs, stage_function
 from curation.core.rundir import (
     DATASET,
@@ -52,7 +51,6 @@ from curation.core.schema import BALANCE_COLUMNS, Kind, kind_columns
 from curation.core.stage import StageContext, StageResult
 
 FORMAT_VERSION = 3  # 3: floats fingerprinted as text (NaN, inf, null apart), file hashes in _SUCCESS, masked labels, ids and file names. Bump when a stage's on-disk output changes meaning, to invalidate resumes
-Log = Callable[[str], None]
 
 
 @dataclass(frozen=True)
