@@ -10,7 +10,6 @@ number against ``checks.fidelity.max_repeated_value_rows``. A warning by default
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from collections.abc import Mapping
@@ -20,7 +19,7 @@ from typing import Any
 
 import polars as pl
 
-from curation.core.errors import RunError
+from curation.core.runfiles import read_stats
 
 
 @dataclass(frozen=True)
@@ -78,17 +77,14 @@ def read_rewrites(run_dir: Path, manifest: Mapping[str, Any]) -> list[StageRewri
     a stage reused from a run made before fidelity was measured) are left out.
 
     Raises:
-        RunError: a stage's stats.json is not valid JSON.
+        RunError: a stage's stats.json is damaged.
     """
     entries = [e for e in manifest.get("stages", []) if e.get("name") != "ingest"]
     names = Counter(str(e.get("name")) for e in entries)
     out = []
     for entry in entries:
         path = run_dir / str(entry.get("dir")) / "stats.json"
-        try:
-            fidelity = json.loads(path.read_text(encoding="utf-8")).get("fidelity") if path.is_file() else None
-        except ValueError:
-            raise RunError(f"'{path}' is not valid JSON; rerun `tuneprep run` to rewrite the stage") from None
+        fidelity = read_stats(path, missing_ok=True).get("fidelity")  # a damaged file: one RunError line
         if not isinstance(fidelity, dict) or not all(isinstance(fidelity.get(k), int | float) for k in _NEEDED):
             continue  # not measured, or a record this gate cannot read: the report says which stages were not measured
         if not fidelity["rows_rewritten"]:
