@@ -10,7 +10,8 @@ A line is code-like when it opens with a keyword of a common language (``def``,
 ``import``, ``public``, ``SELECT``, ``echo``...), assigns (``x = ...``), ends like a
 statement or block (``;``, ``{``, ``}``), or holds operators prose never writes (``==``,
 ``=>``, ``::``, ``[::-1]``, ``foo.bar(``). Lines indented under a code-like line belong to
-its block. A text whose non-blank lines are mostly code-like is code throughout.
+its block. A text without fences whose non-blank lines are mostly code-like is code throughout,
+but for the sentences in it ("Thanks, Jane Doe").
 """
 
 from __future__ import annotations
@@ -39,11 +40,13 @@ _KEYWORD = re.compile(
     r"|DROP\s+TABLE|GROUP\s+BY|ORDER\s+BY|HAVING|LIMIT|VALUES|SET|(?:INNER\s+|LEFT\s+|RIGHT\s+)?JOIN)\s+\S)"
 )
 _ASSIGN = re.compile(r"^[ \t]*[A-Za-z_$][\w.$]*(?:\[[^\]\n]*\])*[ \t]*(?:[-+*/%&|^]|//|<<|>>)?=(?!=)[ \t]*\S")
-_ENDS = re.compile(r"(?:[;{}]|\)[ \t]*:|^[ \t]*[)\]}][,;)]*)[ \t]*(?:(?://|#)[^\n]*)?$")
+_ENDS = re.compile(r"(?:[;{}]|;[ \t]*(?:do|then)|\)[ \t]*:|^[ \t]*[)\]}][,;)]*)[ \t]*(?:(?://|#)[^\n]*)?$")
 _OPERATORS = re.compile(
     r"==|!=|<=|>=|&&|\|\||=>|->|::|\+\+|--[a-z]|\+=|-=|\w\[[^\]\n]*:[^\]\n]*\]|\b[A-Za-z_]\w*\.[a-z_]\w*\(|\b[a-z_]+[A-Z_]\w*\(|\w\(\)"
 )
 _INDENT = re.compile(r"^(?:[ ]{4,}|\t)")
+# a sentence: a capitalised word and at least two more, none of the characters code is made of
+_PROSE = re.compile(r"^[ \t]*[\"'“>]*[A-Z][\w'’,.:-]*(?:[ \t]+[^\s;{}=<>\[\]]+){2,}[ \t]*\n?$")
 _LINE = re.compile(r"[^\n]*\n?")
 
 
@@ -58,19 +61,17 @@ def code_regions(text: str) -> list[Region]:
     """Sorted, non-overlapping ``(start, end)`` ranges of ``text`` that are code."""
     if not text:
         return []
-    regions = [m.span() for m in _FENCE.finditer(text)]
-    regions += [m.span() for m in _INLINE.finditer(text)]
-    lines = [(m.start(), m.end(), m.group()) for m in _LINE.finditer(text) if m.end() > m.start()]
+    fences = [m.span() for m in _FENCE.finditer(text)]
+    regions = fences + [m.span() for m in _INLINE.finditer(text)]
+    lines = [(m.start(), m.end(), m.group()) for m in _LINE.finditer(text) if m.group().strip()]
     flags = [is_code_line(line) for _, _, line in lines]
-    content = [f for f, (_, _, line) in zip(flags, lines, strict=True) if line.strip()]
-    if content and sum(content) * 2 >= len(content) and sum(content) >= 1 and len(content) >= 2:
-        return [(0, len(text))]
+    if not fences and len(lines) >= 2 and sum(flags) * 2 >= len(lines):
+        # a bare code answer: every line but the sentences around it ("Thanks, Jane Doe")
+        return _merge([(a, b) for (a, b, line), f in zip(lines, flags, strict=True) if f or not _PROSE.match(line)])
     in_block = False
     for (start, end, line), flag in zip(lines, flags, strict=True):
-        if not line.strip():
-            continue
         in_block = flag or (in_block and bool(_INDENT.match(line)))
-        if in_block:
+        if in_block and not in_regions(fences, start, end):
             regions.append((start, end))
     return _merge(regions)
 

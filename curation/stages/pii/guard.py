@@ -8,7 +8,8 @@
   names and keywords are never people.
 - **IP addresses** must parse as one and, for IPv6, hold at least three groups: Python's
   ``[::-1]`` or a C++ ``std::`` is no address, nor is a dotted quad inside a longer
-  version (``1.2.3.4.5``, ``v10.0.0.1``).
+  version (``1.2.3.4.5``, ``v10.0.0.1``); loopback, unspecified, link-local and multicast
+  addresses (``127.0.0.1``, ``0.0.0.0``) identify no one.
 - **PERSON** must look like a name: it starts with a capital, no ``java.util`` dots or
   camelCase inside, not a word in capitals (``JSON``), and not made only of common,
   product or programming words (``vocab.py``: ``Visa``, ``String``, ``False``) unless an
@@ -74,6 +75,8 @@ def _plausible_ip(text: str, s: Span, *, code: bool) -> bool:
         return False
     if address.version == 4 and (re.match(r"[\w.]", before) or re.match(r"\.\d", after)):
         return False
+    if address.is_loopback or address.is_unspecified or address.is_link_local or address.is_multicast:
+        return False  # the machine itself, or no machine: identifies no one
     return address.is_global or not code
 
 

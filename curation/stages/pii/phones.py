@@ -12,7 +12,8 @@ What is never a phone number, whatever the context: runs under seven digits, IPv
 addresses, dates, card-length runs that pass Luhn, decimals (``3.14159265``), runs
 glued to an identifier (``ORD-2024-711685``, ``v10.0.19041``), amounts (``$1 234 567``,
 ``1 234 567 €``), arithmetic (``= 1234567 * 3``), and runs right after an id word
-(``order``, ``ticket``, ``SKU``, ``build``, ``port``...) unless a phone word is near.
+(``order``, ``ticket``, ``SKU``, ``build``, ``port``...), or after ``no.``, ``#`` or ``id`` unless
+a phone word is near.
 """
 
 from __future__ import annotations
@@ -25,12 +26,14 @@ _PHONE_RUN = re.compile(r"[+(]?\d[\d \t().\-/]*\d\)?(?:\s*(?:x|ext\.?|extension)
 _NOT_PHONE = re.compile(
     r"\d{1,3}(?:\.\d{1,3}){3}|\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[/.-]\d{1,2}[/.-]\d{4}|\d{16,}|\d+\.\d+"
 )  # IPv4, dates, card-length runs, decimals
-# Identifier words: a digit run right after these is an id, not a phone number.
+# Identifier words: a digit run right after these is an id, not a phone number ("order 575-147-1049");
+# after the weak ones ("no.", "#", "id") it is a phone number when a phone word is near ("Phone no. 555-...").
 _ID_BEFORE = re.compile(
-    r"(?:\b(?:PO|order|invoice|inv|ticket|ref|reference|case|account|acct|sku|item|part|model|serial|tracking|id|no|build"
-    r"|version|ver|release|port|error|code|isbn|batch|lot|issue|pr|job|run|step|row|line|page)\.?|#)\s*:?\s*$",
+    r"\b(?:PO|order|invoice|inv|ticket|ref|reference|case|account|acct|sku|item|part|model|serial|tracking|build"
+    r"|version|ver|release|port|error|code|isbn|batch|lot|issue|pr|job|run|step|row|page)\.?\s*(?:no\.?|number|#|id)?\s*:?\s*#?\s*$",
     re.IGNORECASE,
 )
+_WEAK_ID_BEFORE = re.compile(r"(?:\b(?:id|no)\.?|#)\s*:?\s*$", re.IGNORECASE)
 # identifiers, decimals, amounts and arithmetic around a run
 _GLUED_BEFORE = re.compile(r"(?:[A-Za-z_][-_#/.]?|\d\.|[$€£¥₹]\s?|[*/=^%<>]\s*|[\d)]\s*[-+]\s*)$")
 _GLUED_AFTER = re.compile(r"[A-Za-z_%€$£]|\.\d|\s*[*^%=<>+]|\s*(?:€|EUR|USD|GBP|dollars?|euros?|kg|km|ms|MB|GB)\b")
@@ -131,7 +134,9 @@ def could_be_phone(text: str, run: re.Match[str], window: int) -> bool:
         return False
     if _GLUED_BEFORE.search(text[max(0, run.start() - 6) : run.start()]) or _GLUED_AFTER.match(text, run.end()):
         return False
-    if _ID_BEFORE.search(text, max(0, run.start() - 16), run.start()):
+    if _ID_BEFORE.search(text, max(0, run.start() - 24), run.start()):
+        return False
+    if _WEAK_ID_BEFORE.search(text, max(0, run.start() - 8), run.start()):
         return not value.isdigit() and has_phone_context(text, run.start(), run.end(), window)
     return True
 

@@ -165,6 +165,11 @@ _PERSON_CUES = [
         rf"(?<=(?im:^[ \t]*(?:name|full name|customer|client|patient|contact|employee|applicant|cardholder|beneficiary|account holder|payee|recipient|from|to|attn)[ \t]*:[ \t]*)){_NAME}(?=[ \t]*(?:\n|,|$))",
         0.7,
     ),
+    (
+        "sign_off_inline",
+        rf"(?<=(?i:\b(?:regards|best|thanks|thank you|cheers|sincerely|yours truly),[ \t]*)){_FULL_NAME}(?=[ \t]*[.!]?[ \t]*(?:\n|$))",
+        0.6,
+    ),
     ("role", rf"(?<=(?i:\b(?:{_ROLE}){_ROLE_GAP})){_FULL_NAME}\b", 0.6),
     # a full name that opens a line or a quote and speaks: "Jane Doe wrote: ...", "> John Smith said"
     ("speaker", rf"(?<=(?m:^[ \t>\"“'(]*|[\"“][ \t]*)){_FULL_NAME}(?=[ \t]+(?:<[^>\n]{{1,80}}>[ \t]+)?{_SPEECH})", 0.6),
