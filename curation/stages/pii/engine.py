@@ -43,7 +43,7 @@ from curation.stages.pii.recognizers import (
     credit_card_recognizer,
     date_of_birth_recognizer,
     deny_list_recognizer,
-    iban_upper_case_recognizer,
+    iban_recognizer,
     person_cue_recognizer,
     regex_recognizer,
     resolve,
@@ -187,7 +187,8 @@ def build_analyzer(cfg: PiiConfig, nlp_engine: Any) -> Any:
     registry.add_recognizer(phone_recognizer(cfg.phone_regions, cfg.phone_context_window))
     registry.remove_recognizer("CreditCardRecognizer")
     registry.add_recognizer(credit_card_recognizer())
-    registry.add_recognizer(iban_upper_case_recognizer())
+    registry.remove_recognizer("IbanRecognizer")
+    registry.add_recognizer(iban_recognizer())
     registry.add_recognizer(person_cue_recognizer())
     registry.add_recognizer(address_recognizer())
     registry.add_recognizer(date_of_birth_recognizer())

@@ -60,6 +60,7 @@ PHONE_WORDS = (
     "ring", "landline", "voicemail", "hotline", "ph", "contact number", "signal", "viber", "telegram",
 )  # fmt: skip
 _PHONE_WORD = re.compile(r"\b(?:" + "|".join(re.escape(w).replace(r"\ ", r"\s+") for w in PHONE_WORDS) + r")\b", re.IGNORECASE)
+RECOGNIZER_NAME = "PhoneRecognizer"
 CONTEXT_SCORE = 0.6  # above the default threshold: a laid-out number next to a phone word
 
 
@@ -100,8 +101,9 @@ def phone_recognizer(regions: list[str], window: int) -> Any:
                 value, start = value[1:], start + 1
             if not PHONE_LAYOUTS.fullmatch(value) or not has_phone_context(text, start, start + len(value), window):
                 return None
-            explanation = AnalysisExplanation(self.name, CONTEXT_SCORE, textual_explanation="phone layout next to a phone word")
-            meta = {RecognizerResult.RECOGNIZER_NAME_KEY: self.name, RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id}
+            name = RECOGNIZER_NAME
+            explanation = AnalysisExplanation(name, CONTEXT_SCORE, textual_explanation="phone layout next to a phone word")
+            meta = {RecognizerResult.RECOGNIZER_NAME_KEY: name, RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id}
             return RecognizerResult("PHONE_NUMBER", start, start + len(value), CONTEXT_SCORE, explanation, meta)
 
         def _in_window(self, window_text: str, offset: int, nlp_artifacts: Any) -> list[Any]:
@@ -120,7 +122,7 @@ def phone_recognizer(regions: list[str], window: int) -> Any:
                     return found
             return []
 
-    return WindowedPhoneRecognizer(supported_regions=tuple(regions), name="PhoneRecognizer")
+    return WindowedPhoneRecognizer(supported_regions=tuple(regions), name=RECOGNIZER_NAME)
 
 
 def _digits(value: str) -> int:

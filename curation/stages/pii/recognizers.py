@@ -152,28 +152,33 @@ _ROLE = "|".join(w.replace(" ", r"[ \t]+") for w in ROLE_WORDS)
 _ROLE_GAP = r"[ \t]*(?:[:,–-]|\bis\b|\bnamed\b|\bname\b:?|\bname[ \t]+is\b)?[ \t]*"
 _SPEECH = r"(?:wrote|writes|said|says|asked|asks|replied|replies|commented|added|noted|explained)\b"
 # Where support tickets, emails and forms put a person's name. spaCy's small model often
-# labels such names ORG or misses a bare first name ("Hi Brent,").
+# labels such names ORG or misses a bare first name ("Hi Brent,"). Each pattern opens with
+# a capital-letter lookahead: the variable-length lookbehind then runs only where a name can start.
 _PERSON_CUES = [
-    ("greeting", rf"(?<=(?im:^[ \t]*(?:hi|hello|hey|dear|good (?:morning|afternoon|evening))[ \t]+)){_NAME}(?=[ \t]*[,!:\n])", 0.6),
+    (
+        "greeting",
+        rf"(?=[A-Z])(?<=(?im:^[ \t]*(?:hi|hello|hey|dear|good (?:morning|afternoon|evening))[ \t]+)){_NAME}(?=[ \t]*[,!:\n])",
+        0.6,
+    ),
     (
         "sign_off",
-        rf"(?<=(?i:\b(?:regards|best|thanks|thank you|cheers|sincerely|yours truly),?[ \t]*\n[ \t]*)){_NAME}(?=[ \t]*(?:\n|$))",
+        rf"(?=[A-Z])(?<=(?i:\b(?:regards|best|thanks|thank you|cheers|sincerely|yours truly),?[ \t]*\n[ \t]*)){_NAME}(?=[ \t]*(?:\n|$))",
         0.6,
     ),
     (
         "name_field",
-        rf"(?<=(?im:^[ \t]*(?:name|full name|customer|client|patient|contact|employee|applicant|cardholder|beneficiary|account holder|payee|recipient|from|to|attn)[ \t]*:[ \t]*)){_NAME}(?=[ \t]*(?:\n|,|$))",
+        rf"(?=[A-Z])(?<=(?im:^[ \t]*(?:name|full name|customer|client|patient|contact|employee|applicant|cardholder|beneficiary|account holder|payee|recipient|from|to|attn)[ \t]*:[ \t]*)){_NAME}(?=[ \t]*(?:\n|,|$))",
         0.7,
     ),
     (
         "sign_off_inline",
-        rf"(?<=(?i:\b(?:regards|best|thanks|thank you|cheers|sincerely|yours truly),[ \t]*)){_FULL_NAME}(?=[ \t]*[.!]?[ \t]*(?:\n|$))",
+        rf"(?=[A-Z])(?<=(?i:\b(?:regards|best|thanks|thank you|cheers|sincerely|yours truly),[ \t]*)){_FULL_NAME}(?=[ \t]*[.!]?[ \t]*(?:\n|$))",
         0.6,
     ),
-    ("role", rf"(?<=(?i:\b(?:{_ROLE}){_ROLE_GAP})){_FULL_NAME}\b", 0.6),
+    ("role", rf"(?=[A-Z])(?<=(?i:\b(?:{_ROLE}){_ROLE_GAP})){_FULL_NAME}\b", 0.6),
     # a full name that opens a line or a quote and speaks: "Jane Doe wrote: ...", "> John Smith said"
-    ("speaker", rf"(?<=(?m:^[ \t>\"“'(]*|[\"“][ \t]*)){_FULL_NAME}(?=[ \t]+(?:<[^>\n]{{1,80}}>[ \t]+)?{_SPEECH})", 0.6),
-    ("reply_header", rf"(?<=,[ \t]){_FULL_NAME}(?=[ \t]+(?:<[^>\n]{{1,80}}>[ \t]+)?wrote\b)", 0.6),
+    ("speaker", rf"(?=[A-Z])(?<=(?m:^[ \t>\"“'(]*|[\"“][ \t]*)){_FULL_NAME}(?=[ \t]+(?:<[^>\n]{{1,80}}>[ \t]+)?{_SPEECH})", 0.6),
+    ("reply_header", rf"(?=[A-Z])(?<=,[ \t]){_FULL_NAME}(?=[ \t]+(?:<[^>\n]{{1,80}}>[ \t]+)?wrote\b)", 0.6),
 ]
 
 
@@ -191,17 +196,30 @@ def credit_card_recognizer() -> EntityRecognizer:
     return CreditCardRecognizer(patterns=[*CreditCardRecognizer.PATTERNS, two_series])
 
 
-def iban_upper_case_recognizer() -> EntityRecognizer:
-    """Presidio's IBAN recognizer matching upper case only, beside its case-insensitive default.
+def iban_recognizer() -> EntityRecognizer:
+    """Presidio's IBAN recognizer, matching upper case first and ignoring case only where that finds nothing.
 
     The analyzer matches patterns ignoring case, so the IBAN pattern's last four-character
     group swallows the next word ("DE89 3704 ... 3000 before the") and the checksum fails;
-    matched in upper case, an IBAN ends where the word begins.
+    matched in upper case, an IBAN ends where the word begins. A lower-case IBAN is still found.
     """
     import regex
     from presidio_analyzer.predefined_recognizers import IbanRecognizer
 
-    return IbanRecognizer(name="IbanUpperCaseRecognizer", regex_flags=regex.DOTALL | regex.MULTILINE)
+    flags = regex.DOTALL | regex.MULTILINE
+    any_case = IbanRecognizer(regex_flags=flags | regex.IGNORECASE)  # Presidio's recognizer reads its own flags only
+
+    class CaseAwareIbanRecognizer(IbanRecognizer):  # type: ignore[misc]
+        def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None, regex_flags: int | None = None) -> list[Any]:
+            upper = super().analyze(text, entities, nlp_artifacts)
+            found = [
+                r for r in any_case.analyze(text, entities, nlp_artifacts) if not any(u.start < r.end and r.start < u.end for u in upper)
+            ]
+            for r in found:  # the analyzer looks its recognizer up by id
+                r.recognition_metadata = {**r.recognition_metadata, "recognizer_name": "IbanRecognizer", "recognizer_identifier": self.id}
+            return upper + found
+
+    return CaseAwareIbanRecognizer(name="IbanRecognizer", regex_flags=flags)
 
 
 def regex_recognizer(name: str, entity: str, pattern: str, score: float, context: list[str]) -> PatternRecognizer:

@@ -69,6 +69,7 @@ COMMON = _words(
     Human Assistant System Bot Agent Support Service Team Staff Admin Administrator Manager Owner Member Guest Visitor
     Sir Madam Mister Miss Lord Lady King Queen Prince Princess God Jesus Christ Allah Buddha Santa Claus
     Love Peace Happy Sad Angry Free Premium Basic Standard Gold Silver Platinum Black White Red Blue Green
+    Fahrenheit Celsius Kelvin Newton Joule Watt Volt Ohm Hertz Pascal Kilogram Meter Metre
     """
 )
 VOCABULARY = PROGRAMMING | BRANDS | COMMON

@@ -238,3 +238,10 @@ def test_code_lines(line: str, code: bool) -> None:
 def test_vocabulary_guard_words() -> None:
     assert all(is_vocabulary(w) for w in ("Java", "String", "Visa", "Mastercard", "False", "True", "None", "Generate", "Python", "Random"))
     assert not any(is_vocabulary(w) for w in ("Maria", "Lopez", "April", "Autumn", "Smith", "Brown"))
+
+
+def test_an_iban_followed_by_a_word_or_in_lower_case_is_found(ctx: StageContext) -> None:
+    texts = ["Refund to IBAN ES65 0967 9290 3081 0033 9075 before the deadline.", "iban de89370400440532013000 please"]
+    out, findings = scrub(ctx, texts)
+    assert out == ["Refund to IBAN <IBAN_CODE> before the deadline.", "iban <IBAN_CODE> please"]
+    assert findings["recognizer"].to_list() == ["IbanRecognizer", "IbanRecognizer"]
