@@ -196,6 +196,9 @@ def credit_card_recognizer() -> EntityRecognizer:
     return CreditCardRecognizer(patterns=[*CreditCardRecognizer.PATTERNS, two_series])
 
 
+_IBAN_START = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{2}[0-9]{2}")
+
+
 def iban_recognizer() -> EntityRecognizer:
     """Presidio's IBAN recognizer, matching upper case first and ignoring case only where that finds nothing.
 
@@ -211,6 +214,8 @@ def iban_recognizer() -> EntityRecognizer:
 
     class CaseAwareIbanRecognizer(IbanRecognizer):  # type: ignore[misc]
         def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None, regex_flags: int | None = None) -> list[Any]:
+            if not _IBAN_START.search(text):  # no country code and check digits: nothing to match (most texts)
+                return []
             upper = super().analyze(text, entities, nlp_artifacts)
             found = [
                 r for r in any_case.analyze(text, entities, nlp_artifacts) if not any(u.start < r.end and r.start < u.end for u in upper)
