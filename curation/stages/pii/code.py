@@ -28,7 +28,8 @@ _KEYWORD = re.compile(
     r"^[ \t]*(?:>>>[ \t]|\$[ \t]+\S|#include\s*[<\"]|#!/|@[A-Za-z_][\w.]*(?:\(|[ \t]*$)"
     r"|def\s+\w+\s*\(|class\s+\w+\s*(?:[(:{<]|extends|implements|$)|import\s+[\w.*]+(?:\s+as\s+\w+)?\s*;?\s*$"
     r"|from\s+[\w.]+\s+import\s|return(?:\s*;|\s+\S+(?:\s*[-+*/%<>=!&|^]+\s*\S+)*\s*;?)\s*$"
-    r"|(?:public|private|protected|internal)\s+\w|static\s+\w+\s+\w+\s*[(=;]"
+    r"|(?:public|private|protected|internal)\s+(?:(?:static|final|abstract|async|override|readonly)\s+)*[\w<>\[\],.?]+\s+\w+\s*[({=;:]"
+    r"|static\s+\w+\s+\w+\s*[(=;]"
     r"|(?:int|long|double|float|char|bool|boolean|void|String|auto|var|let|const|val)\s+[A-Za-z_]\w*\s*(?:[=;(,:]|\[)"
     r"|(?:async\s+)?function\b\s*\w*\s*\(|fn\s+\w+\s*[(<]|func\s+\w+\s*\(|package\s+[\w.]+\s*;?\s*$|using\s+[\w.]+\s*;"
     r"|(?:if|elif|while|for|switch|catch|foreach)\s*\(|(?:if|elif|while|for|with|except|def)\b[^\n]*:\s*$"
@@ -42,7 +43,7 @@ _KEYWORD = re.compile(
 _ASSIGN = re.compile(r"^[ \t]*[A-Za-z_$][\w.$]*(?:\[[^\]\n]*\])*[ \t]*(?:[-+*/%&|^]|//|<<|>>)?=(?!=)[ \t]*\S")
 _ENDS = re.compile(r"(?:[;{}]|;[ \t]*(?:do|then)|\)[ \t]*:|^[ \t]*[)\]}][,;)]*)[ \t]*(?:(?://|#)[^\n]*)?$")
 _OPERATORS = re.compile(
-    r"==|!=|<=|>=|&&|\|\||=>|->|::|\+\+|--[a-z]|\+=|-=|\w\[[^\]\n]*:[^\]\n]*\]|\b[A-Za-z_]\w*\.[a-z_]\w*\(|\b[a-z_]+[A-Z_]\w*\(|\w\(\)"
+    r"==|!=|<=|>=|&&|\|\||=>|::|\+\+|--[a-z]|\+=|-=|\w\[[^\]\n]*:[^\]\n]*\]|\b[A-Za-z_]\w*\.[a-z_]\w*\(|\b[a-z_]+[A-Z_]\w*\(|\w\(\)"
 )
 _INDENT = re.compile(r"^(?:[ ]{4,}|\t)")
 # a sentence: a capitalised word and at least two more, none of the characters code is made of

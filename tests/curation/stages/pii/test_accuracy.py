@@ -229,6 +229,9 @@ def test_code_regions_cover_fences_inline_code_and_code_lines_not_prose() -> Non
         ("return the parcel to the shop please", False),
         ("Customer: Jane Doe", False),
         ("Settings are under the gear icon.", False),
+        ("private message from John Smith", False),
+        ("Meeting with John Smith -> rescheduled", False),
+        ("private final List<String> names = new ArrayList<>();", True),
     ],
 )
 def test_code_lines(line: str, code: bool) -> None:
