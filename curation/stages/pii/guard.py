@@ -81,7 +81,7 @@ def _plausible_ip(text: str, s: Span, *, code: bool) -> bool:
 
 
 def _name_or_none(text: str, s: Span) -> Span | None:
-    """``s`` cut at a line break and trimmed of leading vocabulary words, or None if it does not look like a name."""
+    """``s`` cut at a line break, trimmed to its words and of leading vocabulary words, or None if it does not look like a name."""
     s = first_line(text, s)
     strong = s.recognizer in CUE_RECOGNIZERS or bool(_STRONG_BEFORE.search(text, max(0, s.start - 12), s.start))
     tokens = list(NAME_TOKEN.finditer(text, s.start, s.end))
@@ -89,6 +89,7 @@ def _name_or_none(text: str, s: Span) -> Span | None:
         return None
     if any(_CAMEL.search(t.group()) and not _NAME_PREFIX.match(t.group()) for t in tokens):
         return None
+    s = s._replace(start=tokens[0].start(), end=tokens[-1].end())  # "> Lori Harris" -> "Lori Harris"
     words = [t.group() for t in tokens]
     if not words[0][0].isupper() or (not strong and all(w.isupper() and len(w) > 1 for w in words)):
         return None
