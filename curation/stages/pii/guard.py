@@ -89,7 +89,7 @@ def _name_or_none(text: str, s: Span) -> Span | None:
         return None
     if any(_CAMEL.search(t.group()) and not _NAME_PREFIX.match(t.group()) for t in tokens):
         return None
-    s = s._replace(start=tokens[0].start(), end=tokens[-1].end())  # "> Lori Harris" -> "Lori Harris"
+    s = s._replace(start=tokens[0].start())  # "> Lori Harris" -> "Lori Harris"; the end keeps "Command R+" a product
     words = [t.group() for t in tokens]
     if not words[0][0].isupper() or (not strong and all(w.isupper() and len(w) > 1 for w in words)):
         return None
