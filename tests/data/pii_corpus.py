@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import random
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -290,10 +291,100 @@ def _log(v: Values) -> Sample:
     return s.lit(" ref=").decoy("ticket_id", v.ticket()).lit(" card_last_used=").pii("CREDIT_CARD", v.card())
 
 
+# -- the hard cases of issue 19: numbers people write that are not valid, names in role and quote positions --
+
+# Phone layouts with digits that phonenumbers does not validate (exchange codes starting 0/1,
+# unassigned area codes, drama ranges) as well as valid ones; {a} area, {e} exchange, {l} line.
+WRITTEN_PHONES = (
+    "{a}-{e}-{l}", "+1 {a} {e} {l}", "{a}.{e}.{l}", "({a}) {e}-{l}", "+1-{a}-{e}-{l}", "1-{a}-{e}-{l}", "+1 ({a}) {e}-{l}",
+    "+1{a}{e}{l}", "+44 7700 9{d5}", "07700 9{d5}", "020 7946 {l}", "+44 20 7946 {l}", "+49 30 {d8}", "030 {d8}",
+    "0171 {d7}", "+33 6 {d2} {d2} {d2} {d2}", "01 {d2} {d2} {d2} {d2}", "+91 98{d3} {d5}", "98{d3}-{d5}",
+)  # fmt: skip
+PHONE_CONTEXTS = (
+    "call me on {}", "Callback: {}", "my cell is {}", "you can reach me at {}", "Tel: {}", "mobile {}", "WhatsApp {}",
+    "fax it to {}", "phone {}", "{} (mobile)", "ring me on {}", "text or call {}", "my phone number is {}", "call back on {}",
+)  # fmt: skip
+ROLE_PHRASES = (
+    "Beneficiary: {}", "the beneficiary is {}", "account holder {}", "Account holder: {}", "Customer: {}",
+    "customer {}", "the client, {}, ", "patient {}", "payee {}", "the cardholder {}", "recipient {}", "tenant {}",
+)  # fmt: skip
+QUOTE_OPENERS = ('{} wrote: "', "> {} wrote:\n> ", "{} said ", '"{} asked ', "On Tue, Mar 4, 2025 at 9:12 AM, {} wrote:\n")
+# number-shaped strings that are not phone numbers, several laid out like one
+DECOY_NUMBERS = (
+    "order {d3}-{d3}-{d4}", "SKU {d4}-{d4}-{d2}", "build {d5}.{d4}", "port {d4}", "version 10.0.{d5}", "error code 0x{d4}{d4}",
+    "ticket #{d8}", "${d1},{d3}.{d2}", "{d2}/{d2}/2024", "invoice {d3}.{d3}.{d4}", "case {d3} {d3} {d4}", "{d1} {d3} {d3} EUR",
+)  # fmt: skip
+
+
+def _fill(v: Values, shape: str, **fixed: int | str) -> str:
+    """``shape`` with each ``{dN}`` a fresh run of N random digits (first one non-zero for ``d1``) and ``fixed`` values."""
+
+    def one(m: re.Match[str]) -> str:
+        key = m.group(1)
+        if key in fixed:
+            return str(fixed[key])
+        n = int(key[1:])
+        return str(v.rng.randint(1, 9)) if n == 1 else "".join(str(v.rng.randrange(10)) for _ in range(n))
+
+    return re.sub(r"\{(\w+)\}", one, shape)
+
+
+def _written_phone(v: Values) -> str:
+    r = v.rng
+    a, e = r.randint(200, 999), r.choice([r.randint(100, 199), r.randint(200, 999)])
+    return _fill(v, r.choice(WRITTEN_PHONES), a=a, e=e, l=f"{r.randrange(10000):04d}")
+
+
+def _number_decoy(v: Values) -> str:
+    return _fill(v, v.rng.choice(DECOY_NUMBERS))
+
+
+def _phones(v: Values) -> Sample:
+    s = Sample("written_phone").lit("About ").decoy("number", _number_decoy(v)).lit(": it still fails on ").decoy("version", v.version())
+    s.lit(" and I need an update today. If you need details, ")
+    head, tail = v.rng.choice(PHONE_CONTEXTS).split("{}")
+    s.lit(head).pii("PHONE_NUMBER", _written_phone(v)).lit(tail + ". The previous payment, reference ").decoy("number", _number_decoy(v))
+    return s.lit(f", went through with {v.rng.choice(('Visa', 'Mastercard', 'PayPal'))}.")
+
+
+def _roles(v: Values) -> Sample:
+    head, tail = v.rng.choice(ROLE_PHRASES).split("{}")
+    s = (
+        Sample("role_name")
+        .lit("Transfer request for ")
+        .decoy("product", v.product())
+        .lit(" subscription. ")
+        .lit(head[:1].upper() + head[1:])
+    )
+    name = f"{v.fake.first_name()} {v.fake.last_name()}"
+    s.pii("PERSON", name).lit(tail or " ").lit("asked us to send the refund to IBAN ").pii("IBAN_CODE", v.iban())
+    return s.lit(" before the ").decoy("event_date", v.event_date()).lit(" deadline, quoting ").decoy("ticket_id", v.ticket()).lit(".")
+
+
+def _quotes(v: Values) -> Sample:
+    head, tail = v.rng.choice(QUOTE_OPENERS).split("{}")
+    name = f"{v.fake.first_name()} {v.fake.last_name()}"
+    s = Sample("quote_name").lit(head).pii("PERSON", name).lit(tail).lit("the ").decoy("product", v.product()).lit(" on ")
+    return s.decoy("version", v.version()).lit(" keeps rebooting with ").decoy("error_code", v.error()).lit(", please advise.")
+
+
 TEMPLATES: tuple[Callable[[Values], Sample], ...] = (_ticket, _email, _chat, _form, _note, _log)
+HARD_TEMPLATES: tuple[Callable[[Values], Sample], ...] = (_phones, _roles, _quotes)  # issue 19: written phones, role and quote names
+HARD_NAMES = frozenset(("written_phone", "role_name", "quote_name"))
 
 
-def make_corpus(n: int, *, seed: int = 7) -> list[Sample]:
-    """``n`` labelled samples, templates in rotation, values from Faker seeded with ``seed``."""
+def make_corpus(n: int, *, seed: int = 7, hard: bool = True) -> list[Sample]:
+    """``n`` labelled samples, templates in rotation, values from Faker seeded with ``seed``.
+
+    With ``hard`` (the default) one text in three comes from the hard templates (written
+    phone numbers in many layouts and contexts, names after role words and opening
+    quotes); the others rotate through the original six.
+    """
     values = Values(seed)
-    return [TEMPLATES[i % len(TEMPLATES)](values) for i in range(n)]
+    out = []
+    for i in range(n):
+        if hard and i % 3 == 2:
+            out.append(HARD_TEMPLATES[(i // 3) % len(HARD_TEMPLATES)](values))
+        else:
+            out.append(TEMPLATES[(i - i // 3 if hard else i) % len(TEMPLATES)](values))
+    return out

@@ -33,7 +33,9 @@ from pathlib import Path
 from typing import Any
 
 from curation.core.errors import ConfigError
+from curation.stages.pii.guard import guard_spans
 from curation.stages.pii.options import PiiConfig
+from curation.stages.pii.phones import phone_recognizer
 from curation.stages.pii.recognizers import (
     Span,
     address_recognizer,
@@ -41,8 +43,8 @@ from curation.stages.pii.recognizers import (
     credit_card_recognizer,
     date_of_birth_recognizer,
     deny_list_recognizer,
+    iban_recognizer,
     person_cue_recognizer,
-    phone_recognizer,
     regex_recognizer,
     resolve,
 )
@@ -182,9 +184,11 @@ def build_analyzer(cfg: PiiConfig, nlp_engine: Any) -> Any:
     with _quiet("presidio-analyzer"):  # one warning per recognizer of another language
         registry.load_predefined_recognizers(languages=[LANGUAGE], nlp_engine=nlp_engine)
     registry.remove_recognizer("PhoneRecognizer")
-    registry.add_recognizer(phone_recognizer(cfg.phone_regions))
+    registry.add_recognizer(phone_recognizer(cfg.phone_regions, cfg.phone_context_window))
     registry.remove_recognizer("CreditCardRecognizer")
     registry.add_recognizer(credit_card_recognizer())
+    registry.remove_recognizer("IbanRecognizer")
+    registry.add_recognizer(iban_recognizer())
     registry.add_recognizer(person_cue_recognizer())
     registry.add_recognizer(address_recognizer())
     registry.add_recognizer(date_of_birth_recognizer())
@@ -271,6 +275,7 @@ class PiiEngine:
         _numpy_matmul(self.nlp, self.pipes)
         self.floor = min([cfg.threshold, *cfg.thresholds.values()])
         self.kept = {e for e in self.entities if cfg.operator_for(e) == "keep"}
+        self.custom = frozenset(r.entity for r in cfg.recognizers) | frozenset(cfg.deny_list)  # the user's own: stand in code too
         self.sentences: dict[str, Any] = {}  # sentence -> spaCy doc (see detect)
 
     # -- detection ---------------------------------------------------------
@@ -303,6 +308,7 @@ class PiiEngine:
             for r in results
             if r.score >= self.cfg.threshold_for(r.entity_type) and r.end > r.start
         ]
+        spans = guard_spans(text, spans, phone_window=self.cfg.phone_context_window, custom=self.custom)
         if self.needs_person:
             spans = clean_person_spans(text, spans)
         return resolve([s for s in spans if not self.allowed(text[s.start : s.end])], text)

@@ -115,6 +115,9 @@ class PiiConfig(Strict):
     deny_list: dict[str, list[str]] = Field(default_factory=dict)  # entity -> terms always flagged
     recognizers: list[RegexRecognizer] = Field(default_factory=list)
     phone_regions: list[str] = Field(default_factory=lambda: list(DEFAULT_PHONE_REGIONS))  # national formats recognised
+    # characters either side of a phone-shaped number searched for a phone word (call, tel, mobile...):
+    # an invalid but laid-out number there is a PHONE_NUMBER too, and a number in code needs one
+    phone_context_window: int = Field(40, ge=0, le=400)
     fields: dict[Kind, list[str]] = Field(default_factory=dict)  # per kind; default: every free-text field
     person_columns: list[str] = Field(default_factory=lambda: list(DEFAULT_PERSON_COLUMNS))  # values shaped like names are PERSON
     scan_metadata: bool = True  # also string columns outside the kind's text (source, annotator...): later stage outputs keep them

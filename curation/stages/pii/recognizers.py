@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from curation.stages.pii.vocab import is_vocabulary
+
 if TYPE_CHECKING:
     from presidio_analyzer import EntityRecognizer, PatternRecognizer
 
@@ -97,6 +99,9 @@ _HONORIFIC_BEFORE = re.compile(r"\b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir|Dame|Rev)\.?
 _SUFFIX_AFTER = re.compile(r"^,?\s+(?:Jr|Sr|II|III|IV|MD|PhD|DDS|DVM|Esq)\b\.?")
 NAME_REPEAT_SCORE = 0.85  # a later mention of a found name's part
 _NAME_PART = re.compile(r"[A-Z][a-z'’-]{2,}")
+NAME_TOKEN = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*")
+HONORIFIC = re.compile(r"(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir|Dame|Rev)\b")
+CUE_RECOGNIZERS = frozenset({"PersonCueRecognizer", "NameColumn", "NameInRow", "NameRepeat"})  # a person by context
 
 
 def _pattern_recognizer(
@@ -131,28 +136,49 @@ def date_of_birth_recognizer() -> PatternRecognizer:
     return _pattern_recognizer("DATE_OF_BIRTH", "DateOfBirthRecognizer", [("date", _DATE, 0.1)], DOB_CONTEXT, ignore_case=True)
 
 
-_NAME_WORD = r"[A-Z][a-z]+(?:[-'’][A-Z]?[a-z]+)?"
+_NAME_WORD = r"(?:Mc|Mac|O['’]|D['’])?[A-Z][a-z]+(?:[-'’][A-Z]?[a-z]+)?"
 _NAME = rf"{_NAME_WORD}(?:[ \t]+{_NAME_WORD}){{0,2}}"
-_FULL_NAME = rf"{_NAME_WORD}(?:[ \t]+{_NAME_WORD}){{1,2}}"
+_FULL_NAME = rf"{_NAME_WORD}(?:[ \t]+(?:[A-Z]\.[ \t]+)?{_NAME_WORD}){{1,2}}"
+# Words naming the role of the person whose full name follows ("beneficiary Jane Doe",
+# "the account holder, Jane Doe", "Customer: Jane Doe", "my name is Jane Doe").
+ROLE_WORDS = (
+    "customer", "client", "patient", "manager", "colleague", "supervisor", "technician", "caller", "spoke with",
+    "talked to", "my name is", "beneficiary", "account holder", "holder", "cardholder", "card holder", "payee", "payer",
+    "recipient", "sender", "tenant", "landlord", "applicant", "employee", "member", "passenger", "guest",
+    "policyholder", "policy holder", "insured", "borrower", "guarantor", "witness", "student", "buyer", "seller",
+    "representative", "agent", "contact", "next of kin", "addressee", "signed by", "approved by", "assigned to",
+)  # fmt: skip
+_ROLE = "|".join(w.replace(" ", r"[ \t]+") for w in ROLE_WORDS)
+_ROLE_GAP = r"[ \t]*(?:[:,–-]|\bis\b|\bnamed\b|\bname\b:?|\bname[ \t]+is\b)?[ \t]*"
+_SPEECH = r"(?:wrote|writes|said|says|asked|asks|replied|replies|commented|added|noted|explained)\b"
 # Where support tickets, emails and forms put a person's name. spaCy's small model often
-# labels such names ORG or misses a bare first name ("Hi Brent,").
+# labels such names ORG or misses a bare first name ("Hi Brent,"). Each pattern opens with
+# a capital-letter lookahead: the variable-length lookbehind then runs only where a name can start.
 _PERSON_CUES = [
-    ("greeting", rf"(?<=(?im:^[ \t]*(?:hi|hello|hey|dear|good (?:morning|afternoon|evening))[ \t]+)){_NAME}(?=[ \t]*[,!:\n])", 0.6),
+    (
+        "greeting",
+        rf"(?=[A-Z])(?<=(?im:^[ \t]*(?:hi|hello|hey|dear|good (?:morning|afternoon|evening))[ \t]+)){_NAME}(?=[ \t]*[,!:\n])",
+        0.6,
+    ),
     (
         "sign_off",
-        rf"(?<=(?i:\b(?:regards|best|thanks|thank you|cheers|sincerely|yours truly),?[ \t]*\n[ \t]*)){_NAME}(?=[ \t]*(?:\n|$))",
+        rf"(?=[A-Z])(?<=(?i:\b(?:regards|best|thanks|thank you|cheers|sincerely|yours truly),?[ \t]*\n[ \t]*)){_NAME}(?=[ \t]*(?:\n|$))",
         0.6,
     ),
     (
         "name_field",
-        rf"(?<=(?im:^[ \t]*(?:name|full name|customer|client|patient|contact|employee|applicant|cardholder|from|to|attn)[ \t]*:[ \t]*)){_NAME}(?=[ \t]*(?:\n|,|$))",
+        rf"(?=[A-Z])(?<=(?im:^[ \t]*(?:name|full name|customer|client|patient|contact|employee|applicant|cardholder|beneficiary|account holder|payee|recipient|from|to|attn)[ \t]*:[ \t]*)){_NAME}(?=[ \t]*(?:\n|,|$))",
         0.7,
     ),
     (
-        "role",
-        rf"(?<=(?i:\b(?:customer|client|patient|manager|colleague|supervisor|technician|caller|spoke with|talked to|my name is)[ \t]+)){_FULL_NAME}\b",
+        "sign_off_inline",
+        rf"(?=[A-Z])(?<=(?i:\b(?:regards|best|thanks|thank you|cheers|sincerely|yours truly),[ \t]*)){_FULL_NAME}(?=[ \t]*[.!]?[ \t]*(?:\n|$))",
         0.6,
     ),
+    ("role", rf"(?=[A-Z])(?<=(?i:\b(?:{_ROLE}){_ROLE_GAP})){_FULL_NAME}\b", 0.6),
+    # a full name that opens a line or a quote and speaks: "Jane Doe wrote: ...", "> John Smith said"
+    ("speaker", rf"(?=[A-Z])(?<=(?m:^[ \t>\"“'(]*|[\"“][ \t]*)){_FULL_NAME}(?=[ \t]+(?:<[^>\n]{{1,80}}>[ \t]+)?{_SPEECH})", 0.6),
+    ("reply_header", rf"(?=[A-Z])(?<=,[ \t]){_FULL_NAME}(?=[ \t]+(?:<[^>\n]{{1,80}}>[ \t]+)?wrote\b)", 0.6),
 ]
 
 
@@ -170,6 +196,37 @@ def credit_card_recognizer() -> EntityRecognizer:
     return CreditCardRecognizer(patterns=[*CreditCardRecognizer.PATTERNS, two_series])
 
 
+_IBAN_START = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{2}[0-9]{2}")
+
+
+def iban_recognizer() -> EntityRecognizer:
+    """Presidio's IBAN recognizer, matching upper case first and ignoring case only where that finds nothing.
+
+    The analyzer matches patterns ignoring case, so the IBAN pattern's last four-character
+    group swallows the next word ("DE89 3704 ... 3000 before the") and the checksum fails;
+    matched in upper case, an IBAN ends where the word begins. A lower-case IBAN is still found.
+    """
+    import regex
+    from presidio_analyzer.predefined_recognizers import IbanRecognizer
+
+    flags = regex.DOTALL | regex.MULTILINE
+    any_case = IbanRecognizer(regex_flags=flags | regex.IGNORECASE)  # Presidio's recognizer reads its own flags only
+
+    class CaseAwareIbanRecognizer(IbanRecognizer):  # type: ignore[misc]
+        def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None, regex_flags: int | None = None) -> list[Any]:
+            if not _IBAN_START.search(text):  # no country code and check digits: nothing to match (most texts)
+                return []
+            upper = super().analyze(text, entities, nlp_artifacts)
+            found = [
+                r for r in any_case.analyze(text, entities, nlp_artifacts) if not any(u.start < r.end and r.start < u.end for u in upper)
+            ]
+            for r in found:  # the analyzer looks its recognizer up by id
+                r.recognition_metadata = {**r.recognition_metadata, "recognizer_name": "IbanRecognizer", "recognizer_identifier": self.id}
+            return upper + found
+
+    return CaseAwareIbanRecognizer(name="IbanRecognizer", regex_flags=flags)
+
+
 def regex_recognizer(name: str, entity: str, pattern: str, score: float, context: list[str]) -> PatternRecognizer:
     """A user-defined recognizer from the config's ``recognizers`` list."""
     return _pattern_recognizer(entity, name, [(name, pattern, score)], context, ignore_case=False)
@@ -182,75 +239,6 @@ def deny_list_recognizer(entity: str, terms: list[str]) -> PatternRecognizer:
     return PatternRecognizer(supported_entity=entity, name=f"DenyList_{entity}", deny_list=terms)
 
 
-# Digit runs with phone punctuation (and an extension): the only places a phone number can be.
-_PHONE_RUN = re.compile(r"[+(]?\d[\d \t().\-/]*\d\)?(?:\s*(?:x|ext\.?|extension)\s*\d{1,6})?", re.IGNORECASE)
-_NOT_PHONE = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}|\d{4}-\d{2}-\d{2}|\d{1,2}[/.-]\d{1,2}[/.-]\d{4}|\d{16,}")  # IPv4, dates, card-length runs
-# Identifier words: a bare digit run right after these is an id, not a phone number.
-_ID_BEFORE = re.compile(
-    r"(?:\b(?:PO|order|invoice|inv|ticket|ref|reference|case|account|acct|sku|tracking|serial|id|no)\.?|#)\s*:?\s*$", re.IGNORECASE
-)
-_GLUED_BEFORE = re.compile(r"[A-Za-z][-_#/]?$")  # "ORD-2024-711685", "INC7925327": the digits belong to an identifier
-_CARD_SHAPE = re.compile(r"\d{4}([ -]?)\d{4}\1\d{4}\1\d{1,7}")  # grouped like a card: left to the Luhn-checked card recognizer
-MIN_PHONE_DIGITS = 7  # shorter "numbers" are extensions, short codes or noise
-
-
-def phone_recognizer(regions: list[str]) -> EntityRecognizer:
-    """Presidio's phonenumbers-based recognizer, run only on digit runs that can be phone numbers.
-
-    Presidio runs ``PhoneNumberMatcher`` over the whole text once per region, parsing every
-    number-like candidate (card numbers, dates, IPs, versions) eight times; this tries only
-    runs with at least seven digits that are not IPv4 addresses, dates or card-length digit
-    strings, and stops at the first region that matches.
-    """
-    import phonenumbers
-    from presidio_analyzer import EntityRecognizer
-    from presidio_analyzer.predefined_recognizers import PhoneRecognizer
-
-    class WindowedPhoneRecognizer(PhoneRecognizer):  # type: ignore[misc]
-        def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None) -> list[Any]:
-            results = []
-            for run in _PHONE_RUN.finditer(text):
-                if _could_be_phone(text, run):
-                    lo, hi = max(0, run.start() - 1), min(len(text), run.end() + 1)
-                    results += self._in_window(text[lo:hi], lo, nlp_artifacts)
-            return EntityRecognizer.remove_duplicates(results)  # type: ignore[no-any-return]
-
-        def _in_window(self, window: str, offset: int, nlp_artifacts: Any) -> list[Any]:
-            # An international number ("+1 ...") parses the same whatever the default region.
-            regions = self.supported_regions[:1] if window.lstrip(" (").startswith("+") else self.supported_regions
-            for region in regions:
-                matches = phonenumbers.PhoneNumberMatcher(window, region, leniency=self.leniency or 0)
-                found = [
-                    self._get_recognizer_result(m, window, region, nlp_artifacts)
-                    for m in matches
-                    if _digits(m.raw_string) >= MIN_PHONE_DIGITS
-                ]
-                if found:
-                    for r in found:
-                        r.start, r.end = r.start + offset, r.end + offset
-                    return found
-            return []
-
-    return WindowedPhoneRecognizer(supported_regions=tuple(regions), name="PhoneRecognizer")
-
-
-def _digits(value: str) -> int:
-    return sum(c.isdigit() for c in value)
-
-
-def _could_be_phone(text: str, run: re.Match[str]) -> bool:
-    value = run.group().strip()
-    if _digits(value) < MIN_PHONE_DIGITS or _NOT_PHONE.fullmatch(value) or (_CARD_SHAPE.fullmatch(value) and _luhn(value)):
-        return False
-    glued = _GLUED_BEFORE.search(text, max(0, run.start() - 2), run.start()) or text[run.end() : run.end() + 1].isalpha()
-    return not glued and not (value.isdigit() and _ID_BEFORE.search(text, max(0, run.start() - 16), run.start()))
-
-
-def _luhn(value: str) -> bool:
-    digits = [int(c) for c in value if c.isdigit()][::-1]
-    return sum(d if i % 2 == 0 else (2 * d - 9 if d > 4 else 2 * d) for i, d in enumerate(digits)) % 10 == 0
-
-
 def clean_person_spans(text: str, spans: list[Span]) -> list[Span]:
     """Drop model/product names tagged PERSON, widen names to honorifics, tag repeats."""
     out: list[Span] = []
@@ -258,7 +246,7 @@ def clean_person_spans(text: str, spans: list[Span]) -> list[Span]:
         if s.entity != "PERSON":
             out.append(s)
         elif not _is_product_name(text, s):
-            out.append(_widen_name(text, _first_line(text, s)))
+            out.append(_widen_name(text, first_line(text, s)))
     return out + _name_repeats(text, out)
 
 
@@ -269,7 +257,7 @@ def _is_product_name(text: str, s: Span) -> bool:
     return bool(_VERSION_BEFORE.search(text, max(0, s.start - 12), s.start))
 
 
-def _first_line(text: str, s: Span) -> Span:
+def first_line(text: str, s: Span) -> Span:
     """A name never spans lines: NER sometimes runs a form's name into the next label."""
     cut = text.find("\n", s.start, s.end)
     return s if cut < 0 else s._replace(end=cut)
@@ -286,9 +274,28 @@ def _widen_name(text: str, s: Span) -> Span:
     return s._replace(start=start, end=end)
 
 
+def is_strong_name(text: str, s: Span) -> bool:
+    """Whether a PERSON finding is evidence enough to tag the name's other mentions (NameRepeat, NameInRow).
+
+    A cue (name field, greeting, role word, a person column, or a mention of such a name),
+    an honorific, or a full name of two or more capitalised words that are not vocabulary
+    words; never a lone word NER tagged, so one false positive does not spread.
+    """
+    if s.recognizer in CUE_RECOGNIZERS or HONORIFIC.match(text, s.start):
+        return True
+    words = [t.group() for t in NAME_TOKEN.finditer(text, s.start, s.end)]
+    return sum(1 for w in words if w[:1].isupper() and not is_vocabulary(w)) >= 2
+
+
 def name_parts(text: str, spans: list[Span]) -> set[str]:
-    """The capitalised parts of the PERSON spans' values: what a later mention of the name may use."""
-    return {m.group() for s in spans if s.entity == "PERSON" for m in _NAME_PART.finditer(text, s.start, s.end)}
+    """The capitalised, non-vocabulary parts of the strong PERSON spans: what a later mention of the name may use."""
+    return {
+        m.group()
+        for s in spans
+        if s.entity == "PERSON" and is_strong_name(text, s)
+        for m in _NAME_PART.finditer(text, s.start, s.end)
+        if not is_vocabulary(m.group()) and not HONORIFIC.fullmatch(m.group())
+    }
 
 
 def whole_words(words: set[str]) -> re.Pattern[str]:

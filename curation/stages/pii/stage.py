@@ -209,8 +209,18 @@ def _stats(
         "residual_total": residual.height,
         "residual_by_entity": count(residual, "entity_type"),
         "rows_with_residual": residual["id"].n_unique(),
+        "residual_scan": RESIDUAL_SCAN,
         "samples_by_entity": dict(sorted(samples.items())),
     }
+
+
+# What the residual count can and cannot say: it is the same detector run again.
+RESIDUAL_SCAN = {
+    "detector": "same",
+    "independent": False,
+    "note": "the residual scan re-runs this stage's analyzer on the scrubbed text: it catches what scrubbing uncovered "
+    "or created, never what the analyzer itself misses, so residual_total 0 is no measure of recall (see eval_pii)",
+}
 
 
 def mask_value(value: str, entity_type: str) -> str:

@@ -37,14 +37,6 @@ TEXTS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def engines() -> dict[str, Any]:
-    """Shared by every context in this module: spaCy and the default analyzer load once, here."""
-    cache: dict[str, Any] = {}
-    pii(frame(["warm up"]), PiiConfig(), StageContext(kind="text", engines=cache))
-    return cache
-
-
 @pytest.fixture
 def ctx(engines: dict[str, Any], tmp_path: Path) -> StageContext:
     return StageContext(kind="text", engines=engines, config_dir=tmp_path)
