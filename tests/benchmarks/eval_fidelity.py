@@ -95,12 +95,20 @@ def fidelity(rows: list[Row], out: list[str]) -> dict[str, Any]:
         by_cat.setdefault(row.category, []).append(c)
     before = [i for i, r in enumerate(rows) if parses(r.python)]
     after = [i for i in before if parses(python_source(rows[i], out[i]))]
+    code = [i for i, r in enumerate(rows) if "_bare" in r.category or "_fenced" in r.category]
     return {
+        "indentation_changed": sum(_indents(rows[i].text) != _indents(out[i]) for i in code),
+        "code_rows": len(code),
         "rewritten": sum(changed) / max(1, len(rows)),
         "by_category": {k: sum(v) / len(v) for k, v in sorted(by_cat.items())},
         "python_before": len(before),
         "python_after": len(after),
     }
+
+
+def _indents(text: str) -> list[str]:
+    """The leading whitespace of every non-blank line: what code indentation is made of."""
+    return [line[: len(line) - len(line.lstrip())] for line in text.splitlines() if line.strip()]
 
 
 def precision(rows: list[Row], out: list[str], spans: list[Spans]) -> dict[str, Any]:
@@ -176,6 +184,10 @@ def print_fidelity(results: dict[str, dict[str, Any]]) -> None:
     norm = results["normalize"]
     share = norm["python_after"] / max(1, norm["python_before"])
     print(f"target: normalize leaves >= {PARSE_TARGET:.1%} of Python answers parsing -> {'ok' if share >= PARSE_TARGET else 'MISS'}")
+    moved = norm["indentation_changed"]
+    print(
+        f"target: normalize changes no code indentation -> {moved} of {norm['code_rows']} code rows changed ({'ok' if moved == 0 else 'MISS'})"
+    )
     print("\nrows rewritten by category:")
     cats = list(ours["by_category"])
     print("| stage | " + " | ".join(cats) + " |")
