@@ -67,7 +67,11 @@ def _tiny_encoder(out: Path) -> Path:
 
 
 def _config(src: Path, model: Path, *, label_set: bool) -> Path:
-    checks = "checks: {label_set: [billing, shipping, account]}\n" if label_set else "checks: {max_class_share: 0.99}\n"
+    checks = (
+        "checks: {label_set: [billing, shipping, account]}\n"
+        if label_set
+        else "checks: {max_class_share: 0.99, severity: {label_singletons: warning}}\n"
+    )
     text = (
         f"input: {{path: 'tickets_{FILE_NAME}.jsonl', kind: classification}}\n"
         "stages:\n  - normalize\n  - pii\n  - label_audit\n  - balance: {facets: [source]}\n"
