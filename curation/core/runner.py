@@ -21,11 +21,12 @@ import polars as pl
 import yaml
 
 from curation.core.config import PipelineConfig
+from curation.core.engines import Engine, engine_for
 from curation.core.errors import InputError
 from curation.core.ingest import QUARANTINE_SCHEMA, file_sha256, ingest, resolve_inputs
 from curation.core.ledger import Ledger, ledger_path_for
 from curation.core.progress import make_progress_factory
-from curation.core.registry import STAGES, resume_inputs, stage_function
+from curation.core.registry import STAGES, resume_inputs
 from curation.core.rundir import (
     DATASET,
     MANIFEST,
@@ -200,6 +201,7 @@ def run_pipeline(
     runs_root: Path = Path("runs"),
     quiet: bool = True,
     log: Log | None = None,
+    engine: Engine | None = None,
 ) -> RunResult:
     """Run ingest and every configured stage; write the run directory, manifest and ledger rows.
 
@@ -209,6 +211,7 @@ def run_pipeline(
         config_name: used in the default run id (the YAML file's stem).
         quiet: no progress bars (they are also off when stderr is not a terminal).
         log: receives one line per stage; default prints to stderr unless quiet.
+        engine: where stages run; default the one ``run.engine`` names (made and closed here).
 
     Raises:
         InputError: the input cannot be read, or every row was quarantined.
@@ -227,16 +230,21 @@ def run_pipeline(
     )
     # Before any work: a missing secret (the hash salt) fails the run now, not after ingest.
     secrets = [resume_inputs(stage.name, stage.options, ctx) for stage in cfg.stages]
+    owned = engine is None  # an engine made here is closed here; a caller's stays open
+    engine = engine or engine_for(cfg.run.engine)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_bytes(run_dir / "config.yaml", yaml.safe_dump(cfg.to_yaml_dict(), sort_keys=False).encode("utf-8"))
     config_fp = sha256_json(cfg.to_yaml_dict())
     ledger = Ledger(ledger_path_for(run_dir, str(cfg.resolve(cfg.run.ledger)) if cfg.run.ledger else None))
     started = ledger.start_run(run_id, run_dir, kind=cfg.input.kind, config_fp=config_fp)
     try:
-        result = _run_stages(cfg, inputs, secrets, run_dir, run_id, ctx, ledger, started, say)
+        result = _run_stages(cfg, inputs, secrets, run_dir, run_id, ctx, ledger, started, say, engine)
     except BaseException:
         ledger.finish_run(run_id, started, status="failed", dataset_fp=None, rows_in=None, rows_out=None)
         raise
+    finally:
+        if owned:
+            engine.close()
     ledger.finish_run(
         run_id, started, status="succeeded", dataset_fp=result.dataset_fingerprint, rows_in=result.rows_in, rows_out=result.rows_out
     )
@@ -253,6 +261,7 @@ def _run_stages(
     ledger: Ledger,
     started: float,
     say: Log,
+    engine: Engine,
 ) -> RunResult:
     stages_dir = run_dir / "stages"
     t0 = time.perf_counter()
@@ -290,7 +299,7 @@ def _run_stages(
             result, st, success = loaded
             skipped = True
         else:
-            result = stage_function(name)(df, stage.options, ctx)
+            result = engine.run_stage(name, df, stage.options, ctx)
             books = _books(df.height, result, kind)
             _check_ids(df, result, kind)
             st = {

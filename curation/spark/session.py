@@ -1,0 +1,48 @@
+"""The Spark session a run uses, and frames to and from it as Arrow.
+
+A session comes from, in order: ``--spark-remote`` (Spark Connect), ``--spark-master``,
+``SPARK_REMOTE`` in the environment, the session ``spark-submit`` or a notebook started,
+else ``local[*]``. Python workers run this interpreter (``PYSPARK_PYTHON``) unless the
+cluster says otherwise, so they see the same polars and pyarrow.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+
+def open_session(*, master: str | None = None, remote: str | None = None) -> tuple[SparkSession, bool]:
+    """The session to run on, and whether it was started here (then the engine stops it)."""
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None and not (master or remote):
+        return active, False
+    builder: Any = SparkSession.builder.appName("tuneprep")
+    if remote:
+        return builder.remote(remote).getOrCreate(), True
+    if master or not (os.environ.get("SPARK_REMOTE") or os.environ.get("PYSPARK_GATEWAY_PORT")):
+        builder = builder.master(master or "local[*]")
+        if (master or "local").startswith("local"):
+            builder = builder.config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
+    return builder.getOrCreate(), True
+
+
+def to_spark(spark: SparkSession, df: pl.DataFrame) -> DataFrame:
+    """A Spark DataFrame of ``df`` (shipped from this process as Arrow)."""
+    return spark.createDataFrame(df.to_arrow(compat_level=pl.CompatLevel.oldest()))
+
+
+def to_polars(sdf: DataFrame) -> pl.DataFrame:
+    """Collect ``sdf`` to this process as a polars frame."""
+    out = pl.from_arrow(sdf.toArrow())
+    assert isinstance(out, pl.DataFrame)
+    return out
