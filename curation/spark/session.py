@@ -9,6 +9,7 @@ cluster says otherwise, so they see the same polars and pyarrow.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -28,12 +29,23 @@ def open_session(*, master: str | None = None, remote: str | None = None) -> tup
         return active, False
     builder: Any = SparkSession.builder.appName("tuneprep")
     if remote:
-        return builder.remote(remote).getOrCreate(), True
+        return _sized(builder.remote(remote).getOrCreate(), remote), True
     if master or not (os.environ.get("SPARK_REMOTE") or os.environ.get("PYSPARK_GATEWAY_PORT")):
-        builder = builder.master(master or "local[*]")
-        if (master or "local").startswith("local"):
+        master = master or "local[*]"
+        builder = builder.master(master)
+        if master.startswith("local"):
             builder = builder.config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
+        return _sized(builder.getOrCreate(), master), True
     return builder.getOrCreate(), True
+
+
+def _sized(spark: SparkSession, where: str) -> SparkSession:
+    """On one machine (``local[N]``), shuffles in 2N partitions, not a cluster's default 200 (a runtime conf: Connect allows it)."""
+    cores = re.fullmatch(r"local\[(\d+)(,\d+)?\]", where)
+    if where.startswith("local"):
+        n = int(cores.group(1)) if cores else (os.cpu_count() or 1)
+        spark.conf.set("spark.sql.shuffle.partitions", str(2 * n))
+    return spark
 
 
 def to_spark(spark: SparkSession, df: pl.DataFrame) -> DataFrame:

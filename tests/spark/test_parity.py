@@ -118,11 +118,10 @@ def _messages(n: int) -> pl.DataFrame:
 @pytest.mark.parametrize(
     ("kind", "options"),
     [
-        ("text", {}),
         ("text", {"keep": "longest", "minhash": {"verify": "minhash", "num_perm": 64}}),
         ("text", {"near": False}),
         ("text", {"minhash": {"shingle": "char", "ngram": 5, "bands": 8, "rows": 4, "num_perm": 32}, "strip_punctuation": True}),
-        ("instruction", {}),
+        ("instruction", {}),  # two parts (prompt turns, answer), each verified on its own
     ],
 )
 def test_dedup_matches_the_local_stage(spark: Any, kind: str, options: dict[str, Any]) -> None:
