@@ -21,22 +21,23 @@ if TYPE_CHECKING:
 
 def open_session(*, master: str | None = None, remote: str | None = None) -> tuple[SparkSession, bool]:
     """The session to run on, and whether it was started here (then the engine stops it)."""
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     from pyspark.sql import SparkSession
 
     active = SparkSession.getActiveSession()
     if active is not None and not (master or remote):
         return active, False
     builder: Any = SparkSession.builder.appName("tuneprep")
+    if not (remote or master) and (os.environ.get("SPARK_REMOTE") or os.environ.get("PYSPARK_GATEWAY_PORT")):
+        return builder.getOrCreate(), True  # spark-submit's master, or the Connect server in SPARK_REMOTE
+    where = remote or master or "local[*]"
+    if where.startswith("local"):
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # on one machine, workers run this interpreter
     if remote:
-        return _sized(builder.remote(remote).getOrCreate(), remote), True
-    if master or not (os.environ.get("SPARK_REMOTE") or os.environ.get("PYSPARK_GATEWAY_PORT")):
-        master = master or "local[*]"
-        builder = builder.master(master)
-        if master.startswith("local"):
-            builder = builder.config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
-        return _sized(builder.getOrCreate(), master), True
-    return builder.getOrCreate(), True
+        return _sized(builder.remote(remote).getOrCreate(), where), True
+    builder = builder.master(where)
+    if where.startswith("local"):
+        builder = builder.config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
+    return _sized(builder.getOrCreate(), where), True
 
 
 def _sized(spark: SparkSession, where: str) -> SparkSession:
