@@ -159,3 +159,19 @@ def test_dedup_against_an_earlier_run(spark: Any, tmp_path: Path) -> None:
     assert (local.findings["kept_from"] != "input").sum() > 0
     for part in ("kept", "dropped", "findings"):
         assert_frame_equal(getattr(local, part), getattr(remote, part), check_exact=True)
+
+
+def test_normalize_chat_rows_matches_the_local_stage(spark: Any) -> None:
+    from curation.spark.rows import run_per_row
+    from curation.stages.normalize.stage import NormalizeConfig, normalize
+
+    df = _messages(40).with_columns(
+        pl.col("messages").list.eval(
+            pl.struct(pl.element().struct.field("role"), ("\u200b  " + pl.element().struct.field("content")).alias("content"))
+        )
+    )
+    local = normalize(df, NormalizeConfig(), StageContext(kind="instruction"))
+    remote = run_per_row(spark, "normalize", df, NormalizeConfig(), StageContext(kind="instruction"))
+    assert_frame_equal(local.kept, remote.kept, check_exact=True)
+    assert_frame_equal(local.dropped, remote.dropped, check_exact=True)
+    assert local.stats == remote.stats
