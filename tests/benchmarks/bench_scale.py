@@ -66,7 +66,14 @@ def _spark(path: str) -> dict[str, Any]:
     children = sum(p.memory_info().rss for p in psutil.Process().children(recursive=True)) / 2**20
     spark.stop()
     same = result.findings.equals(pl.read_parquet(path + ".local.parquet"))
-    return {"seconds": seconds, "peak_mb": _peak_mb(), "removed": result.findings.height, "startup": startup, "jvm_mb": children, "same": same}
+    return {
+        "seconds": seconds,
+        "peak_mb": _peak_mb(),
+        "removed": result.findings.height,
+        "startup": startup,
+        "jvm_mb": children,
+        "same": same,
+    }
 
 
 def _in_fresh_process(fn: Any, path: str) -> dict[str, Any]:
@@ -88,7 +95,9 @@ def main() -> None:
             path = str(Path(tmp) / f"docs-{n}.parquet")
             generate(n, seed=0)[0].write_parquet(path)
             local = _in_fresh_process(_local, path)
-            print(f"{'local':<14}{n:>10}{local['seconds']:>10.1f}{n / local['seconds']:>10.0f}{local['peak_mb']:>13.0f}{local['removed']:>9}")
+            print(
+                f"{'local':<14}{n:>10}{local['seconds']:>10.1f}{n / local['seconds']:>10.0f}{local['peak_mb']:>13.0f}{local['removed']:>9}"
+            )
             if n != args.spark_n:
                 continue
             spark = _in_fresh_process(_spark, path)
