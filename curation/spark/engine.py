@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from curation.core.errors import RunError
 from curation.core.registry import stage_function
 from curation.core.stage import StageContext, StageResult
 from curation.spark.session import open_session
@@ -45,7 +46,14 @@ class SparkEngine:
     @property
     def spark(self) -> SparkSession:
         if self._spark is None:
-            self._spark, self._owned = open_session(master=self._master, remote=self._remote)
+            try:
+                self._spark, self._owned = open_session(master=self._master, remote=self._remote)
+            except Exception as e:  # no JVM, a bad master URL, an unreachable Connect server
+                first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+                where = self._remote or self._master or "the default session"
+                raise RunError(
+                    f"could not start Spark ({where}): {first}; check Java 17 (`java -version`) and the master or Connect URL"
+                ) from None
         return self._spark
 
     def run_stage(self, name: str, df: pl.DataFrame, options: Any, ctx: StageContext) -> StageResult:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import sys
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
 
 import polars as pl
 
@@ -33,11 +35,25 @@ def open_session(*, master: str | None = None, remote: str | None = None) -> tup
     if where.startswith("local"):
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # on one machine, workers run this interpreter
     if remote:
-        return _sized(builder.remote(remote).getOrCreate(), where), True
+        _reachable(remote)
+        spark = builder.remote(remote).getOrCreate()
+        spark.version  # noqa: B018  (Connect connects lazily: reach the server now, not mid-stage)
+        return _sized(spark, where), True
     builder = builder.master(where)
     if where.startswith("local"):
         builder = builder.config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
     return _sized(builder.getOrCreate(), where), True
+
+
+def _reachable(remote: str) -> None:
+    """Fail fast on a Connect server nobody answers at (the client would retry for minutes)."""
+    url = urlparse(remote.split("/;")[0])
+    if url.scheme != "sc":
+        return
+    try:
+        socket.create_connection((url.hostname or "localhost", url.port or 15002), timeout=10).close()
+    except OSError as e:
+        raise ConnectionError(f"no Spark Connect server answers at {url.hostname}:{url.port or 15002} ({e.strerror or e})") from None
 
 
 def _sized(spark: SparkSession, where: str) -> SparkSession:
