@@ -26,7 +26,7 @@ import polars as pl
 import pyarrow as pa
 
 from curation.core.stage import StageContext, StageResult
-from curation.spark.session import to_polars, to_spark
+from curation.spark.session import ship, to_polars, unpack
 from curation.stages.dedup import minhash as mh
 from curation.stages.dedup import stage as ds
 
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 MAX_PARTNERS = 32  # minhash.candidate_pairs' default: pairs per bucket member
 
 
-def spark_dedup(spark: SparkSession, df: pl.DataFrame, cfg: ds.DedupConfig, ctx: StageContext) -> StageResult:
+def spark_dedup(spark: SparkSession, df: pl.DataFrame, cfg: ds.DedupConfig, ctx: StageContext, *, batch_rows: int = 5000) -> StageResult:
     """``dedup(df, cfg, ctx)`` with the hashing, bucketing and verification on the cluster."""
     from pyspark.sql import functions as F
 
@@ -46,7 +46,8 @@ def spark_dedup(spark: SparkSession, df: pl.DataFrame, cfg: ds.DedupConfig, ctx:
     texts_pl = pl.DataFrame({"rank": np.arange(n, dtype=np.int64)}).with_columns(key=table.key)
     if table.parts is not None:
         texts_pl = texts_pl.with_columns(table.parts)
-    texts = to_spark(spark, texts_pl)
+    ddl = ", ".join(["rank long", *(f"{c} string" for c in texts_pl.columns[1:])])
+    texts = unpack(ship(spark, texts_pl, rows=batch_rows), ddl)
     bands, rows = cfg.minhash.lsh_params() if cfg.near else (0, 0)
     with_sigs = cfg.near and cfg.minhash.verify == "minhash"
     schema = "rank long, h1 long, h2 long, live boolean, bands array<long>" + (", sig binary" if with_sigs else "")

@@ -35,9 +35,12 @@ class SparkEngine:
 
     name = "spark"
 
-    def __init__(self, spark: SparkSession | None = None, *, master: str | None = None, remote: str | None = None) -> None:
+    def __init__(
+        self, spark: SparkSession | None = None, *, master: str | None = None, remote: str | None = None, batch_rows: int = 5000
+    ) -> None:
         self._spark, self._owned = spark, False
         self._master, self._remote = master, remote
+        self.batch_rows = batch_rows  # rows per shipped blob: the unit of work of one task
 
     @classmethod
     def connect(cls, *, master: str | None = None, remote: str | None = None) -> SparkEngine:
@@ -63,11 +66,11 @@ class SparkEngine:
         elif name == "dedup":
             from curation.spark.dedup import spark_dedup
 
-            result = spark_dedup(self.spark, df, options, ctx)
+            result = spark_dedup(self.spark, df, options, ctx, batch_rows=self.batch_rows)
         else:
             from curation.spark.rows import run_per_row
 
-            result = run_per_row(self.spark, name, df, _per_worker(name, options), ctx)
+            result = run_per_row(self.spark, name, df, _per_worker(name, options), ctx, batch_rows=self.batch_rows)
             result = _pii_samples(result) if name == "pii" else result
         return dataclasses.replace(result, stats={**result.stats, "engine": where})
 

@@ -1,7 +1,7 @@
 """Per-row stages (normalize, pii) on Spark: the stage's own polars kernel inside ``mapInArrow``.
 
-Each Arrow batch of the input runs through the unchanged stage function in a Python
-worker; heavy engines (Presidio, spaCy) are built once per worker and kept in
+The input is shipped as Arrow IPC blobs of rows (every polars type survives); each blob
+runs through the unchanged stage function in a Python worker; heavy engines (Presidio, spaCy) are built once per worker and kept in
 ``_WORKER_ENGINES`` across tasks. A batch's result (kept, dropped, quarantined, findings,
 stats) comes back as one row of Arrow IPC blobs, so any column types survive; the driver
 puts the pieces back in input order and merges the stats.
@@ -22,7 +22,7 @@ import pyarrow as pa
 from curation.core.registry import stage_function
 from curation.core.schema import Kind
 from curation.core.stage import StageContext, StageResult
-from curation.spark.session import to_polars, to_spark
+from curation.spark.session import BLOB_ROWS, ipc_bytes, ship, to_polars
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -33,25 +33,19 @@ BLOB_SCHEMA = "kept binary, dropped binary, quarantined binary, findings binary,
 _WORKER_ENGINES: dict[str, Any] = {}  # per Python worker: Presidio analyzers and the like, built once
 
 
-def _ipc(df: pl.DataFrame) -> bytes:
-    buf = io.BytesIO()
-    df.write_ipc(buf)
-    return buf.getvalue()
-
-
 def _batch_kernel(
     batches: Iterator[pa.RecordBatch], *, name: str, options: Any, kind: Kind, seed: int, config_dir: Path
 ) -> Iterator[pa.RecordBatch]:
-    """Runs in a Python worker: the stage over each batch, its result as IPC blobs."""
+    """Runs in a Python worker: the stage over each shipped blob of rows, its result as IPC blobs."""
     ctx = StageContext(kind=kind, seed=seed, config_dir=config_dir, engines=_WORKER_ENGINES)
     fn = stage_function(name)
     for batch in batches:
-        frame = pl.from_arrow(batch)
-        assert isinstance(frame, pl.DataFrame)
-        pos = frame.select("id", POS)
-        res = fn(frame.drop(POS), options, ctx)
-        blobs = {p: _ipc(_with_pos(getattr(res, p), pos)) for p in PARTS}
-        yield pa.RecordBatch.from_pylist([{**blobs, "stats": json.dumps(res.stats, default=str)}])
+        for blob in batch.column(0).to_pylist():
+            frame = pl.read_ipc(io.BytesIO(blob))
+            pos = frame.select("id", POS)
+            res = fn(frame.drop(POS), options, ctx)
+            blobs = {p: ipc_bytes(_with_pos(getattr(res, p), pos)) for p in PARTS}
+            yield pa.RecordBatch.from_pylist([{**blobs, "stats": json.dumps(res.stats, default=str)}])
 
 
 def _with_pos(part: pl.DataFrame, pos: pl.DataFrame) -> pl.DataFrame:
@@ -60,9 +54,11 @@ def _with_pos(part: pl.DataFrame, pos: pl.DataFrame) -> pl.DataFrame:
     return part.join(pos, on="id", how="left", maintain_order="left")
 
 
-def run_per_row(spark: SparkSession, name: str, df: pl.DataFrame, options: Any, ctx: StageContext) -> StageResult:
-    """``stage(df, options, ctx)`` batch by batch on the cluster, reassembled in input order."""
-    sdf = to_spark(spark, df.with_row_index(POS).with_columns(pl.col(POS).cast(pl.Int64)))
+def run_per_row(
+    spark: SparkSession, name: str, df: pl.DataFrame, options: Any, ctx: StageContext, *, batch_rows: int = BLOB_ROWS
+) -> StageResult:
+    """``stage(df, options, ctx)`` on blobs of ``batch_rows`` rows on the cluster, reassembled in input order."""
+    sdf = ship(spark, df.with_row_index(POS).with_columns(pl.col(POS).cast(pl.Int64)), rows=batch_rows)
     kernel = functools.partial(_batch_kernel, name=name, options=options, kind=ctx.kind, seed=ctx.seed, config_dir=ctx.config_dir)
     out = to_polars(sdf.mapInArrow(kernel, BLOB_SCHEMA))
     parts = {p: [pl.read_ipc(io.BytesIO(b)) for b in out[p].to_list()] for p in PARTS}

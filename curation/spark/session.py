@@ -8,14 +8,17 @@ cluster says otherwise, so they see the same polars and pyarrow.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import socket
 import sys
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import polars as pl
+import pyarrow as pa
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -65,13 +68,49 @@ def _sized(spark: SparkSession, where: str) -> SparkSession:
     return spark
 
 
-def to_spark(spark: SparkSession, df: pl.DataFrame) -> DataFrame:
-    """A Spark DataFrame of ``df`` (shipped from this process as Arrow)."""
-    return spark.createDataFrame(df.to_arrow(compat_level=pl.CompatLevel.oldest()))
+BLOB_ROWS = 5000  # rows per shipped Arrow IPC blob: the unit of work of a per-row stage's task
+
+
+def ship(spark: SparkSession, df: pl.DataFrame, *, rows: int = BLOB_ROWS) -> DataFrame:
+    """``df`` on the cluster as one ``data`` (Arrow IPC) blob per ``rows`` rows, spread over the cluster.
+
+    Blobs keep every polars type exactly and need only ``createDataFrame`` of binary
+    values, which every PySpark >= 3.5 has, classic and Connect alike.
+    """
+    blobs = [(ipc_bytes(df.slice(start, rows)),) for start in range(0, df.height, rows)]
+    sdf = spark.createDataFrame(blobs, "data binary")
+    return sdf.repartition(len(blobs)) if len(blobs) > 1 else sdf
+
+
+def unpack(blobs: DataFrame, schema: str) -> DataFrame:
+    """Shipped blobs back into Spark columns (``schema``: their DDL, e.g. ``"rank long, key string"``)."""
+    return blobs.mapInArrow(_unpack_kernel, schema)
+
+
+def _unpack_kernel(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    for batch in batches:
+        for blob in batch.column(0).to_pylist():
+            table = pl.read_ipc(io.BytesIO(blob)).to_arrow(compat_level=pl.CompatLevel.oldest())
+            small = [pa.field(f.name, pa.string() if pa.types.is_large_string(f.type) else f.type) for f in table.schema]
+            yield from table.cast(pa.schema(small)).to_batches()
+
+
+def ipc_bytes(df: pl.DataFrame) -> bytes:
+    buf = io.BytesIO()
+    df.write_ipc(buf)
+    return buf.getvalue()
+
+
+_POLARS = {"bigint": pl.Int64, "int": pl.Int32, "double": pl.Float64, "binary": pl.Binary, "string": pl.String, "boolean": pl.Boolean}
 
 
 def to_polars(sdf: DataFrame) -> pl.DataFrame:
-    """Collect ``sdf`` to this process as a polars frame."""
-    out = pl.from_arrow(sdf.toArrow())
-    assert isinstance(out, pl.DataFrame)
-    return out
+    """Collect ``sdf`` (flat columns) to this process: as Arrow on PySpark 4, as rows before."""
+    if hasattr(sdf, "toArrow"):
+        out = pl.from_arrow(sdf.toArrow())
+        assert isinstance(out, pl.DataFrame)
+        return out
+    schema = {f.name: _POLARS[f.dataType.simpleString()] for f in sdf.schema.fields}
+    rows = sdf.collect()
+    cell = lambda v: bytes(v) if isinstance(v, bytearray) else v  # noqa: E731  (PySpark 3.5 gives binary as bytearray)
+    return pl.DataFrame({name: [cell(row[i]) for row in rows] for i, name in enumerate(schema)}, schema=schema)

@@ -24,7 +24,6 @@ def spark() -> Iterator[Any]:
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.shuffle.partitions", "2")
         .config("spark.default.parallelism", "2")
-        .config("spark.sql.execution.arrow.maxRecordsPerBatch", "16")  # many batches from tiny data: results must not depend on them
         .getOrCreate()
     )
     session.sparkContext.setLogLevel("ERROR")

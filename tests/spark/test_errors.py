@@ -11,7 +11,10 @@ import pytest
 
 from tests.data.jsonl_files import write_jsonl
 
-pytestmark = pytest.mark.spark
+pytestmark = [
+    pytest.mark.spark,
+    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),  # PySpark 3.5's collect leaves py4j sockets to the GC
+]
 
 
 def _run(tmp_path: Path, *spark_args: str) -> tuple[int, list[str], str]:
