@@ -84,8 +84,11 @@ def demo(out: Path, kinds: tuple[str, ...], scale: float, quiet: bool) -> None:
 @cli.command()
 @click.argument("config", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Run directory (default runs/<config name>-<fingerprint>).")
+@click.option("--engine", type=click.Choice(["local", "spark"]), default=None, help="Where stages run (default: `run.engine`, local).")
+@click.option("--spark-master", default=None, help="Spark master for --engine spark, e.g. local[2] or yarn (docs/spark.md).")
+@click.option("--spark-remote", default=None, help="Spark Connect server for --engine spark, e.g. sc://host:15002.")
 @QUIET
-def run(config: Path, out: Path | None, quiet: bool) -> None:
+def run(config: Path, out: Path | None, engine: str | None, spark_master: str | None, spark_remote: str | None, quiet: bool) -> None:
     """Run the curation pipeline described by CONFIG (YAML); the last line printed is the run directory.
 
     A rerun of the same config on the same inputs resumes: finished stages are reused.
@@ -93,12 +96,21 @@ def run(config: Path, out: Path | None, quiet: bool) -> None:
     \b
     Example:
       tuneprep run pipeline.yaml --out runs/tickets-2026-11
+      tuneprep run pipeline.yaml --engine spark --spark-master 'local[2]'
     """
     from curation.core.config import load_config
+    from curation.core.engines import engine_for
     from curation.core.runner import run_pipeline
     from curation.report import build_report
 
-    result = run_pipeline(load_config(config), out_dir=out, config_name=config.stem, quiet=quiet)
+    cfg = load_config(config)
+    if engine is not None:
+        cfg = cfg.model_copy(update={"run": cfg.run.model_copy(update={"engine": engine})})
+    runner = engine_for(cfg.run.engine, spark_master=spark_master, spark_remote=spark_remote)
+    try:
+        result = run_pipeline(cfg, out_dir=out, config_name=config.stem, quiet=quiet, engine=runner)
+    finally:
+        runner.close()
     click.echo(f"{result.summary()}; dataset {result.dataset_fingerprint[:12]}", err=True)
     click.echo(f"report: {build_report(result.run_dir)}", err=True)
     click.echo(str(result.run_dir))

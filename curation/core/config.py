@@ -56,6 +56,7 @@ class ReportSettings(Strict):
 class RunSettings(Strict):
     seed: int = 0  # every random choice in the run derives from it
     ledger: str | None = None  # SQLite ledger; default <runs root>/ledger.db
+    engine: Literal["local", "spark"] = "local"  # spark: stages run on Apache Spark (pip install 'tuneprep[spark]'; docs/spark.md)
 
 
 class CustomExpectation(Strict):

@@ -27,12 +27,13 @@ import yaml
 
 from curation.core import fidelity
 from curation.core.config import PipelineConfig
+from curation.core.engines import Engine, engine_for
 from curation.core.errors import InputError
 from curation.core.ingest import QUARANTINE_SCHEMA, file_sha256, ingest, quarantine_reason, resolve_inputs
 from curation.core.integrity import acquire_lock, signature_status, signed, signing_key, this_process
 from curation.core.ledger import Ledger, ledger_path_for
 from curation.core.progress import Log, Reporter, seconds_text
-from curation.core.registry import STAGES, resume_inputs, stage_function
+from curation.core.registry import STAGES, resume_inputs
 from curation.core.rundir import (
     DATASET,
     MANIFEST,
@@ -272,6 +273,7 @@ def run_pipeline(
     runs_root: Path = Path("runs"),
     quiet: bool = True,
     log: Log | None = None,
+    engine: Engine | None = None,
 ) -> RunResult:
     """Run ingest and every configured stage; write the run directory, manifest and ledger rows.
 
@@ -281,6 +283,7 @@ def run_pipeline(
         config_name: used in the default run id (the YAML file's stem).
         quiet: no progress bars (they are also off when stderr is not a terminal).
         log: receives one line per stage; default prints to stderr unless quiet.
+        engine: where stages run; default the one ``run.engine`` names (made and closed here).
 
     Raises:
         InputError: the input cannot be read, or every row was quarantined.
@@ -301,6 +304,8 @@ def run_pipeline(
     # Before any work: a missing secret (the hash salt) fails the run now, not after ingest.
     secrets = [resume_inputs(stage.name, stage.options, ctx) for stage in cfg.stages]
     signing_key()  # an unreadable key file fails now, before any work
+    owned = engine is None  # an engine made here is closed here; a caller's stays open
+    engine = engine or engine_for(cfg.run.engine)
     run_dir.mkdir(parents=True, exist_ok=True)
     ledger = Ledger(ledger_path_for(run_dir, str(cfg.resolve(cfg.run.ledger)) if cfg.run.ledger else None))
     lock = _claim_run_dir(run_dir, ledger, say)
@@ -309,7 +314,7 @@ def run_pipeline(
         config_fp = sha256_json(cfg.to_yaml_dict())
         started = ledger.start_run(run_id, run_dir, kind=cfg.input.kind, config_fp=config_fp, process=this_process())
         try:
-            result = _run_stages(cfg, inputs, secrets, run_dir, run_id, ctx, ledger, started, say, reporter)
+            result = _run_stages(cfg, inputs, secrets, run_dir, run_id, ctx, ledger, started, say, reporter, engine)
         except BaseException:
             ledger.finish_run(run_id, started, status="failed", dataset_fp=None, rows_in=None, rows_out=None)
             raise
@@ -318,6 +323,8 @@ def run_pipeline(
         )
     finally:
         lock.release()
+        if owned:
+            engine.close()
     return result
 
 
@@ -344,6 +351,7 @@ def _run_stages(
     started: float,
     say: Log,
     reporter: Reporter,
+    engine: Engine,
 ) -> RunResult:
     stages_dir = run_dir / "stages"
     t0 = time.perf_counter()
@@ -383,7 +391,7 @@ def _run_stages(
         with reporter.stage(name, f"{df.height} rows in") as timing:
             loaded = _load_stage(stage_dir, input_fp, say)
             if loaded is None:
-                result = stage_function(name)(df, stage.options, ctx)
+                result = engine.run_stage(name, df, stage.options, ctx)
         if loaded is not None:
             result, st, success = loaded
             skipped = True

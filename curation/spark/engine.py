@@ -1,0 +1,113 @@
+"""The Spark engine: which stages run distributed, and how the rest run on the driver.
+
+- ``normalize`` and ``pii``: the stage's kernel per Arrow batch in ``mapInArrow``
+  (``curation.spark.rows``). PII numbers people per distinct value across the whole
+  dataset (``<PERSON_1>``) when a person column is scanned; that numbering needs every
+  row at once, so such a run does its PII on the driver.
+- ``dedup``: hashing, LSH buckets, candidate pairs and their verification on the cluster,
+  the keeper rule on the driver over the verified edges (``curation.spark.dedup``).
+- ``label_audit``, ``balance``, ``preferences``: on the driver, over the collected frame,
+  as the local engine runs them; their stats say ``engine: spark-driver``.
+
+The runner keeps the books, fingerprints and run directory exactly as for the local engine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from curation.core.errors import RunError
+from curation.core.registry import stage_function
+from curation.core.stage import StageContext, StageResult
+from curation.spark.session import open_session
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+DISTRIBUTED = ("normalize", "pii", "dedup")
+
+
+class SparkEngine:
+    """Runs stages on a Spark session; the session starts on the first stage that needs it."""
+
+    name = "spark"
+
+    def __init__(
+        self, spark: SparkSession | None = None, *, master: str | None = None, remote: str | None = None, batch_rows: int = 5000
+    ) -> None:
+        self._spark, self._owned = spark, False
+        self._master, self._remote = master, remote
+        self.batch_rows = batch_rows  # rows per shipped blob: the unit of work of one task
+
+    @classmethod
+    def connect(cls, *, master: str | None = None, remote: str | None = None) -> SparkEngine:
+        return cls(master=master, remote=remote)
+
+    @property
+    def spark(self) -> SparkSession:
+        if self._spark is None:
+            try:
+                self._spark, self._owned = open_session(master=self._master, remote=self._remote)
+            except Exception as e:  # no JVM, a bad master URL, an unreachable Connect server
+                first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+                where = self._remote or self._master or "the default session"
+                raise RunError(
+                    f"could not start Spark ({where}): {first}; check Java 17 (`java -version`) and the master or Connect URL"
+                ) from None
+        return self._spark
+
+    def run_stage(self, name: str, df: pl.DataFrame, options: Any, ctx: StageContext) -> StageResult:
+        where = self.where(name, df, options, ctx)
+        if where == "spark-driver":
+            result: StageResult = stage_function(name)(df, options, ctx)
+        elif name == "dedup":
+            from curation.spark.dedup import spark_dedup
+
+            result = spark_dedup(self.spark, df, options, ctx, batch_rows=self.batch_rows)
+        else:
+            from curation.spark.rows import run_per_row
+
+            result = run_per_row(self.spark, name, df, _per_worker(name, options), ctx, batch_rows=self.batch_rows)
+            result = _pii_samples(result) if name == "pii" else result
+        return dataclasses.replace(result, stats={**result.stats, "engine": where})
+
+    def where(self, name: str, df: pl.DataFrame, options: Any, ctx: StageContext) -> str:
+        """``spark`` when the stage has a distributed path for these options, else ``spark-driver``."""
+        if name not in DISTRIBUTED or df.is_empty():
+            return "spark-driver"
+        if name == "pii":
+            from curation.stages.pii.stage import scanned_fields
+
+            if set(options.person_columns) & set(scanned_fields(options, ctx.kind, df.schema)):
+                return "spark-driver"  # numbered placeholders count people across all rows
+        if name == "dedup":
+            from curation.stages.dedup.stage import _boilerplate_on
+
+            if _boilerplate_on(options):
+                return "spark-driver"  # the boilerplate rule counts phrases over all rows: no distributed path yet
+        return "spark"
+
+    def close(self) -> None:
+        if self._spark is not None and self._owned:
+            self._spark.stop()
+        self._spark = None
+
+
+def _per_worker(name: str, options: Any) -> Any:
+    """Options for one Spark task: PII analyses in the task's own process (Spark runs the tasks in parallel)."""
+    return options.model_copy(update={"workers": 1}) if name == "pii" else options
+
+
+def _pii_samples(result: StageResult) -> StageResult:
+    """The PII stage's masked samples, re-picked over all findings as the stage picks them (first three per entity)."""
+    samples: dict[str, list[str]] = {}
+    found = result.findings.filter(~pl.col("residual"))
+    for entity, masked in found.select("entity_type", "masked").iter_rows():
+        if masked not in samples.setdefault(entity, []) and len(samples[entity]) < 3:
+            samples[entity].append(masked)
+    stats = {**result.stats, "samples_by_entity": dict(sorted(samples.items()))}
+    stats["rows_with_pii"] = found["id"].n_unique()
+    return dataclasses.replace(result, stats=stats)
