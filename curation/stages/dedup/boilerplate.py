@@ -96,9 +96,10 @@ class DocFrequency:
         if documents.size < sizes.size:
             take = np.isin(doc, documents.astype(np.uint64))
             phrases, doc = phrases[take], doc[take]
-        # one (text, phrase) key per phrase of a text, with the counter's bits: sorted, each distinct pair counts once
-        pairs = _distinct(np.sort((doc << np.uint64(40)) | ((phrases >> np.uint64(24)) & self.mask)))
-        slots = np.sort((pairs & self.mask).astype(np.int64))
+        # one (counter, text) key per phrase of a text: sorted, each distinct pair counts once, grouped by counter (one sort)
+        bits = np.uint64(max(int(sizes.size).bit_length(), 1))
+        pairs = _distinct(np.sort((((phrases >> np.uint64(24)) & self.mask) << bits) | doc))
+        slots = (pairs >> bits).astype(np.int64)
         first = np.flatnonzero(np.r_[True, slots[1:] != slots[:-1]]) if slots.size else np.zeros(0, np.int64)
         return slots[first], np.diff(np.r_[first, slots.size])
 
@@ -120,9 +121,11 @@ class Boilerplate:
     cfg: BoilerplateConfig
     df: DocFrequency
     min_df: int = field(init=False, default=0)
+    any_common: bool = field(init=False, default=True)  # some phrase reaches ``min_df``
 
     def finish(self) -> None:
         self.min_df = min(max(self.cfg.min_docs, math.ceil(self.cfg.min_share * self.df.documents)), np.iinfo(np.uint16).max)
+        self.any_common = bool(self.df.table.max(initial=0) >= self.min_df)  # else no text has a block: skip looking for them
 
     def phrases(self, hashes: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Hashes of the runs of ``phrase`` consecutive shingles of each document: (hashes, starts, ends, offsets)."""
@@ -162,11 +165,15 @@ class Boilerplate:
         if not doc.size:
             return full_sets, rare_sets
         depth = np.bincount(offsets[doc] + start, minlength=hashes.size + 1) - np.bincount(offsets[doc] + end, minlength=hashes.size + 1)
-        inside = np.cumsum(depth)[: hashes.size] > 0
-        with_blocks = np.unique(doc)
-        for d in with_blocks.tolist():
-            lo, hi = offsets[d], offsets[d + 1]
-            rare_sets[d] = mh.distinct_sorted(hashes[lo:hi][~inside[lo:hi]])
+        outside = np.cumsum(depth)[: hashes.size] == 0
+        with_blocks = _distinct(np.sort(doc))
+        lengths = np.diff(offsets)[with_blocks]
+        at = np.repeat(offsets[with_blocks], lengths) + np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        keep = outside[at]
+        kept_counts = np.bincount(np.repeat(np.arange(with_blocks.size), lengths)[keep], minlength=with_blocks.size)
+        rare, rare_off = mh.shingle_sets(hashes[at[keep]], np.r_[0, np.cumsum(kept_counts)])
+        for k, d in enumerate(with_blocks.tolist()):
+            rare_sets[d] = rare[rare_off[k] : rare_off[k + 1]]
         return full_sets, rare_sets
 
 
@@ -268,9 +275,7 @@ def _weighted(
     key, sizes = _row_keys(full, bits)
     rare_sizes = np.array([r.size for r in rare], np.int64)
     offsets = np.r_[0, np.cumsum(sizes)]
-    is_rare = np.ones(key.size, bool)
-    for i in np.flatnonzero(rare_sizes < sizes).tolist():  # rows with blocks
-        is_rare[offsets[i] : offsets[i + 1]] = np.isin(full[i], rare[i], assume_unique=True)
+    is_rare = _found(_row_keys(rare, bits)[0], key)[0]  # each row's distinctive shingles are some of its shingles
     a, b = pairs[:, 0], pairs[:, 1]
     a, b = np.where(sizes[a] <= sizes[b], a, b), np.where(sizes[a] <= sizes[b], b, a)  # look up the smaller set's shingles
     count = sizes[a]

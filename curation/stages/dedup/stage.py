@@ -530,10 +530,12 @@ def _find_blocks(table: _Table, hashed: _Hashed, rows: np.ndarray, cfg: DedupCon
         doc, start, end, key = boiler.blocks(batch[1], batch[2])
         return pl.DataFrame({"row": rows[batch[0]][doc], "start": start, "end": end, "key": key})
 
+    schema = {"row": pl.Int64, "start": pl.Int64, "end": pl.Int64, "key": pl.UInt64}
+    if not boiler.any_common:  # no phrase reaches the threshold: no text has a block, nothing to hash again
+        return pl.DataFrame(schema=schema)
     batches = _sequences(table.key, rows, hashed.shingles, cfg, ctx, "boilerplate")
     with ThreadPoolExecutor(cfg.workers or min(os.cpu_count() or 1, 8)) as pool:
         frames = list(pool.map(one, batches))
-    schema = {"row": pl.Int64, "start": pl.Int64, "end": pl.Int64, "key": pl.UInt64}
     return pl.concat([pl.DataFrame(schema=schema), *(f.cast(schema) for f in frames)]).sort("row", "start")  # type: ignore[arg-type]
 
 
