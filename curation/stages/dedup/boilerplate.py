@@ -4,14 +4,18 @@ Two different messages under the same long support footer or legal disclaimer ov
 lot: with a 30-word footer and 8 words of their own, their word-bigram Jaccard is about
 0.6, like a lightly edited copy's. So:
 
-1. **Phrase frequencies.** While hashing, each run of ``phrase`` consecutive shingles (a
-   5-word phrase for word bigrams) of every distinct text is counted in a hashed table
-   of saturating 16-bit counters (``DocFrequency``); exact copies count once.
+1. **Phrase frequencies.** While hashing, runs of ``phrase`` consecutive shingles (a
+   5-word phrase for word bigrams) of every distinct text are counted in a hashed table
+   of saturating 16-bit counters (``DocFrequency``); exact copies count once. Only a
+   winnowed sample is counted (``WINDOW``: at least one phrase in every 4 consecutive
+   ones, 40% of them), chosen by the text alone, so a block has the same sampled
+   phrases wherever it occurs; ``strip_boilerplate`` counts them all (exact edges).
 2. **Blocks.** A phrase in at least ``min_df = max(min_docs, ceil(min_share * texts))``
-   texts is common. The shingles covered by common phrases form runs; runs a few
-   shingles apart are joined (a word edited inside a footer); a run of at least
-   ``min_block`` covered shingles is a block. Frequent words and bigrams of ordinary
-   prose do not make blocks: they are not 5-word phrases recurring in many texts.
+   texts is common. The shingles covered by common sampled phrases form runs; runs a
+   few shingles apart are joined (a word edited inside a footer); a run of at least
+   ``min_block - WINDOW + 1`` covered shingles is a block, its edges moved halfway to
+   the sampled phrases next to it. Frequent words and bigrams of ordinary prose do not
+   make blocks: they are not 5-word phrases recurring in many texts.
 3. **Comparison** (``compare``, vectorised in ``pair_similarities``): weighted Jaccard,
    a shingle outside every block (in either text) weighs 1, one inside blocks weighs
    ``weight``. Texts that are both all boilerplate compare as plain Jaccard.
@@ -77,8 +81,8 @@ class DocFrequency:
 
     @classmethod
     def for_bytes(cls, text_bytes: int) -> DocFrequency:
-        """Sized for a corpus of ``text_bytes``: three to six counters per word, 2**16 to 2**26 of them."""
-        return cls(int(np.clip(math.ceil(math.log2(max(text_bytes // 2, 1))), 16, 26)))
+        """Sized for a corpus of ``text_bytes``: 1.5 to 3 counters per word (4 to 8 per sampled phrase), 2**16 to 2**26."""
+        return cls(int(np.clip(math.ceil(math.log2(max(text_bytes // 4, 1))), 16, 26)))
 
     def claim(self, keys: np.ndarray) -> np.ndarray:
         """Indices of the texts (exact keys, n x 2) not claimed before (by the first 64 bits of their key)."""
