@@ -99,7 +99,9 @@ class DocFrequency:
         sizes = np.diff(offsets)
         doc = np.repeat(np.arange(sizes.size, dtype=np.uint64), sizes)
         if documents.size < sizes.size:
-            take = np.isin(doc, documents.astype(np.uint64))
+            fresh = np.zeros(sizes.size, bool)
+            fresh[documents] = True
+            take = fresh[doc]
             phrases, doc = phrases[take], doc[take]
         # one (counter, text) key per phrase of a text: sorted, each distinct pair counts once, grouped by counter (one sort)
         bits = np.uint64(max(int(sizes.size).bit_length(), 1))
