@@ -4,14 +4,18 @@ Two different messages under the same long support footer or legal disclaimer ov
 lot: with a 30-word footer and 8 words of their own, their word-bigram Jaccard is about
 0.6, like a lightly edited copy's. So:
 
-1. **Phrase frequencies.** While hashing, each run of ``phrase`` consecutive shingles (a
-   5-word phrase for word bigrams) of every distinct text is counted in a hashed table
-   of saturating 16-bit counters (``DocFrequency``); exact copies count once.
+1. **Phrase frequencies.** While hashing, runs of ``phrase`` consecutive shingles (a
+   5-word phrase for word bigrams) of every distinct text are counted in a hashed table
+   of saturating 16-bit counters (``DocFrequency``); exact copies count once. Only a
+   winnowed sample is counted (``WINDOW``: at least one phrase in every 4 consecutive
+   ones, 40% of them), chosen by the text alone, so a block has the same sampled
+   phrases wherever it occurs; ``strip_boilerplate`` counts them all (exact edges).
 2. **Blocks.** A phrase in at least ``min_df = max(min_docs, ceil(min_share * texts))``
-   texts is common. The shingles covered by common phrases form runs; runs a few
-   shingles apart are joined (a word edited inside a footer); a run of at least
-   ``min_block`` covered shingles is a block. Frequent words and bigrams of ordinary
-   prose do not make blocks: they are not 5-word phrases recurring in many texts.
+   texts is common. The shingles covered by common sampled phrases form runs; runs a
+   few shingles apart are joined (a word edited inside a footer); a run of at least
+   ``min_block - WINDOW + 1`` covered shingles is a block, its edges moved halfway to
+   the sampled phrases next to it. Frequent words and bigrams of ordinary prose do not
+   make blocks: they are not 5-word phrases recurring in many texts.
 3. **Comparison** (``compare``, vectorised in ``pair_similarities``): weighted Jaccard,
    a shingle outside every block (in either text) weighs 1, one inside blocks weighs
    ``weight``. Texts that are both all boilerplate compare as plain Jaccard.
@@ -36,6 +40,7 @@ from curation.core.masking import mask_example
 from curation.stages.dedup import minhash as mh
 
 _PAIR_BATCH = 50_000  # pairs compared at once (bounded memory)
+WINDOW = 4  # of every WINDOW consecutive phrases at least one is counted (winnowing: 2 in WINDOW + 1 on average)
 _SPACE_RE = re.compile(r"[\s\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+")
 
 
@@ -76,8 +81,8 @@ class DocFrequency:
 
     @classmethod
     def for_bytes(cls, text_bytes: int) -> DocFrequency:
-        """Sized for a corpus of ``text_bytes``: three to six counters per word, 2**16 to 2**26 of them."""
-        return cls(int(np.clip(math.ceil(math.log2(max(text_bytes // 2, 1))), 16, 26)))
+        """Sized for a corpus of ``text_bytes``: 1.5 to 3 counters per word (4 to 8 per sampled phrase), 2**16 to 2**26."""
+        return cls(int(np.clip(math.ceil(math.log2(max(text_bytes // 4, 1))), 16, 26)))
 
     def claim(self, keys: np.ndarray) -> np.ndarray:
         """Indices of the texts (exact keys, n x 2) not claimed before (by the first 64 bits of their key)."""
@@ -94,11 +99,14 @@ class DocFrequency:
         sizes = np.diff(offsets)
         doc = np.repeat(np.arange(sizes.size, dtype=np.uint64), sizes)
         if documents.size < sizes.size:
-            take = np.isin(doc, documents.astype(np.uint64))
+            fresh = np.zeros(sizes.size, bool)
+            fresh[documents] = True
+            take = fresh[doc]
             phrases, doc = phrases[take], doc[take]
-        # one (text, phrase) key per phrase of a text, with the counter's bits: sorted, each distinct pair counts once
-        pairs = _distinct(np.sort((doc << np.uint64(40)) | ((phrases >> np.uint64(24)) & self.mask)))
-        slots = np.sort((pairs & self.mask).astype(np.int64))
+        # one (counter, text) key per phrase of a text: sorted, each distinct pair counts once, grouped by counter (one sort)
+        bits = np.uint64(max(int(sizes.size).bit_length(), 1))
+        pairs = _distinct(np.sort((((phrases >> np.uint64(24)) & self.mask) << bits) | doc))
+        slots = (pairs >> bits).astype(np.int64)
         first = np.flatnonzero(np.r_[True, slots[1:] != slots[:-1]]) if slots.size else np.zeros(0, np.int64)
         return slots[first], np.diff(np.r_[first, slots.size])
 
@@ -119,30 +127,62 @@ class Boilerplate:
 
     cfg: BoilerplateConfig
     df: DocFrequency
+    counted: int = WINDOW  # phrases counted while hashing: winnowed over this many (1: all, for exact stripping)
+    window: int = WINDOW  # phrases looked up for the blocks: winnowed over this many (1: all, exact edges)
     min_df: int = field(init=False, default=0)
+    any_common: bool = field(init=False, default=True)  # some phrase reaches ``min_df``
 
     def finish(self) -> None:
         self.min_df = min(max(self.cfg.min_docs, math.ceil(self.cfg.min_share * self.df.documents)), np.iinfo(np.uint16).max)
+        self.any_common = bool(self.df.table.max(initial=0) >= self.min_df)  # else no text has a block: skip looking for them
 
-    def phrases(self, hashes: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Hashes of the runs of ``phrase`` consecutive shingles of each document: (hashes, starts, ends, offsets)."""
-        starts, ends, counts = mh.windows(offsets, self.cfg.phrase)
-        found = mh.fmix64(mh.range_hash(hashes, starts, ends)) if starts.size else np.zeros(0, np.uint64)
-        return found, starts, ends, np.r_[0, np.cumsum(counts)]
+    def phrases(self, hashes: np.ndarray, offsets: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The sampled phrases of documents (shingle hashes concatenated, split by ``offsets``):
+        their hashes, first shingle positions, and per-document offsets into them.
+
+        A phrase is ``phrase`` consecutive shingles of one document. Only some are sampled
+        (winnowing): a phrase whose first shingle has the smallest hash of some ``window``
+        consecutive shingles. The choice depends on the text, so a block shared by many
+        documents has the same sampled phrases in each, and of every ``window`` consecutive
+        phrases at least one is sampled. ``window`` 1 samples every phrase.
+        """
+        n, lengths = self.cfg.phrase, np.diff(offsets)
+        sampled = _winnow(hashes, window) if window > 1 else np.ones(hashes.size, bool)
+        for j in range(1, n):  # whole phrases only: none starts in the last n - 1 shingles of a text...
+            tail = offsets[1:] - j
+            sampled[tail[tail >= offsets[:-1]]] = False
+        short = np.flatnonzero((lengths > 0) & (lengths < n))
+        sampled[offsets[:-1][short]] = True  # ...but a text shorter than a phrase is one
+        at = np.flatnonzero(sampled)
+        doc = np.repeat(np.arange(lengths.size), lengths)[at]
+        # the polynomial hash of ``mh.range_hash`` (base Q): sum of hashes[at + j] * Q**(n - 1 - j)
+        h = mh.range_hash(hashes, at, np.minimum(at + n, offsets[doc + 1])) if short.size else _phrase_hash(hashes, at, n)
+        counts = np.bincount(doc, minlength=lengths.size)
+        return mh.fmix64(h) if h.size else h, at, np.r_[0, np.cumsum(counts)]
 
     def blocks(self, hashes: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The blocks of documents (shingle hashes concatenated, split by ``offsets``): their
-        document, first and last-plus-one shingle positions in it, and key (smallest shingle hash)."""
-        phrases, starts, ends, _ = self.phrases(hashes, offsets)
-        common = self.df.count(phrases) >= self.min_df
-        depth = np.bincount(starts[common], minlength=hashes.size + 1) - np.bincount(ends[common], minlength=hashes.size + 1)
+        document, first and last-plus-one shingle positions in it, and key (smallest shingle hash).
+
+        Common sampled phrases cover their shingles; covered runs at most ``max_gap + window - 1``
+        shingles apart are joined when both are longer than a phrase. A block's first and last
+        phrases may not be sampled, so its covered shingles may start or end up to ``window - 1``
+        shingles late or early: a run is a block from ``min_block - window + 1`` covered
+        shingles on, and its edges are moved halfway to the sampled phrases next to it (``_widen``).
+        """
+        phrases, starts, _ = self.phrases(hashes, offsets, self.window)
+        s = starts[self.df.count(phrases) >= self.min_df] if self.any_common else starts[:0]
+        depth = np.bincount(s, minlength=hashes.size + 1) - np.bincount(s + self.cfg.phrase, minlength=hashes.size + 1)
         covered = np.cumsum(depth)[: hashes.size] > 0
         doc = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
-        closed = _bridge_gaps(covered, doc, self.cfg.max_gap, max(self.cfg.phrase + 1, self.cfg.min_block // 2))
+        slack = self.window - 1
+        closed = _bridge_gaps(covered, doc, self.cfg.max_gap + slack, max(self.cfg.phrase + 1, self.cfg.min_block // 2))
         run_starts, run_ends = _runs(closed, doc)
         counts = np.r_[0, np.cumsum(covered, dtype=np.int64)]
-        is_block = closed[run_starts] & (counts[run_ends] - counts[run_starts] >= self.cfg.min_block)
+        is_block = closed[run_starts] & (counts[run_ends] - counts[run_starts] >= max(self.cfg.min_block - slack, 1))
         run_starts, run_ends = run_starts[is_block], run_ends[is_block]
+        if slack:
+            run_starts, run_ends = _widen(run_starts, run_ends, starts, offsets, doc, self.cfg.phrase)
         bounds = np.c_[run_starts, run_ends].ravel()  # reduceat over [start, end) pairs; the padding ends the last one
         keys = np.minimum.reduceat(np.r_[hashes, np.uint64(0)], bounds)[::2] if run_starts.size else np.zeros(0, np.uint64)
         block_doc = doc[run_starts]
@@ -162,17 +202,71 @@ class Boilerplate:
         if not doc.size:
             return full_sets, rare_sets
         depth = np.bincount(offsets[doc] + start, minlength=hashes.size + 1) - np.bincount(offsets[doc] + end, minlength=hashes.size + 1)
-        inside = np.cumsum(depth)[: hashes.size] > 0
-        with_blocks = np.unique(doc)
-        for d in with_blocks.tolist():
-            lo, hi = offsets[d], offsets[d + 1]
-            rare_sets[d] = mh.distinct_sorted(hashes[lo:hi][~inside[lo:hi]])
+        outside = np.cumsum(depth)[: hashes.size] == 0
+        with_blocks = _distinct(np.sort(doc))
+        lengths = np.diff(offsets)[with_blocks]
+        at = np.repeat(offsets[with_blocks], lengths) + np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        keep = outside[at]
+        kept_counts = np.bincount(np.repeat(np.arange(with_blocks.size), lengths)[keep], minlength=with_blocks.size)
+        rare, rare_off = mh.shingle_sets(hashes[at[keep]], np.r_[0, np.cumsum(kept_counts)])
+        for k, d in enumerate(with_blocks.tolist()):
+            rare_sets[d] = rare[rare_off[k] : rare_off[k + 1]]
         return full_sets, rare_sets
 
 
 def _distinct(values: np.ndarray) -> np.ndarray:
     """The distinct values of a sorted array (``np.unique`` without its hashing path, much slower here)."""
     return values[np.r_[True, values[1:] != values[:-1]]] if values.size else values
+
+
+def _phrase_hash(hashes: np.ndarray, at: np.ndarray, n: int) -> np.ndarray:
+    """``mh.range_hash(hashes, at, at + n)`` for whole phrases, from ``n`` gathers (no prefix sums over every shingle)."""
+    h = np.zeros(at.size, np.uint64)
+    for j in range(n):
+        h = h * np.uint64(mh._Q) + hashes[at + j]
+    return h
+
+
+def _winnow(hashes: np.ndarray, w: int) -> np.ndarray:
+    """Whether each position holds the smallest key (top 16 hash bits) of some window of ``w`` consecutive positions."""
+    size = hashes.size
+    if size <= w:
+        return np.ones(size, bool)
+    key = (hashes >> np.uint64(48)).astype(np.uint16)
+    low = key[: size - w + 1].copy()  # the smallest key of each window
+    for t in range(1, w):
+        np.minimum(low, key[t : size - w + 1 + t], out=low)
+    padded = np.zeros(size + w - 1, np.uint16)
+    padded[w - 1 : w - 1 + low.size] = low
+    best = padded[:size].copy()  # the largest window minimum among the windows holding each position
+    for t in range(1, w):
+        np.maximum(best, padded[t : size + t], out=best)
+    return key <= best
+
+
+def _widen(
+    run_starts: np.ndarray, run_ends: np.ndarray, sampled: np.ndarray, offsets: np.ndarray, doc: np.ndarray, phrase: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Blocks ``[run_starts, run_ends)`` widened halfway towards the sampled phrases next to them.
+
+    A block's first phrase may not be sampled: its true start lies after the sampled phrase
+    before it (which is not common) and at or before the first covered shingle; likewise
+    its end. Half the way errs by at most ``WINDOW // 2`` shingles either way. With no sampled
+    phrase between a block and the start or end of its document (fewer than ``WINDOW`` phrases),
+    the block reaches it.
+    """
+    if not run_starts.size:
+        return run_starts, run_ends
+    block_doc = doc[run_starts]
+    first, last = offsets[block_doc], offsets[block_doc + 1]
+    before = np.searchsorted(sampled, run_starts) - 1
+    prev = np.where(before >= 0, sampled[np.maximum(before, 0)], -1)
+    after = np.searchsorted(sampled, run_ends - phrase, side="right")
+    nxt = np.where(after < sampled.size, sampled[np.minimum(after, sampled.size - 1)], offsets[-1])
+    # halfway to the neighbouring sampled phrase; with none in the document, all the way to its edge
+    start = np.where(prev < first, first, run_starts - np.maximum(run_starts - prev - 1, 0) // 2)
+    end = np.where(nxt >= last, last, run_ends + np.maximum(nxt + phrase - 1 - run_ends, 0) // 2)
+    return start, end
 
 
 def _runs(values: np.ndarray, doc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -268,9 +362,7 @@ def _weighted(
     key, sizes = _row_keys(full, bits)
     rare_sizes = np.array([r.size for r in rare], np.int64)
     offsets = np.r_[0, np.cumsum(sizes)]
-    is_rare = np.ones(key.size, bool)
-    for i in np.flatnonzero(rare_sizes < sizes).tolist():  # rows with blocks
-        is_rare[offsets[i] : offsets[i + 1]] = np.isin(full[i], rare[i], assume_unique=True)
+    is_rare = _found(_row_keys(rare, bits)[0], key)[0]  # each row's distinctive shingles are some of its shingles
     a, b = pairs[:, 0], pairs[:, 1]
     a, b = np.where(sizes[a] <= sizes[b], a, b), np.where(sizes[a] <= sizes[b], b, a)  # look up the smaller set's shingles
     count = sizes[a]

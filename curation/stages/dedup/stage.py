@@ -24,6 +24,7 @@ Findings hold one row per removed row (``id``, ``kept_id``, ``cluster_id``,
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 from collections.abc import Callable, Iterator
@@ -356,7 +357,14 @@ def _hash_all(texts: pl.Series, cfg: DedupConfig, ctx: StageContext, *, cache_sh
     m = cfg.minhash
     perms = mh.permutations(m.num_perm, m.seed)
     boiler = (
-        bp.Boilerplate(cfg.boilerplate, bp.DocFrequency.for_bytes(int(texts.str.len_bytes().sum() or 0))) if _boilerplate_on(cfg) else None
+        bp.Boilerplate(
+            cfg.boilerplate,
+            bp.DocFrequency.for_bytes(int(texts.str.len_bytes().sum() or 0)),
+            1 if cfg.strip_boilerplate else bp.WINDOW,
+            # stripping needs exact block edges: every phrase is counted (the comparison still uses the sampled ones)
+        )
+        if _boilerplate_on(cfg)
+        else None
     )
 
     def one(chunk: pl.Series) -> tuple[np.ndarray, ...]:
@@ -368,7 +376,7 @@ def _hash_all(texts: pl.Series, cfg: DedupConfig, ctx: StageContext, *, cache_sh
         if boiler is None:
             return out
         fresh = boiler.df.claim(out[0])
-        phrases, _, _, phrase_offsets = boiler.phrases(hashes, offsets)
+        phrases, _, phrase_offsets = boiler.phrases(hashes, offsets, boiler.counted)
         return *out, *boiler.df.chunk_counts(phrases, phrase_offsets, fresh), np.array(fresh.size)
 
     keys, sigs, has_shingles, cache, cached_bytes = [], [], [], {}, 0
@@ -521,19 +529,25 @@ def _sequences(
         done += n
 
 
-def _find_blocks(table: _Table, hashed: _Hashed, rows: np.ndarray, cfg: DedupConfig, ctx: StageContext) -> pl.DataFrame:
-    """The boilerplate blocks of the table rows ``rows``: ``row``, ``start``, ``end`` (shingle positions), ``key``; by row."""
-    assert hashed.boiler is not None
-    boiler = hashed.boiler
+def _find_blocks(
+    table: _Table, hashed: _Hashed, rows: np.ndarray, cfg: DedupConfig, ctx: StageContext, boiler: bp.Boilerplate | None = None
+) -> pl.DataFrame:
+    """The boilerplate blocks of the table rows ``rows``: ``row``, ``start``, ``end`` (shingle positions), ``key``; by row.
+
+    ``boiler``: how to find them, by default ``hashed.boiler``."""
+    boiler = boiler or hashed.boiler
+    assert boiler is not None
 
     def one(batch: tuple[np.ndarray, np.ndarray, np.ndarray]) -> pl.DataFrame:
         doc, start, end, key = boiler.blocks(batch[1], batch[2])
         return pl.DataFrame({"row": rows[batch[0]][doc], "start": start, "end": end, "key": key})
 
+    schema = {"row": pl.Int64, "start": pl.Int64, "end": pl.Int64, "key": pl.UInt64}
+    if not boiler.any_common:  # no phrase reaches the threshold: no text has a block, nothing to hash again
+        return pl.DataFrame(schema=schema)
     batches = _sequences(table.key, rows, hashed.shingles, cfg, ctx, "boilerplate")
     with ThreadPoolExecutor(cfg.workers or min(os.cpu_count() or 1, 8)) as pool:
         frames = list(pool.map(one, batches))
-    schema = {"row": pl.Int64, "start": pl.Int64, "end": pl.Int64, "key": pl.UInt64}
     return pl.concat([pl.DataFrame(schema=schema), *(f.cast(schema) for f in frames)]).sort("row", "start")  # type: ignore[arg-type]
 
 
@@ -690,8 +704,9 @@ def _with_boilerplate_blocks(
         return replace(result, stats=stats)
     if len(table.fields) != 1 or df.schema[table.fields[0]] != pl.String:
         raise ConfigError(f"`dedup.strip_boilerplate` needs one text field to strip; the dedup fields are {', '.join(table.fields)}")
-    rest = np.setdiff1d(kept[hashed.has_shingles[kept]], hashed.block_rows)
-    every = pl.concat([blocks, _find_blocks(table, hashed, rest, cfg, ctx)]).filter(pl.col("row").is_in(pl.Series(kept).implode()))
+    exact = copy.copy(boiler)
+    exact.window = 1  # every phrase was counted: exact block edges
+    every = _find_blocks(table, hashed, kept[hashed.has_shingles[kept]], cfg, ctx, exact)
     frequent_all = bp.frequent_blocks(every, boiler.min_df)
     found_all = every.filter(pl.col("key").is_in(frequent_all["key"].implode()))
     at = np.searchsorted(np.sort(table.row[kept]), table.row[found_all["row"].to_numpy()])  # the rows' places in `kept`

@@ -203,3 +203,14 @@ def test_generated_boilerplate_corpus_precision_and_recall() -> None:
     assert s["precision"] >= 0.99 and s["recall"] >= 0.95 and s["groups_lost"] == 0, s
     old = _run(df, boilerplate={"enabled": False})
     assert score(old.findings, truth, old.kept["id"])["groups_lost"] > 100  # what plain Jaccard does to this corpus
+
+
+def test_a_corpus_without_common_phrases_compares_as_plain_jaccard() -> None:
+    """No phrase reaches the frequency threshold: no block is looked for, and the result is the plain rule's."""
+    texts = [_body(i, 12) for i in range(6)] + [_replace_word(_body(0, 12), 2), _body(1, 12)]
+    df = pl.DataFrame({"id": [f"r{i}" for i in range(len(texts))], "text": texts})
+    on, off = _run(df), _run(df, boilerplate={"enabled": False})
+    assert on.findings.height == 2
+    assert_frame_equal(on.findings.drop("boilerplate_discounted"), off.findings.drop("boilerplate_discounted"))
+    assert not on.findings["boilerplate_discounted"].any()
+    assert on.stats["boilerplate"]["rows_with_blocks"] == 0 and on.stats["boilerplate"]["blocks"] == []
