@@ -15,26 +15,15 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from curation.cli import main
 from curation.core.integrity import LOCK, this_process
 from curation.core.ledger import Ledger
 from curation.core.rundir import read_manifest
+from tests.cli_helpers import one_line_error as _one_line
+from tests.cli_helpers import run_cli as _run
 from tests.data.jsonl_files import write_jsonl
 
 KEY = "a-test-signing-key-of-32-bytes!!"
 EMAILS = ["jane.roe@northwind-mail.com", "omar.haddad@contoso-support.org"]
-
-
-def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = main(argv)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def _one_line(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
 
 
 def _preference_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:

@@ -11,22 +11,11 @@ import polars as pl
 import pytest
 
 from curation.cli import main
+from tests.cli_helpers import one_line_error as _one_line_error
+from tests.cli_helpers import run_cli as _run
 from tests.data.jsonl_files import write_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = main(argv)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def _one_line_error(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    return lines[0]
 
 
 def _config(tmp_path: Path, text: str, name: str = "p.yaml") -> Path:
