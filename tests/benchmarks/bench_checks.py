@@ -57,14 +57,13 @@ def synthetic(n: int) -> pl.DataFrame:
 def make_run(root: Path, df: pl.DataFrame) -> Path:
     """A real run made by the runner on a tiny input, its dataset then replaced by ``df``."""
     from curation.core.config import parse_config
-    from curation.core.rundir import DATASET, write_parquet
     from curation.core.runner import run_pipeline
+    from tests.checks.checks_fixtures import copy_run
 
     data = root / "tiny.jsonl"
     data.write_text("".join(json.dumps({"id": f"t{k}", "text": f"tiny {k}", "label": "billing"}) + "\n" for k in range(3)))
-    run = run_pipeline(parse_config({"input": {"path": str(data), "kind": "classification"}, "stages": []}), out_dir=root / "run").run_dir
-    write_parquet(run / DATASET, df)
-    return run
+    tiny = run_pipeline(parse_config({"input": {"path": str(data), "kind": "classification"}, "stages": []}), out_dir=root / "tiny").run_dir
+    return copy_run(tiny, root / "run", df)  # the dataset replaced and recorded as the run's, so the gate accepts it as made by the run
 
 
 def baseline(df: pl.DataFrame) -> tuple[float, bool]:
