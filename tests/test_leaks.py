@@ -46,24 +46,9 @@ def _rows() -> list[dict[str, str]]:
 
 
 def _tiny_encoder(out: Path) -> Path:
-    from transformers import BertConfig, BertModel
+    from tests.training.tiny import build_tokenizer, save_tiny_bert
 
-    from tests.training.tiny import build_tokenizer
-
-    tokenizer = build_tokenizer()
-    torch.manual_seed(0)
-    cfg = BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    BertModel(cfg).save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
+    return save_tiny_bert(out, build_tokenizer(), hidden=32, layers=1, heads=2)  # type: ignore[no-any-return]
 
 
 def _config(src: Path, model: Path, *, label_set: bool) -> Path:

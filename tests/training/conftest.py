@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import torch
 
-from tests.training.tiny import build_tokenizer, tiny_llama
+from tests.training.tiny import build_tokenizer, save_tiny_bert, tiny_llama
 
 
 @pytest.fixture(autouse=True)
@@ -37,19 +37,4 @@ def lm_dir(tmp_path_factory: pytest.TempPathFactory, tokenizer: Any) -> Path:
 @pytest.fixture(scope="session")
 def encoder_dir(tmp_path_factory: pytest.TempPathFactory, tokenizer: Any) -> Path:
     """A tiny BERT encoder (no classification head: training adds it, as for MiniLM)."""
-    from transformers import BertConfig, BertModel
-
-    out = tmp_path_factory.mktemp("tiny-bert")
-    torch.manual_seed(0)
-    cfg = BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=128,
-        max_position_embeddings=256,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    BertModel(cfg).save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny-bert"), tokenizer)  # type: ignore[no-any-return]

@@ -102,3 +102,22 @@ def tiny_llama(vocab: int, pad_id: int, seed: int = 0) -> Any:
 
 def frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
     return pl.DataFrame(rows)
+
+
+def save_tiny_bert(out: Any, tokenizer: Any, *, hidden: int = 64, layers: int = 2, heads: int = 4) -> Any:
+    """A tiny BERT encoder (no classification head: training adds it, as for MiniLM) saved with ``tokenizer`` at ``out``."""
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    cfg = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=2 * hidden,
+        max_position_embeddings=4 * hidden,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    BertModel(cfg).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
