@@ -100,14 +100,19 @@ def run(config: Path, out: Path | None, engine: str | None, spark_master: str | 
     """
     from curation.core.config import load_config
     from curation.core.engines import engine_for
+    from curation.core.ingest import is_uri, uri_needs_spark
     from curation.core.runner import run_pipeline
     from curation.report import build_report
 
     cfg = load_config(config)
     if engine is not None:
         cfg = cfg.model_copy(update={"run": cfg.run.model_copy(update={"engine": engine})})
+    if is_uri(cfg.input.path) and cfg.run.engine != "spark":
+        raise uri_needs_spark(cfg.input.path, show_paths=cfg.report.show_paths)
     runner = engine_for(cfg.run.engine, spark_master=spark_master, spark_remote=spark_remote)
     try:
+        if is_uri(cfg.input.path):
+            runner.spark  # type: ignore[attr-defined]  # noqa: B018  (started now: Spark reads the input)
         result = run_pipeline(cfg, out_dir=out, config_name=config.stem, quiet=quiet, engine=runner)
     finally:
         runner.close()
