@@ -15,6 +15,7 @@ from curation.core.engines import LocalEngine
 from curation.core.rundir import read_manifest
 from curation.spark.engine import SparkEngine
 from tests.checks.checks_fixtures import classification_rows, copy_run, make_run, preference_rows
+from tests.cli_helpers import one_line_error, run_cli
 
 pytestmark = [
     pytest.mark.spark,
@@ -77,3 +78,11 @@ def test_gate_on_spark_matches_pandas_on_float_columns(spark: Any, tmp_path: Pat
     rows = [{**r, "margin": 0.5 + i} for i, r in enumerate(preference_rows(12))]
     run = make_run(tmp_path, rows, kind="preference")
     assert "column_types:margin" in {o.name for o in _assert_same_gate(run, spark).outcomes}
+
+
+def test_a_run_made_on_spark_is_checked_on_spark(spark: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = make_run(tmp_path, classification_rows(20), run={"engine": "spark"})  # the active session: the fixture's
+    assert run_checks(run).verdict == "pass" and read_manifest(run)["checks"]["engine"] == "spark"
+    local = make_run(tmp_path, classification_rows(20), name="local")
+    code, _, err = run_cli(["check", str(local), "--spark-master", "local[2]"], capsys)
+    assert code == 2 and "`--spark-master` and `--spark-remote` need `--engine spark`" in one_line_error(err)
