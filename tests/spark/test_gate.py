@@ -13,7 +13,6 @@ import pytest
 from checks.gate import run_checks
 from curation.core.engines import LocalEngine
 from curation.core.rundir import read_manifest
-from curation.spark.engine import SparkEngine
 from tests.checks.checks_fixtures import classification_rows, copy_run, make_run, preference_rows
 from tests.cli_helpers import one_line_error, run_cli
 
@@ -33,17 +32,18 @@ def _results(run_dir: Path) -> dict[str, Any]:
 
 
 def _checked(run_dir: Path, engine: Any) -> tuple[Any, dict[str, Any], str, dict[str, Any]]:
-    result = run_checks(run_dir, engine=engine)
+    result = run_checks(run_dir, engine=engine)  # None: the run's engine, spark (on the active session: the fixture's)
     section = read_manifest(run_dir)["checks"]
-    assert section["engine"] == engine.name
+    assert section["engine"] == (engine.name if engine else "spark")
     kept = {k: v for k, v in section.items() if k not in ("checked_at", "engine", "sha256")}
     return result, _results(run_dir), (run_dir / "checks/verdict.json").read_text(), kept
 
 
-def _assert_same_gate(run_dir: Path, spark: Any) -> Any:
+def _assert_same_gate(run_dir: Path) -> Any:
+    """Check a run made with `engine: spark` on pandas (`LocalEngine`), then as `tuneprep check` does by default: on Spark."""
     local = _checked(run_dir, LocalEngine())
     shutil.rmtree(run_dir / "checks")
-    remote = _checked(run_dir, SparkEngine(spark))
+    remote = _checked(run_dir, None)
     assert local[0].lines == remote[0].lines
     assert local[0].outcomes == remote[0].outcomes
     assert local[1] == remote[1]  # every expectation's config, success and result
@@ -62,11 +62,11 @@ def _failing(rows: list[dict[str, Any]]) -> pl.DataFrame:
 
 
 def test_gate_on_spark_matches_pandas_on_passing_and_failing_runs(spark: Any, tmp_path: Path) -> None:
-    run = make_run(tmp_path, classification_rows(40), stages=["normalize"])
-    assert _assert_same_gate(run, spark).verdict == "pass"
+    run = make_run(tmp_path, classification_rows(40), stages=["normalize"], run={"engine": "spark"})
+    assert _assert_same_gate(run).verdict == "pass"
 
     bad = copy_run(run, tmp_path / "bad", _failing(classification_rows(40)))
-    failed = _assert_same_gate(bad, spark)
+    failed = _assert_same_gate(bad)
     assert failed.verdict == "fail"
     names = {o.name for o in failed.failures}
     assert {"unique_ids", "not_empty:text", "not_null:label", "label_variants"} <= names
@@ -76,13 +76,11 @@ def test_gate_on_spark_matches_pandas_on_passing_and_failing_runs(spark: Any, tm
 
 def test_gate_on_spark_matches_pandas_on_float_columns(spark: Any, tmp_path: Path) -> None:
     rows = [{**r, "margin": 0.5 + i} for i, r in enumerate(preference_rows(12))]
-    run = make_run(tmp_path, rows, kind="preference")
-    assert "column_types:margin" in {o.name for o in _assert_same_gate(run, spark).outcomes}
+    run = make_run(tmp_path, rows, kind="preference", run={"engine": "spark"})
+    assert "column_types:margin" in {o.name for o in _assert_same_gate(run).outcomes}
 
 
-def test_a_run_made_on_spark_is_checked_on_spark(spark: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    run = make_run(tmp_path, classification_rows(20), run={"engine": "spark"})  # the active session: the fixture's
-    assert run_checks(run).verdict == "pass" and read_manifest(run)["checks"]["engine"] == "spark"
+def test_spark_options_on_a_local_run_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     local = make_run(tmp_path, classification_rows(20), name="local")
     code, _, err = run_cli(["check", str(local), "--spark-master", "local[2]"], capsys)
     assert code == 2 and "`--spark-master` and `--spark-remote` need `--engine spark`" in one_line_error(err)
