@@ -23,6 +23,7 @@ from checks.gx import validate
 from checks.results import CheckResult, to_outcome, verdict_of
 from checks.suites import build_suite, suite_fingerprint
 from curation.core.config import ChecksConfig, PipelineConfig, read_run_config
+from curation.core.engines import Engine, engine_for
 from curation.core.errors import ConfigError, GateFailed, RunError
 from curation.core.integrity import KEY_ENV
 from curation.core.ledger import run_ledger
@@ -90,12 +91,14 @@ def _tokenizer(cfg: ChecksConfig) -> Any:
         ) from None
 
 
-def run_checks(run_dir: Path, *, config: ChecksConfig | None = None) -> CheckResult:
+def run_checks(run_dir: Path, *, config: ChecksConfig | None = None, engine: Engine | None = None) -> CheckResult:
     """Validate a run's curated dataset and record the verdict.
 
     Args:
         run_dir: a run directory made by ``tuneprep run``.
         config: thresholds and severities; default: the ``checks`` section of ``RUN/config.yaml``.
+        engine: where GX evaluates the suite: on Spark for a Spark engine (``checks.spark_gx``,
+            same results), else pandas; default: the run's ``run.engine`` (made and closed here).
 
     Returns:
         The verdict, every expectation's outcome and the failure lines. A failing verdict
@@ -117,10 +120,20 @@ def run_checks(run_dir: Path, *, config: ChecksConfig | None = None) -> CheckRes
     specs = build_suite(kind, df.columns, cfg, pii_ran=pii_ran, rewrites=rewrites)
     frame = derive(df, kind, residual_pii=residual, tokenizer=_tokenizer(cfg), rewrites=rewrites)
     checks_dir = run_dir / CHECKS_DIR
+    runner = engine or engine_for(pipeline.run.engine)
     with atomic_dir(checks_dir) as tmp:
-        raw, gx_json = validate(
-            frame, specs, docs_dir=tmp / DOCS, text_columns=text_columns(kind, df.columns), suite_name=f"tuneprep_{kind}"
-        )
+        try:
+            raw, gx_json = validate(
+                frame,
+                specs,
+                docs_dir=tmp / DOCS,
+                text_columns=text_columns(kind, df.columns),
+                suite_name=f"tuneprep_{kind}",
+                spark=getattr(runner, "spark", None) if runner.name == "spark" else None,
+            )
+        finally:
+            if engine is None:
+                runner.close()
         extra = details(rewrites)
         outcomes = tuple(to_outcome(s, raw.get(s.name), frame, extra.get(s.name, "")) for s in specs)
         result = CheckResult(
@@ -134,14 +147,15 @@ def run_checks(run_dir: Path, *, config: ChecksConfig | None = None) -> CheckRes
         )
         write_json(tmp / RESULTS, gx_json)
         write_json(tmp / VERDICT, result.to_json())
-    _record(run_dir, manifest, pipeline, result, cfg)
+    _record(run_dir, manifest, pipeline, result, cfg, runner.name)
     return result
 
 
-def _record(run_dir: Path, manifest: dict[str, Any], pipeline: PipelineConfig, result: CheckResult, cfg: ChecksConfig) -> None:
+def _record(run_dir: Path, manifest: dict[str, Any], pipeline: PipelineConfig, result: CheckResult, cfg: ChecksConfig, engine: str) -> None:
     failed = [o.line() for o in result.errors + result.failures]
     section = {
         "verdict": result.verdict,
+        "engine": engine,  # where GX evaluated the suite (local: pandas; spark: GX's Spark datasource)
         "suite_fingerprint": result.suite_fingerprint,
         "dataset_fingerprint": result.dataset_fingerprint,
         "checked_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

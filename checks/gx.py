@@ -95,12 +95,17 @@ def to_pandas(frame: pl.DataFrame) -> Any:
     through the derived ``_messages_issue``, and a million lists of structs as pandas
     objects would cost more than all the checks together.
     """
+    return flat_frame(frame).to_pandas()
+
+
+def flat_frame(frame: pl.DataFrame) -> pl.DataFrame:
+    """The columns GX sees: a list column as its length, struct columns left out."""
     exprs = [
         pl.col(c).list.len().alias(c) if isinstance(t, pl.List | pl.Array) else pl.col(c)
         for c, t in frame.schema.items()
         if not isinstance(t, pl.Struct)
     ]
-    return frame.select(exprs).to_pandas()
+    return frame.select(exprs)
 
 
 def _exception(info: dict[str, Any]) -> str | None:
@@ -118,6 +123,15 @@ def name_rows(result: dict[str, Any], ids: pl.Series | None) -> None:
     positions = result.get("partial_unexpected_index_list")
     if ids is not None and positions and all(isinstance(p, int) for p in positions):
         result["partial_unexpected_index_list"] = [{"id": mask_value(ids[p])} for p in positions]
+
+
+def plain(value: Any) -> Any:
+    """numpy scalars (pandas' observed values) as Python numbers, so verdict.json writes ``1``, not ``"1"``."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(plain(v) for v in value)
+    return value.item() if type(value).__module__ == "numpy" and hasattr(value, "item") else value
 
 
 def _length(value: Any) -> Any:
@@ -145,13 +159,20 @@ def scrub(result: dict[str, Any], column: str, *, free_text: bool = True) -> Non
 
 
 def validate(
-    frame: pl.DataFrame, specs: list[Spec], *, docs_dir: Path, text_columns: list[str], suite_name: str
+    frame: pl.DataFrame, specs: list[Spec], *, docs_dir: Path, text_columns: list[str], suite_name: str, spark: Any = None
 ) -> tuple[dict[str, RawResult], dict[str, Any]]:
     """Validate ``frame`` against ``specs`` and build Data Docs into ``docs_dir``.
+
+    With ``spark`` (a SparkSession), GX's Spark datasource evaluates the suite on Spark
+    (``checks.spark_gx``); the results are the same as the pandas path's.
 
     Returns:
         The result of every spec by name, and the GX suite validation result as JSON.
     """
+    if spark is not None:
+        from checks.spark_gx import validate_on_spark
+
+        return validate_on_spark(spark, frame, specs, docs_dir=docs_dir, text_columns=text_columns, suite_name=suite_name)
     gx = _import_gx()
     expectations = [build_expectation(s) for s in specs]
     context = make_context(docs_dir)
@@ -170,7 +191,7 @@ def validate(
         column = r.expectation_config.kwargs.get("column")
         name_rows(r.result, ids)
         scrub(r.result, column, free_text=column in text_columns)
-        raw[r.expectation_config.meta["tuneprep"]] = RawResult(bool(r.success), dict(r.result), _exception(r.exception_info or {}))
+        raw[r.expectation_config.meta["tuneprep"]] = RawResult(bool(r.success), plain(dict(r.result)), _exception(r.exception_info or {}))
     _store_and_build_docs(context, validation, docs_dir)
     return raw, validation.to_json_dict()
 

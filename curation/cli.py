@@ -100,14 +100,19 @@ def run(config: Path, out: Path | None, engine: str | None, spark_master: str | 
     """
     from curation.core.config import load_config
     from curation.core.engines import engine_for
+    from curation.core.ingest import is_uri, uri_needs_spark
     from curation.core.runner import run_pipeline
     from curation.report import build_report
 
     cfg = load_config(config)
     if engine is not None:
         cfg = cfg.model_copy(update={"run": cfg.run.model_copy(update={"engine": engine})})
+    if is_uri(cfg.input.path) and cfg.run.engine != "spark":
+        raise uri_needs_spark(cfg.input.path, show_paths=cfg.report.show_paths)
     runner = engine_for(cfg.run.engine, spark_master=spark_master, spark_remote=spark_remote)
     try:
+        if is_uri(cfg.input.path):
+            runner.spark  # type: ignore[attr-defined]  # noqa: B018  (started now: Spark reads the input)
         result = run_pipeline(cfg, out_dir=out, config_name=config.stem, quiet=quiet, engine=runner)
     finally:
         runner.close()
@@ -153,22 +158,35 @@ def runs(root: Path, ledger: Path | None) -> None:
 
 @cli.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
-def check(run_dir: Path) -> None:
+@click.option("--engine", type=click.Choice(["local", "spark"]), default=None, help="Where GX validates (default: the run's engine).")
+@click.option("--spark-master", default=None, help="Spark master for --engine spark, e.g. local[2] or yarn (docs/spark.md).")
+@click.option("--spark-remote", default=None, help="Spark Connect server for --engine spark, e.g. sc://host:15002.")
+def check(run_dir: Path, engine: str | None, spark_master: str | None, spark_remote: str | None) -> None:
     """Validate a run's curated dataset: the gate to training (exit 0 pass, 1 fail).
 
     Prints one line per expectation that did not pass (FAIL blocks, WARN is reported),
     writes GX results and Data Docs under RUN/checks/ and records the verdict with the
-    suite and dataset fingerprints in the manifest and the ledger.
+    suite and dataset fingerprints in the manifest and the ledger. A run made with
+    `engine: spark` is validated on Spark (GX's Spark datasource), with the same results.
 
     \b
     Example:
       tuneprep check runs/tickets-2026-11
+      tuneprep check runs/tickets-2026-11 --engine spark --spark-master 'local[2]'
     """
     from checks.gate import run_checks
+    from curation.core.config import read_run_config
+    from curation.core.engines import engine_for
     from curation.core.errors import GateFailed
     from curation.core.integrity import unsigned_note
 
-    result = run_checks(run_dir)
+    name = engine or (read_run_config(run_dir).run.engine if spark_master or spark_remote else None)
+    runner = engine_for(name, spark_master=spark_master, spark_remote=spark_remote) if name else None  # type: ignore[arg-type]
+    try:
+        result = run_checks(run_dir, engine=runner)
+    finally:
+        if runner is not None:
+            runner.close()
     for line in result.lines:
         click.echo(line, err=True)
     if note := unsigned_note():

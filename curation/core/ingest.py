@@ -25,7 +25,7 @@ from typing import Any
 
 import polars as pl
 
-from curation.core.errors import InputError
+from curation.core.errors import ConfigError, InputError
 from curation.core.fields import Fields, apply_fields, check_sources, columns_list, unused_text_columns
 from curation.core.masking import is_masked_path, mask_path, mask_text, mask_value
 from curation.core.schema import FORMS, MESSAGE, NON_EMPTY, Form, Kind
@@ -56,8 +56,12 @@ class Ingested:
 def resolve_inputs(pattern: str, base_dir: Path, *, show_paths: bool = False) -> list[Path]:
     """The files ``input.path`` names, sorted, each file once; raises InputError when there are none.
 
-    Messages name files by ``curation.core.masking.mask_path`` unless ``show_paths``.
+    Messages name files by ``curation.core.masking.mask_path`` unless ``show_paths``. A URI
+    (``s3://``, ``hdfs://``...) is read by the Spark session a Spark engine started
+    (``curation.spark.inputs``); without one it is a ConfigError.
     """
+    if is_uri(pattern):
+        return _remote_inputs(pattern, show_paths=show_paths)
     p = Path(pattern).expanduser()
     full = p if p.is_absolute() else base_dir / p
     shown = _shown(show_paths)
@@ -82,6 +86,11 @@ def resolve_inputs(pattern: str, base_dir: Path, *, show_paths: bool = False) ->
                 )
             raise InputError(f"input file '{full_shown}' not found; fix `input.path` (relative paths start at the config file's folder)")
         paths = [full]
+    return _usable(paths, shown)
+
+
+def _usable(paths: list[Path], shown: Callable[[str | Path], str]) -> list[Path]:
+    """``paths``, if each has a supported extension, is not empty and can be read; else InputError."""
     for path in paths:
         if path.suffix.lower() not in SUPPORTED:
             raise InputError(f"'{shown(path.name)}' has unsupported extension '{path.suffix}'; use one of {', '.join(SUPPORTED)}")
@@ -90,6 +99,37 @@ def resolve_inputs(pattern: str, base_dir: Path, *, show_paths: bool = False) ->
         if not os.access(path, os.R_OK):
             raise InputError(f"input file '{shown(path)}' cannot be read (permission denied); give the user running tuneprep read access")
     return paths
+
+
+URI_SCHEMES = ("s3", "s3a", "s3n", "hdfs", "gs", "abfs", "abfss", "wasbs", "file")
+
+
+def is_uri(path: str) -> bool:
+    """Whether ``input.path`` names files on a cluster filesystem, which only the Spark engine reads."""
+    scheme, sep, _ = path.partition("://")
+    return bool(sep) and scheme.lower() in URI_SCHEMES
+
+
+def uri_needs_spark(path: str, *, show_paths: bool = False) -> ConfigError:
+    scheme = path.partition("://")[0]
+    return ConfigError(
+        f"`input.path` '{mask_path(path, show=show_paths)}' is a {scheme}:// URI, which only the Spark engine reads; "
+        "run with `--engine spark` (or `run.engine: spark`), or copy the files to a local path"
+    )
+
+
+def _remote_inputs(pattern: str, *, show_paths: bool) -> list[Path]:
+    """The files of a URI ``input.path``, read by the active Spark session (a Spark engine's)."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise uri_needs_spark(pattern, show_paths=show_paths) from None
+    spark = SparkSession.getActiveSession()
+    if spark is None:
+        raise uri_needs_spark(pattern, show_paths=show_paths)
+    from curation.spark.inputs import fetch_inputs
+
+    return _usable(fetch_inputs(spark, pattern, show_paths=show_paths), _shown(show_paths))
 
 
 def _shown(show_paths: bool) -> Callable[[str | Path], str]:

@@ -1,0 +1,86 @@
+"""The gate on Spark (GX's Spark datasource) gives the pandas path's results: same expectations, verdict, lines and JSON."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+from checks.gate import run_checks
+from curation.core.engines import LocalEngine
+from curation.core.rundir import read_manifest
+from tests.checks.checks_fixtures import classification_rows, copy_run, make_run, preference_rows
+from tests.cli_helpers import one_line_error, run_cli
+
+pytestmark = [
+    pytest.mark.spark,
+    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),  # PySpark 3.5's collect leaves py4j sockets to the GC
+]
+
+
+def _results(run_dir: Path) -> dict[str, Any]:
+    """GX's results.json without what differs between any two validations (random expectation ids, times)."""
+    data = json.loads((run_dir / "checks/results.json").read_text())
+    for r in data["results"]:
+        r["expectation_config"].pop("id")
+    data.pop("meta")
+    return data
+
+
+def _checked(run_dir: Path, engine: Any) -> tuple[Any, dict[str, Any], str, dict[str, Any]]:
+    result = run_checks(run_dir, engine=engine)  # None: the run's engine, spark (on the active session: the fixture's)
+    section = read_manifest(run_dir)["checks"]
+    assert section["engine"] == (engine.name if engine else "spark")
+    kept = {k: v for k, v in section.items() if k not in ("checked_at", "engine", "sha256")}
+    return result, _results(run_dir), (run_dir / "checks/verdict.json").read_text(), kept
+
+
+def _assert_same_gate(run_dir: Path) -> Any:
+    """Check a run made with `engine: spark` on pandas (`LocalEngine`), then as `tuneprep check` does by default: on Spark."""
+    local = _checked(run_dir, LocalEngine())
+    shutil.rmtree(run_dir / "checks")
+    remote = _checked(run_dir, None)
+    assert local[0].lines == remote[0].lines
+    assert local[0].outcomes == remote[0].outcomes
+    assert local[1] == remote[1]  # every expectation's config, success and result
+    assert local[2] == remote[2]  # verdict.json, byte for byte
+    assert local[3] == remote[3]  # the manifest's checks section
+    return remote[0]
+
+
+def _failing(rows: list[dict[str, Any]]) -> pl.DataFrame:
+    """Label variants, 12 ids used twice (more than the 10 rows a sample names), an empty text, a null label."""
+    df = pl.DataFrame(rows)
+    ids = [f"r{i % 28}" for i in range(df.height)]
+    texts = ["   " if i == 5 else t for i, t in enumerate(df["text"])]
+    labels = ["Billing " if i % 4 == 1 else None if i == 7 else v for i, v in enumerate(df["label"])]
+    return df.with_columns(id=pl.Series(ids), text=pl.Series(texts), label=pl.Series(labels, dtype=pl.String))
+
+
+def test_gate_on_spark_matches_pandas_on_passing_and_failing_runs(spark: Any, tmp_path: Path) -> None:
+    run = make_run(tmp_path, classification_rows(40), stages=["normalize"], run={"engine": "spark"})
+    assert _assert_same_gate(run).verdict == "pass"
+
+    bad = copy_run(run, tmp_path / "bad", _failing(classification_rows(40)))
+    failed = _assert_same_gate(bad)
+    assert failed.verdict == "fail"
+    names = {o.name for o in failed.failures}
+    assert {"unique_ids", "not_empty:text", "not_null:label", "label_variants"} <= names
+    unique = next(o for o in failed.outcomes if o.name == "unique_ids")
+    assert unique.observed["unexpected"] == 24 and unique.observed["ids"][:3] == ["r0", "r1", "r2"]  # dataset order, not shuffle order
+
+
+def test_gate_on_spark_matches_pandas_on_float_columns(spark: Any, tmp_path: Path) -> None:
+    rows = [{**r, "margin": 0.5 + i} for i, r in enumerate(preference_rows(12))]
+    run = make_run(tmp_path, rows, kind="preference", run={"engine": "spark"})
+    assert "column_types:margin" in {o.name for o in _assert_same_gate(run).outcomes}
+
+
+def test_spark_options_on_a_local_run_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    local = make_run(tmp_path, classification_rows(20), name="local")
+    code, _, err = run_cli(["check", str(local), "--spark-master", "local[2]"], capsys)
+    assert code == 2 and "`--spark-master` and `--spark-remote` need `--engine spark`" in one_line_error(err)
