@@ -27,7 +27,7 @@ from curation.spark.session import open_session
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-DISTRIBUTED = ("normalize", "pii", "dedup")
+DISTRIBUTED = ("normalize", "pii", "dedup", "balance")
 
 
 class SparkEngine:
@@ -67,6 +67,10 @@ class SparkEngine:
             from curation.spark.dedup import spark_dedup
 
             result = spark_dedup(self.spark, df, options, ctx, batch_rows=self.batch_rows)
+        elif name == "balance":
+            from curation.spark.balance import spark_balance
+
+            result = spark_balance(self.spark, df, options, ctx, batch_rows=self.batch_rows)
         else:
             from curation.spark.rows import run_per_row
 
