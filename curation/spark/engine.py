@@ -27,7 +27,7 @@ from curation.spark.session import open_session
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-DISTRIBUTED = ("normalize", "pii", "dedup", "balance")
+DISTRIBUTED = ("normalize", "pii", "dedup", "balance", "label_audit")
 
 
 class SparkEngine:
@@ -71,6 +71,10 @@ class SparkEngine:
             from curation.spark.balance import spark_balance
 
             result = spark_balance(self.spark, df, options, ctx, batch_rows=self.batch_rows)
+        elif name == "label_audit":
+            from curation.spark.label_audit import spark_label_audit
+
+            result = spark_label_audit(self.spark, df, options, ctx, batch_rows=self.batch_rows)
         else:
             from curation.spark.rows import run_per_row
 
@@ -92,6 +96,11 @@ class SparkEngine:
 
             if _boilerplate_on(options):
                 return "spark-driver"  # the boilerplate rule counts phrases over all rows: no distributed path yet
+        if name == "label_audit":
+            from curation.spark.label_audit import distributed
+
+            if not distributed(df, options, ctx):
+                return "spark-driver"  # TF-IDF fits one vocabulary over all rows; other kinds have nothing to audit
         return "spark"
 
     def close(self) -> None:

@@ -11,7 +11,11 @@ from polars.testing import assert_frame_equal
 
 from curation.core.stage import StageContext, StageResult
 from curation.spark.balance import spark_balance
+from curation.spark.engine import SparkEngine
+from curation.spark.label_audit import spark_label_audit
 from curation.stages.balance.stage import BalanceConfig, balance
+from curation.stages.label_audit.stage import LabelAuditConfig, label_audit
+from tests.data.alpaca_rows import alpaca_rows
 from tests.data.label_data import generate as label_rows
 
 pytestmark = [
@@ -54,3 +58,38 @@ def test_balance_matches_the_local_stage(spark: Any, tmp_path: Path, options: di
     assert local.findings.filter(pl.col("finding") == "length_outlier").height > 0
     assert_same_result(local, remote)
     assert not any(k.startswith("encoder:") for k in ctx.engines)  # the sample was embedded on the cluster
+
+
+def _answers(n: int) -> pl.DataFrame:
+    rows = alpaca_rows(n, seed=2)
+    prompts = [f"{r['instruction']}\n{r['input']}".strip() for r in rows]
+    answers = [r["output"] for r in rows]
+    for i in range(0, n, 7):
+        answers[i] = answers[i][: len(answers[i]) // 2]  # cut off
+    answers[1], answers[2], answers[4] = "", "I'm sorry, but I can't help with that.", prompts[4]
+    return pl.DataFrame({"id": [f"a{i:03d}" for i in range(n)], "prompt": prompts, "completion": answers})
+
+
+def test_label_audit_of_responses_matches_the_local_stage(spark: Any) -> None:
+    df = _answers(60)
+    cfg = LabelAuditConfig(actions={"response_truncated": "drop", "response_empty": "drop"})  # type: ignore[dict-item]
+    local = label_audit(df, cfg, StageContext(kind="instruction"))
+    ctx = StageContext(kind="instruction")
+    assert SparkEngine(spark).where("label_audit", df, cfg, ctx) == "spark"
+    remote = spark_label_audit(spark, df, cfg, ctx, batch_rows=16)
+    assert local.dropped.height >= 5 and {"response_refusal", "response_echo"} <= set(local.findings["issue"])
+    assert_same_result(local, remote)
+
+
+def test_label_audit_with_embedding_features_matches_the_local_stage(spark: Any) -> None:
+    df = _tickets(60)
+    cfg = LabelAuditConfig(features="embeddings", folds=3, min_class_rows=4, actions={"label_conflict": "drop"})  # type: ignore[dict-item]
+    local = label_audit(df, cfg, StageContext(kind="classification"))
+    ctx = StageContext(kind="classification")
+    engine = SparkEngine(spark)
+    assert engine.where("label_audit", df, cfg, ctx) == "spark"
+    assert engine.where("label_audit", df, LabelAuditConfig(), ctx) == "spark-driver"  # TF-IDF: one vocabulary over all rows
+    remote = spark_label_audit(spark, df, cfg, ctx, batch_rows=16)
+    assert local.stats["confident_learning"]["ran"] and local.findings.filter(pl.col("issue") == "label_mislabel").height > 0
+    assert_same_result(local, remote)
+    assert not any(k.startswith("encoder:") for k in ctx.engines)  # the rows were embedded on the cluster
