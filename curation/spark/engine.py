@@ -27,7 +27,7 @@ from curation.spark.session import open_session
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-DISTRIBUTED = ("normalize", "pii", "dedup", "balance", "label_audit")
+DISTRIBUTED = ("normalize", "pii", "dedup", "balance", "label_audit", "preferences")
 
 
 class SparkEngine:
@@ -75,6 +75,10 @@ class SparkEngine:
             from curation.spark.label_audit import spark_label_audit
 
             result = spark_label_audit(self.spark, df, options, ctx, batch_rows=self.batch_rows)
+        elif name == "preferences":
+            from curation.spark.preferences import spark_preferences
+
+            result = spark_preferences(self.spark, df, options, ctx, batch_rows=self.batch_rows)
         else:
             from curation.spark.rows import run_per_row
 

@@ -13,10 +13,13 @@ from curation.core.stage import StageContext, StageResult
 from curation.spark.balance import spark_balance
 from curation.spark.engine import SparkEngine
 from curation.spark.label_audit import spark_label_audit
+from curation.spark.preferences import spark_preferences
 from curation.stages.balance.stage import BalanceConfig, balance
 from curation.stages.label_audit.stage import LabelAuditConfig, label_audit
+from curation.stages.preferences.stage import PreferencesConfig, preferences
 from tests.data.alpaca_rows import alpaca_rows
 from tests.data.label_data import generate as label_rows
+from tests.data.preference_data import pairwise_ratings, score_ratings
 
 pytestmark = [
     pytest.mark.spark,
@@ -93,3 +96,39 @@ def test_label_audit_with_embedding_features_matches_the_local_stage(spark: Any)
     assert local.stats["confident_learning"]["ran"] and local.findings.filter(pl.col("issue") == "label_mislabel").height > 0
     assert_same_result(local, remote)
     assert not any(k.startswith("encoder:") for k in ctx.engines)  # the rows were embedded on the cluster
+
+
+H, A = "\n\nHuman: ", "\n\nAssistant: "
+
+
+def _ratings(form: str) -> pl.DataFrame:
+    if form == "scores":
+        df = score_ratings(12, seed=3)[0].head(150)
+        bad = pl.DataFrame({"prompt": [None, "p-extra"], "response": ["r", "only one"], "score": [1.0, None]}, schema_overrides={"prompt": pl.String})
+        return pl.concat([df, bad.with_columns([pl.lit(None, df.schema[c]).alias(c) for c in df.columns if c not in bad.columns])], how="diagonal")
+    if form == "pairwise":
+        df = pairwise_ratings(10, seed=4)[0].head(120)
+        return df.with_columns(winner=pl.when(pl.int_range(pl.len()) == 5).then(pl.lit("maybe")).otherwise(pl.col("winner")))
+    chosen = [f"{H}question {i % 9}{A}a careful answer number {i} with detail" for i in range(40)]
+    rejected = [f"{H}question {i % 9}{A}{'a careful answer number' if i % 4 else 'meh'} {i + 1}" for i in range(40)]
+    chosen[3], rejected[6] = "no markers at all", chosen[6]  # malformed; identical
+    return pl.DataFrame({"chosen": chosen, "rejected": rejected, "annotator": [f"w{i % 3}" for i in range(40)]})
+
+
+@pytest.mark.parametrize(
+    ("form", "options"),
+    [
+        ("scores", {"max_pairs_per_prompt": 2, "strategy": "all_pairs", "min_margin": 0.2}),
+        ("scores", {"strategy": "best_vs_random", "aggregate": "median"}),
+        ("pairwise", {"min_agreement": 0.6}),
+        ("transcripts", {"format": "conversational"}),
+    ],
+)
+def test_preferences_matches_the_local_stage(spark: Any, form: str, options: dict[str, Any]) -> None:
+    df = _ratings(form)
+    df = df.with_columns(id=pl.format("r{}", pl.int_range(pl.len()))) if "id" not in df.columns else df
+    cfg = PreferencesConfig(**options)
+    local = preferences(df, cfg, StageContext(kind="ratings", seed=7))
+    remote = spark_preferences(spark, df, cfg, StageContext(kind="ratings", seed=7), batch_rows=16)
+    assert local.kept.height > 3 and local.dropped.height > 0 and local.findings.height > 0
+    assert_same_result(local, remote)
