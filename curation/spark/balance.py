@@ -96,7 +96,10 @@ def _aggregate(rows: DataFrame, cols: list[str], label: str | None, with_inputs:
     by_label = None
     if label is not None:
         per = {name: to_polars(rows.groupBy(v[label], name).count()) for name in ("chars", "tokens")}
-        by_label = {c: tuple(_expand(per[n].filter(pl.col(v[label]) == c).select(n, "count")) for n in ("chars", "tokens")) for c in bs.top_classes(counts[label])}
+        by_label = {
+            c: tuple(_expand(per[n].filter(pl.col(v[label]) == c).select(n, "count")) for n in ("chars", "tokens"))
+            for c in bs.top_classes(counts[label])
+        }
     outliers = {}
     for name, values in (("chars", chars), ("tokens", tokens)):
         fences = bm.iqr_fences(values)

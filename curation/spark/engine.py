@@ -6,8 +6,17 @@
   row at once, so such a run does its PII on the driver.
 - ``dedup``: hashing, LSH buckets, candidate pairs and their verification on the cluster,
   the keeper rule on the driver over the verified edges (``curation.spark.dedup``).
-- ``label_audit``, ``balance``, ``preferences``: on the driver, over the collected frame,
-  as the local engine runs them; their stats say ``engine: spark-driver``.
+- ``balance``: per-row numbers in ``mapInArrow``, counts and histograms by ``groupBy``, the
+  embedding sample encoded on the cluster; the decisions and metrics on the driver
+  (``curation.spark.balance``).
+- ``label_audit``: the response audit per batch, or with ``features: embeddings`` the rows'
+  embeddings on the cluster and the fits on the driver (``curation.spark.label_audit``).
+  ``features: tfidf`` fits one vocabulary over all rows: on the driver.
+- ``preferences``: rows grouped by prompt (``repartition`` by a key), the stage's
+  prompt-wise kernel per partition, the cross-prompt diagnostics and books on the driver
+  (``curation.spark.preferences``).
+- Stages with nothing to distribute run on the driver, over the collected frame, as the
+  local engine runs them; their stats say ``engine: spark-driver``.
 
 The runner keeps the books, fingerprints and run directory exactly as for the local engine.
 """

@@ -43,7 +43,9 @@ def distributed(df: pl.DataFrame, cfg: la.LabelAuditConfig, ctx: StageContext) -
     return ctx.kind == "classification" and cfg.features == "embeddings" and la.feature_texts(df, cfg) is not None
 
 
-def spark_label_audit(spark: SparkSession, df: pl.DataFrame, cfg: la.LabelAuditConfig, ctx: StageContext, *, batch_rows: int) -> StageResult:
+def spark_label_audit(
+    spark: SparkSession, df: pl.DataFrame, cfg: la.LabelAuditConfig, ctx: StageContext, *, batch_rows: int
+) -> StageResult:
     """``label_audit(df, cfg, ctx)`` with the per-row work on the cluster."""
     if ctx.kind == "instruction":
         kernel = functools.partial(_response_kernel, cfg=cfg.response)

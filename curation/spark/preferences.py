@@ -37,7 +37,9 @@ if TYPE_CHECKING:
 PARTS = ("cands", "members", "drops", "quarantine", "judgements")
 
 
-def spark_preferences(spark: SparkSession, df: pl.DataFrame, cfg: ps.PreferencesConfig, ctx: StageContext, *, batch_rows: int) -> StageResult:
+def spark_preferences(
+    spark: SparkSession, df: pl.DataFrame, cfg: ps.PreferencesConfig, ctx: StageContext, *, batch_rows: int
+) -> StageResult:
     """``preferences(df, cfg, ctx)`` with the prompt-wise work on the cluster."""
     form = ps._form(df, ctx)
     rows = df.with_row_index(ROW)
@@ -92,5 +94,11 @@ def _pair_kernel(batches: Iterator[pa.RecordBatch], *, form: str, cfg: ps.Prefer
     rows = pl.concat([pl.read_ipc(io.BytesIO(b)) for b in blobs], how="vertical").sort(ROW)
     prep, cands = ps.pair_prompts(rows, form, cfg, seed, diagnose_here=False)
     assert prep.judgements is not None
-    frames = {"cands": cands, "members": prep.members, "drops": prep.row_drops, "quarantine": prep.quarantine, "judgements": prep.judgements}
+    frames = {
+        "cands": cands,
+        "members": prep.members,
+        "drops": prep.row_drops,
+        "quarantine": prep.quarantine,
+        "judgements": prep.judgements,
+    }
     yield pa.RecordBatch.from_pylist([{p: ipc_bytes(frames[p]) for p in PARTS}])

@@ -27,6 +27,11 @@ pytestmark = [
 ]
 
 
+def _heavy(ctx: StageContext) -> dict[str, Any]:
+    """The engines a local run built (Presidio for masking examples), without its embeddings: the Spark run must make its own."""
+    return {k: v for k, v in ctx.engines.items() if not k.startswith(("encoder:", "embedding-cache:"))}
+
+
 def assert_same_result(local: StageResult, remote: StageResult) -> None:
     for part in ("kept", "dropped", "findings", "quarantined"):
         assert_frame_equal(getattr(local, part), getattr(remote, part), check_exact=True)
@@ -55,8 +60,9 @@ def test_balance_matches_the_local_stage(spark: Any, tmp_path: Path, options: di
     df = _tickets(96)
     df.sample(50, seed=1).drop("id").with_columns(source=pl.lit("web")).write_parquet(tmp_path / "ref.parquet")
     cfg = BalanceConfig(**options)
-    local = balance(df, cfg, StageContext(kind="classification", config_dir=tmp_path))
-    ctx = StageContext(kind="classification", config_dir=tmp_path)
+    local_ctx = StageContext(kind="classification", config_dir=tmp_path)
+    local = balance(df, cfg, local_ctx)
+    ctx = StageContext(kind="classification", config_dir=tmp_path, engines=_heavy(local_ctx))
     remote = spark_balance(spark, df, cfg, ctx, batch_rows=25)
     assert local.findings.filter(pl.col("finding") == "length_outlier").height > 0
     assert_same_result(local, remote)
@@ -104,8 +110,12 @@ H, A = "\n\nHuman: ", "\n\nAssistant: "
 def _ratings(form: str) -> pl.DataFrame:
     if form == "scores":
         df = score_ratings(12, seed=3)[0].head(150)
-        bad = pl.DataFrame({"prompt": [None, "p-extra"], "response": ["r", "only one"], "score": [1.0, None]}, schema_overrides={"prompt": pl.String})
-        return pl.concat([df, bad.with_columns([pl.lit(None, df.schema[c]).alias(c) for c in df.columns if c not in bad.columns])], how="diagonal")
+        bad = pl.DataFrame(
+            {"prompt": [None, "p-extra"], "response": ["r", "only one"], "score": [1.0, None]}, schema_overrides={"prompt": pl.String}
+        )
+        return pl.concat(
+            [df, bad.with_columns([pl.lit(None, df.schema[c]).alias(c) for c in df.columns if c not in bad.columns])], how="diagonal"
+        )
     if form == "pairwise":
         df = pairwise_ratings(10, seed=4)[0].head(120)
         return df.with_columns(winner=pl.when(pl.int_range(pl.len()) == 5).then(pl.lit("maybe")).otherwise(pl.col("winner")))
