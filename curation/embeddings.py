@@ -53,23 +53,38 @@ def _key(text: str) -> bytes:
     return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
 
 
+def embedding_cache(ctx: StageContext, model: str = DEFAULT_MODEL) -> dict[bytes, np.ndarray]:
+    """The context's embeddings by text key (``_key``): what ``embed`` reuses."""
+    cache: dict[bytes, np.ndarray] = ctx.engine(f"embedding-cache:{model}", dict)
+    return cache
+
+
+def missing_chunks(texts: list[str], cache: dict[bytes, np.ndarray], *, batch_size: int = 128) -> list[list[tuple[bytes, str]]]:
+    """The texts ``embed`` has to encode, (key, text) in key order, in the chunks it encodes them in.
+
+    An encoder's floats depend on which texts share a batch (padding), so the Spark
+    engine encodes exactly these chunks to get the same vectors (``curation.spark.features``).
+    """
+    missing = sorted((k, t) for k, t in {_key(t): t for t in texts}.items() if k not in cache)
+    return [missing[start : start + batch_size * 8] for start in range(0, len(missing), batch_size * 8)]
+
+
+def encode_chunk(encoder: Any, chunk: list[str], *, batch_size: int = 128) -> np.ndarray:
+    """One chunk's L2-normalised embeddings, float32."""
+    vectors = encoder.encode(chunk, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+    return np.asarray(vectors).astype(np.float32)
+
+
 def embed(texts: list[str], ctx: StageContext, *, model: str = DEFAULT_MODEL, batch_size: int = 128) -> np.ndarray:
     """L2-normalised embeddings, shape (len(texts), dim), float32, cached per text on ``ctx``."""
-    cache: dict[bytes, np.ndarray] = ctx.engine(f"embedding-cache:{model}", dict)
+    cache = embedding_cache(ctx, model)
     keys = [_key(t) for t in texts]
-    missing = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in cache}.items())
-    if missing:
+    chunks = missing_chunks(texts, cache, batch_size=batch_size)
+    if chunks:
         encoder = ctx.engine(f"encoder:{model}", lambda: load_encoder(model))
-        todo = [t for _, t in missing]
-        out = []
-        with ctx.progress("embedding", len(todo)) as bar:
-            for start in range(0, len(todo), batch_size * 8):
-                chunk = todo[start : start + batch_size * 8]
-                out.append(
-                    encoder.encode(chunk, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
-                )
+        with ctx.progress("embedding", sum(len(c) for c in chunks)) as bar:
+            for chunk in chunks:
+                vectors = encode_chunk(encoder, [t for _, t in chunk], batch_size=batch_size)
+                cache.update(zip([k for k, _ in chunk], vectors, strict=True))
                 bar.advance(len(chunk))
-        vectors = np.concatenate(out).astype(np.float32)
-        for (k, _), v in zip(missing, vectors, strict=True):
-            cache[k] = v
     return np.stack([cache[k] for k in keys]) if keys else np.zeros((0, 384), dtype=np.float32)

@@ -6,8 +6,17 @@
   row at once, so such a run does its PII on the driver.
 - ``dedup``: hashing, LSH buckets, candidate pairs and their verification on the cluster,
   the keeper rule on the driver over the verified edges (``curation.spark.dedup``).
-- ``label_audit``, ``balance``, ``preferences``: on the driver, over the collected frame,
-  as the local engine runs them; their stats say ``engine: spark-driver``.
+- ``balance``: per-row numbers in ``mapInArrow``, counts and histograms by ``groupBy``, the
+  embedding sample encoded on the cluster; the decisions and metrics on the driver
+  (``curation.spark.balance``).
+- ``label_audit``: the response audit per batch, or with ``features: embeddings`` the rows'
+  embeddings on the cluster and the fits on the driver (``curation.spark.label_audit``).
+  ``features: tfidf`` fits one vocabulary over all rows: on the driver.
+- ``preferences``: rows grouped by prompt (``repartition`` by a key), the stage's
+  prompt-wise kernel per partition, the cross-prompt diagnostics and books on the driver
+  (``curation.spark.preferences``).
+- Stages with nothing to distribute run on the driver, over the collected frame, as the
+  local engine runs them; their stats say ``engine: spark-driver``.
 
 The runner keeps the books, fingerprints and run directory exactly as for the local engine.
 """
@@ -27,7 +36,7 @@ from curation.spark.session import open_session
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-DISTRIBUTED = ("normalize", "pii", "dedup")
+DISTRIBUTED = ("normalize", "pii", "dedup", "balance", "label_audit", "preferences")
 
 
 class SparkEngine:
@@ -67,6 +76,18 @@ class SparkEngine:
             from curation.spark.dedup import spark_dedup
 
             result = spark_dedup(self.spark, df, options, ctx, batch_rows=self.batch_rows)
+        elif name == "balance":
+            from curation.spark.balance import spark_balance
+
+            result = spark_balance(self.spark, df, options, ctx, batch_rows=self.batch_rows)
+        elif name == "label_audit":
+            from curation.spark.label_audit import spark_label_audit
+
+            result = spark_label_audit(self.spark, df, options, ctx, batch_rows=self.batch_rows)
+        elif name == "preferences":
+            from curation.spark.preferences import spark_preferences
+
+            result = spark_preferences(self.spark, df, options, ctx, batch_rows=self.batch_rows)
         else:
             from curation.spark.rows import run_per_row
 
@@ -88,6 +109,11 @@ class SparkEngine:
 
             if _boilerplate_on(options):
                 return "spark-driver"  # the boilerplate rule counts phrases over all rows: no distributed path yet
+        if name == "label_audit":
+            from curation.spark.label_audit import distributed
+
+            if not distributed(df, options, ctx):
+                return "spark-driver"  # TF-IDF fits one vocabulary over all rows; other kinds have nothing to audit
         return "spark"
 
     def close(self) -> None:

@@ -37,6 +37,7 @@ from curation.core.stage import StageContext, StageResult, empty_like
 from curation.stages.balance import bias_metrics as bm
 from curation.stages.balance import representativeness as rep
 from curation.stages.balance import svg
+from curation.stages.balance.profile import Outside, Profiler, RowProfile, length_summary
 from curation.stages.balance.rebalance import MISSING, TargetConfig, rebalance
 
 MAX_VALUES = 50  # facet values reported one by one; rarer values are summed as "<other>"
@@ -134,20 +135,43 @@ def clarify_stats(
 ) -> dict[str, Any]:
     """Clarify metrics per facet value (observed, plus reference/target values) vs the rest."""
     if label not in df.columns:
+        return clarify_from_counts({}, None, facets, label, extra_values, kind)
+    counts = {c: value_counts(df, c) for c in dict.fromkeys([label, *facets])}
+    return clarify_from_counts(
+        counts, {f: facet_label_counts(df, f, label) for f in facets if f != label}, facets, label, extra_values, kind
+    )
+
+
+def facet_label_counts(df: pl.DataFrame, facet: str, label: str) -> dict[tuple[str, str], int]:
+    """Rows per (masked facet value, masked label value)."""
+    table = df.group_by(facet_value(facet).alias("f"), facet_value(label).alias("l")).len()
+    return {(f, lv): int(n) for f, lv, n in table.iter_rows()}
+
+
+def clarify_from_counts(
+    counts: dict[str, dict[str, int]],
+    pairs: dict[str, dict[tuple[str, str], int]] | None,
+    facets: list[str],
+    label: str,
+    extra_values: dict[str, set[str]],
+    kind: str = "classification",
+) -> dict[str, Any]:
+    """``clarify_stats`` from ``value_counts`` per column and ``facet_label_counts`` per facet (None: no label column)."""
+    if pairs is None:
         if kind != "classification":  # SFT, text or preference rows have no outcome to compare across facets
             return {"skipped": f"not applicable to {kind} data, which has no outcome (label) column", "kind": kind}
         return {"skipped": f"no `{label}` column: set `label` to the outcome column", "kind": kind}
     out: dict[str, Any] = {"label": label, "metrics": list(bm.CLARIFY_METRICS), "facets": {}}
-    labels = list(_capped(value_counts(df, label)))
-    lab = facet_value(label)
-    lab = pl.when(lab.is_in(labels)).then(lab).otherwise(pl.lit(OTHER))
+    labels = list(_capped(counts[label]))
     for facet in facets:
         if facet == label:
             continue
-        values = list(_capped(value_counts(df, facet)))
+        values = list(_capped(counts[facet]))
         values += sorted(extra_values.get(facet, set()) - set(values))
-        table = df.group_by(facet_value(facet).alias("f"), lab.alias("l")).len()
-        cells = {(f, lv): n for f, lv, n in table.iter_rows()}
+        cells: dict[tuple[str, str], int] = {}
+        for (f, lv), n in pairs[facet].items():  # labels past the first MAX_VALUES count as OTHER
+            key = (f, lv if lv in labels else OTHER)
+            cells[key] = cells.get(key, 0) + n
         totals = np.array([sum(n for (_, lv), n in cells.items() if lv == lb) for lb in labels], dtype=np.float64)
         per_value = {}
         for v in values:
@@ -210,54 +234,53 @@ def length_stats(
     df: pl.DataFrame, chars: np.ndarray, tokens: np.ndarray, label: str, unit: str
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Summaries overall and per class, and one finding per IQR outlier."""
-    out: dict[str, Any] = {"token_unit": unit, "chars": bm.summary(chars), "tokens": bm.summary(tokens), "outliers": {}}
-    findings: list[dict[str, Any]] = []
-    ids = df["id"].to_list()
-    for name, values in (("chars", chars), ("tokens", tokens)):
-        fences = bm.iqr_fences(values)
-        if fences is None:
-            continue
-        low, high = fences
-        idx = np.flatnonzero((values < low) | (values > high))
-        out["outliers"][name] = {"low_fence": low, "high_fence": high, "count": len(idx), "share": len(idx) / len(values)}
-        findings += [
-            {
-                "id": ids[i],
-                "finding": "length_outlier",
-                "facet": name,
-                "value": "high" if values[i] > high else "low",
-                "metric": float(values[i]),
-                "detail": f"fences {low:g}..{high:g}",
-            }
-            for i in idx
-        ]
-    if label in df.columns:
-        classes = df.select(facet_value(label)).to_series().to_numpy()
-        top = list(_capped(value_counts(df, label)))[:MAX_VALUES]
-        out["by_label"] = {
-            c: {"chars": bm.summary(chars[classes == c]), "tokens": bm.summary(tokens[classes == c])} for c in top if c != OTHER
-        }
-    return out, findings
+    by_label = _by_label(df, label, chars, tokens) if label in df.columns else None
+    return length_summary(chars, tokens, by_label, unit, _outside_in(df["id"].to_list(), {"chars": chars, "tokens": tokens}))
+
+
+def top_classes(label_counts: dict[str, int]) -> list[str]:
+    """The classes ``by_label`` summarises: the most frequent MAX_VALUES."""
+    return [c for c in list(_capped(label_counts))[:MAX_VALUES] if c != OTHER]
+
+
+def _by_label(df: pl.DataFrame, label: str, chars: np.ndarray, tokens: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    classes = df.select(facet_value(label)).to_series().to_numpy()
+    return {c: (chars[classes == c], tokens[classes == c]) for c in top_classes(value_counts(df, label))}
+
+
+def _outside_in(ids: list[str], values: Lengths) -> Outside:
+    def outside(name: str, low: float, high: float) -> tuple[list[str], np.ndarray]:
+        idx = np.flatnonzero((values[name] < low) | (values[name] > high))
+        return [ids[i] for i in idx], values[name][idx]
+
+    return outside
 
 
 # ---------------------------------------------------------------------------- diversity
 def distinct_n(texts: pl.Series) -> dict[str, float | None]:
     """distinct-1/2 (Li et al. 2016): unique lowercased word uni/bigrams over all of them."""
+    words, bigrams = word_grams(texts)
+    return distinct_ratios(words.height, words["w"].n_unique(), bigrams.height, bigrams["b"].n_unique())
+
+
+def word_grams(texts: pl.Series) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The lowercased words (``w``) and in-text word bigrams (``b``) of ``texts``."""
     words = pl.DataFrame({"w": texts.str.to_lowercase().str.extract_all(r"\S+")}).with_row_index("r").explode("w").drop_nulls("w")
-    if words.is_empty():
-        return {"distinct_1": None, "distinct_2": None}
     bigrams = words.select(
         pl.when(pl.col("r") == pl.col("r").shift(-1)).then(pl.col("w") + " " + pl.col("w").shift(-1)).alias("b")
     ).drop_nulls()
-    return {
-        "distinct_1": words["w"].n_unique() / words.height,
-        "distinct_2": bigrams["b"].n_unique() / bigrams.height if bigrams.height else None,
-    }
+    return words, bigrams
 
 
-def duplicate_stats(full: pl.Series, ctx: StageContext) -> dict[str, Any]:
-    """Exact duplicates left in this frame, and the near-duplicate rate the dedup stage found."""
-    out: dict[str, Any] = {"exact_duplicate_rate": 1 - full.n_unique() / len(full) if len(full) else None}
+def distinct_ratios(words: int, unique_words: int, bigrams: int, unique_bigrams: int) -> dict[str, float | None]:
+    if not words:
+        return {"distinct_1": None, "distinct_2": None}
+    return {"distinct_1": unique_words / words, "distinct_2": unique_bigrams / bigrams if bigrams else None}
+
+
+def duplicate_stats(unique: int, rows: int, ctx: StageContext) -> dict[str, Any]:
+    """Exact duplicates left in this frame (``unique`` distinct texts in ``rows``), and the near-duplicate rate the dedup stage found."""
+    out: dict[str, Any] = {"exact_duplicate_rate": 1 - unique / rows if rows else None}
     dedup = ctx.artifacts.get("dedup")
     if dedup is None:
         out.update(near_duplicate_rate=None, near_duplicate_source=None)
@@ -272,7 +295,7 @@ def duplicate_stats(full: pl.Series, ctx: StageContext) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------- representativeness
 def reference_stats(
-    df: pl.DataFrame,
+    counts: dict[str, dict[str, int]],
     ref: rep.Reference,
     facets: list[str],
     inputs: tuple[np.ndarray, np.ndarray],
@@ -289,7 +312,7 @@ def reference_stats(
         if facet not in ref.frame.columns:
             out["facets"][facet] = {"skipped": f"the reference has no `{facet}` column"}
             continue
-        drift = rep.facet_drift(value_counts(df, facet), value_counts(ref.frame, facet))
+        drift = rep.facet_drift(counts[facet], value_counts(ref.frame, facet))
         out["facets"][facet] = drift
         findings += [
             {
@@ -395,37 +418,58 @@ def _extra_values(facets: list[str], ref: rep.Reference | None, target: TargetCo
 
 
 def _compare(
-    kept: pl.DataFrame, ref: rep.Reference, facets: list[str], cfg: BalanceConfig, ctx: StageContext
+    rows: RowProfile, ref: rep.Reference, facets: list[str], cfg: BalanceConfig, ctx: StageContext
 ) -> tuple[dict[str, Any], list[dict[str, Any]], Lengths]:
     """The reference comparison, and the input lengths of both sides for the histograms."""
-    inputs = rep.input_texts(kept)
-    ours = (inputs.str.len_chars().to_numpy(), token_counts(inputs, cfg, ctx))
+    assert rows.inputs is not None, "a profile made with a reference has the input lengths"
+    ours = rows.inputs
     theirs = (ref.texts.str.len_chars().to_numpy(), token_counts(ref.texts, cfg, ctx))
-    stats, findings = reference_stats(kept, ref, facets, ours, theirs)
+    stats, findings = reference_stats(rows.counts, ref, facets, ours, theirs)
     stats["distinct"] = distinct_n(ref.texts)
     lengths = {"dataset:chars": ours[0], "dataset:tokens": ours[1], "reference:chars": theirs[0], "reference:tokens": theirs[1]}
     return stats, findings, lengths
 
 
+def row_profile(kept: pl.DataFrame, facets: list[str], cfg: BalanceConfig, ref: rep.Reference | None, ctx: StageContext) -> RowProfile:
+    """``RowProfile`` of ``kept``, in this process."""
+    label = cfg.label if cfg.label in kept.columns else None
+    counts = {c: value_counts(kept, c) for c in dict.fromkeys([*facets, *([label] if label else [])])}
+    pairs = {f: facet_label_counts(kept, f, label) for f in facets if f != label} if label else None
+    full = _full_text(kept, ctx.kind)
+    chars, tokens = full.str.len_chars().to_numpy().astype(np.int64), token_counts(full, cfg, ctx)
+    inputs = None
+    if ref is not None:
+        texts = rep.input_texts(kept)
+        inputs = (texts.str.len_chars().to_numpy(), token_counts(texts, cfg, ctx))
+    by_label = _by_label(kept, label, chars, tokens) if label else None
+    outside = _outside_in(kept["id"].to_list(), {"chars": chars, "tokens": tokens})
+    return RowProfile(counts, pairs, chars, tokens, by_label, outside, distinct_n(full), full.n_unique(), inputs)
+
+
 def describe(
-    kept: pl.DataFrame, facets: list[str], cfg: BalanceConfig, ref: rep.Reference | None, ctx: StageContext
+    kept: pl.DataFrame,
+    facets: list[str],
+    cfg: BalanceConfig,
+    ref: rep.Reference | None,
+    ctx: StageContext,
+    *,
+    profiler: Profiler = row_profile,
 ) -> tuple[dict[str, Any], list[dict[str, Any]], Lengths]:
     """Every number of the report for ``kept``, the findings, and the lengths to chart."""
+    rows = profiler(kept, facets, cfg, ref, ctx)
     stats: dict[str, Any] = {"rows": kept.height, "facet_columns": facets, "facets": {}, "undefined": {}}
     findings: list[dict[str, Any]] = []
     for facet in facets:
-        stats["facets"][facet], alerts = facet_stats(value_counts(kept, facet), cfg, facet)
+        stats["facets"][facet], alerts = facet_stats(rows.counts[facet], cfg, facet)
         findings += alerts
-    stats["clarify"] = clarify_stats(kept, facets, cfg.label, _extra_values(facets, ref, cfg.target), str(ctx.kind))
-    full = _full_text(kept, ctx.kind)
-    chars, tokens = full.str.len_chars().to_numpy().astype(np.int64), token_counts(full, cfg, ctx)
-    stats["lengths"], outliers = length_stats(
-        kept, chars, tokens, cfg.label, f"tokenizer:{cfg.tokenizer}" if cfg.tokenizer else "whitespace"
-    )
-    stats["diversity"] = {**distinct_n(full), **duplicate_stats(full, ctx)}
-    lengths: Lengths = {"dataset:chars": chars, "dataset:tokens": tokens}
+    extra = _extra_values(facets, ref, cfg.target)
+    stats["clarify"] = clarify_from_counts(rows.counts, rows.pairs, facets, cfg.label, extra, str(ctx.kind))
+    unit = f"tokenizer:{cfg.tokenizer}" if cfg.tokenizer else "whitespace"
+    stats["lengths"], outliers = length_summary(rows.chars, rows.tokens, rows.by_label, unit, rows.outside)
+    stats["diversity"] = {**rows.distinct, **duplicate_stats(rows.unique_texts, kept.height, ctx)}
+    lengths: Lengths = {"dataset:chars": rows.chars, "dataset:tokens": rows.tokens}
     if ref is not None:
-        stats["representativeness"], missing, lengths = _compare(kept, ref, facets, cfg, ctx)
+        stats["representativeness"], missing, lengths = _compare(rows, ref, facets, cfg, ctx)
         findings += outliers + missing
     else:
         stats["undefined"]["representativeness"] = "no `reference` configured"
@@ -438,8 +482,11 @@ def describe(
     return stats, findings, lengths
 
 
-def balance(df: pl.DataFrame, cfg: BalanceConfig, ctx: StageContext) -> StageResult:
+def balance(df: pl.DataFrame, cfg: BalanceConfig, ctx: StageContext, *, profiler: Profiler = row_profile) -> StageResult:
     """Report balance, diversity and representativeness; weight or re-sample towards ``target``.
+
+    ``profiler`` computes the per-row numbers (``row_profile``: here; the Spark engine passes
+    its own); the decisions (weights, re-sampling) and every statistic derive from them alike.
 
     Raises:
         ConfigError: a facet, the target facet or the reference file does not exist, or
@@ -452,7 +499,7 @@ def balance(df: pl.DataFrame, cfg: BalanceConfig, ctx: StageContext) -> StageRes
         kept, dropped, re_stats = rebalance(df, cfg.target, ctx.seed)
     else:
         kept, dropped, re_stats = df, empty_like(df, reason=pl.String()), None
-    stats, findings, lengths = describe(kept, facets, cfg, ref, ctx)
+    stats, findings, lengths = describe(kept, facets, cfg, ref, ctx, profiler=profiler)
     if re_stats is not None:
         stats["rebalance"] = re_stats
     files = charts(stats, lengths)

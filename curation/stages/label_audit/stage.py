@@ -116,7 +116,7 @@ def label_audit(df: pl.DataFrame, cfg: LabelAuditConfig, ctx: StageContext) -> S
     if ctx.kind == "classification":
         return _audit_classification(df, cfg, ctx)
     if ctx.kind == "instruction":
-        return _audit_instruction(df, cfg)
+        return audit_instruction(df, cfg, response_findings(df, cfg.response))
     stats = {
         "applies": False,
         "reason": f"label_audit audits classification labels and instruction responses; nothing applies to kind `{ctx.kind}`",
@@ -203,6 +203,14 @@ def _normalized_counts(rows: pl.DataFrame) -> dict[str, dict[str, int]]:
 
 
 # ---- confident learning --------------------------------------------------------------
+
+
+def feature_texts(df: pl.DataFrame, cfg: LabelAuditConfig) -> list[str] | None:
+    """The texts confident learning featurises (``_learn``), or None when it will not run."""
+    labels = df.select(label=_canonical(df["label"].cast(pl.String), cfg))
+    if cfg.features is None or len(_audited_classes(labels, cfg)[0]) < 2:
+        return None
+    return df["text"].fill_null("").to_list()
 
 
 def _features(texts: list[str], cfg: LabelAuditConfig, ctx: StageContext) -> Any:
@@ -491,8 +499,8 @@ def _shown_labels(stats: dict[str, Any]) -> dict[str, Any]:
     return stats
 
 
-def _audit_instruction(df: pl.DataFrame, cfg: LabelAuditConfig) -> StageResult:
-    found = response_findings(df, cfg.response)
+def audit_instruction(df: pl.DataFrame, cfg: LabelAuditConfig, found: pl.DataFrame) -> StageResult:
+    """The instruction audit from its per-row part, ``response_findings(df, cfg.response)`` (in any row order)."""
     none = pl.lit(None, pl.String)
     findings = _with_actions(
         _finding(found, pl.col("issue"), given=none, suggested=none, score=pl.col("score"), detail=pl.col("detail")), cfg

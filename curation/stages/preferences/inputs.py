@@ -41,6 +41,7 @@ class Prepared:
     quarantine: pl.DataFrame  # __row, error
     diagnostics: dict[str, Any]
     annotators: pl.DataFrame  # annotator, n, skew (see preference_stats.annotator_table)
+    judgements: pl.DataFrame | None = None  # what the diagnostics read, with ROW (see ``diagnose``)
 
 
 def _split_bad(rows: pl.DataFrame, error: pl.Expr | pl.Series) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -148,8 +149,12 @@ def _scores_diagnostics(ann: pl.DataFrame) -> tuple[dict[str, Any], pl.DataFrame
     return {**out, "annotators": annotator_summary(dev, "mean_deviation")}, annotator_table(dev)
 
 
-def prepare_scores(rows_in: pl.DataFrame, aspects: dict[str, float], aggregate: Aggregate) -> Prepared:
-    """Score rows -> candidates between every two distinct responses to a prompt."""
+def prepare_scores(rows_in: pl.DataFrame, aspects: dict[str, float], aggregate: Aggregate, *, diagnose_here: bool = True) -> Prepared:
+    """Score rows -> candidates between every two distinct responses to a prompt.
+
+    With ``diagnose_here=False`` the diagnostics are left empty: the caller prepared part of
+    the prompts and runs ``diagnose`` over all parts' ``judgements``.
+    """
     value, bad_value = _score_value(rows_in, aspects)
     error = pl.coalesce(_missing(["prompt", "response"]), bad_value)
     rows = rows_in.select(
@@ -162,11 +167,20 @@ def prepare_scores(rows_in: pl.DataFrame, aspects: dict[str, float], aggregate: 
     )
     rows, quarantine = _split_bad(rows.drop("bad"), rows["bad"])
     rows, drops = _drop_empty(rows, ["response"])
-    ann = rows.group_by("prompt", "response", "annotator", maintain_order=True).agg(pl.col("value").mean())
+    judged = rows.group_by("prompt", "response", "annotator", maintain_order=True).agg(pl.col("value").mean(), pl.col(ROW).min())
+    ann = judged.drop(ROW)
     resp = ann.group_by("prompt", "response", maintain_order=True).agg(_aggregate_scores(aggregate))
     cands = _score_candidates(resp)
     cands = cands.join(_score_agreement(cands, ann), on=KEY, how="left")
-    return Prepared(cands, _score_members(rows, cands), drops, quarantine, *_scores_diagnostics(ann))
+    diagnostics = _scores_diagnostics(ann) if diagnose_here else ({}, annotator_table(pl.DataFrame()))
+    return Prepared(cands, _score_members(rows, cands), drops, quarantine, *diagnostics, judgements=judged)
+
+
+def diagnose(form: str, judgements: pl.DataFrame) -> tuple[dict[str, Any], pl.DataFrame]:
+    """The diagnostics over every prompt's ``Prepared.judgements`` (in any order: sorted by ROW here)."""
+    if form == "scores":  # one row per (prompt, response, annotator), in order of its first input row
+        return _scores_diagnostics(judgements.sort(ROW).drop(ROW))
+    return _comparisons_diagnostics(judgements.sort(ROW), positional=form == "pairwise")
 
 
 # ---------------------------------------------------------------------------- comparisons
@@ -268,8 +282,10 @@ def _comparisons_diagnostics(rows: pl.DataFrame, positional: bool) -> tuple[dict
     return out, annotator_table(pl.DataFrame())
 
 
-def prepare_comparisons(df: pl.DataFrame, form: str, aggregate: Aggregate, *, human: str, assistant: str) -> Prepared:
-    """Pairwise, transcript or explicit-prompt rows -> one candidate per judged pair."""
+def prepare_comparisons(
+    df: pl.DataFrame, form: str, aggregate: Aggregate, *, human: str, assistant: str, diagnose_here: bool = True
+) -> Prepared:
+    """Pairwise, transcript or explicit-prompt rows -> one candidate per judged pair (``diagnose_here``: see ``prepare_scores``)."""
     if form == "pairwise":
         rows, quarantine, drops = _pairwise_rows(df)
     elif "prompt" in df.columns:
@@ -283,5 +299,7 @@ def prepare_comparisons(df: pl.DataFrame, form: str, aggregate: Aggregate, *, hu
     members = keyed.join(cands.select("prompt", "x", "y", "chosen", "rejected"), on=["prompt", "x", "y"]).select(
         ROW, *KEY, role=pl.lit("judgement")
     )
-    diagnostics, annotators = _comparisons_diagnostics(rows, positional=form == "pairwise")
-    return Prepared(cands.drop("x", "y"), members, pl.concat([drops, empties]), quarantine, diagnostics, annotators)
+    diagnostics, annotators = (
+        _comparisons_diagnostics(rows, positional=form == "pairwise") if diagnose_here else ({}, annotator_table(pl.DataFrame()))
+    )
+    return Prepared(cands.drop("x", "y"), members, pl.concat([drops, empties]), quarantine, diagnostics, annotators, judgements=rows)

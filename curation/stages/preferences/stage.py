@@ -122,9 +122,9 @@ def _annotate(cands: pl.DataFrame, first_row: pl.DataFrame, cfg: PreferencesConf
         .then(pl.lit("low_agreement"))
         .otherwise(pl.lit("valid"))
     )
-    order = [pl.col("first_row"), pl.col("margin"), pl.col("agreement"), pl.col("id")]
     cands = cands.join(first_row, on="prompt").with_columns(status=status)
-    return cands.sort(order, descending=[False, True, True, False])
+    by, descending = candidate_order()
+    return cands.sort(by, descending=descending)
 
 
 def _seeded_key(seed: int) -> pl.Expr:
@@ -269,13 +269,36 @@ def preferences(df: pl.DataFrame, cfg: PreferencesConfig, ctx: StageContext) -> 
     form = _form(df, ctx)
     rows = df.with_row_index(ROW)
     with ctx.progress("pairing preferences", None):
-        if form == "scores":
-            prep = prepare_scores(rows, dict(cfg.aspects), cfg.aggregate)
-        else:
-            prep = prepare_comparisons(rows, form, cfg.aggregate, human=cfg.human_marker, assistant=cfg.assistant_marker)
-        first_row = prep.members.group_by("prompt").agg(first_row=pl.col(ROW).min())
-        cands = _annotate(prep.candidates, first_row, cfg)
-        cands = _select(cands, cfg.strategy if form == "scores" else None, cfg.max_pairs_per_prompt, ctx.seed)
+        prep, cands = pair_prompts(rows, form, cfg, ctx.seed)
+    return finish(df, rows, form, prep, cands, cfg)
+
+
+def pair_prompts(
+    rows: pl.DataFrame, form: str, cfg: PreferencesConfig, seed: int, *, diagnose_here: bool = True
+) -> tuple[Prepared, pl.DataFrame]:
+    """The prompt-wise part: the prepared rows and the candidates with their status, in output order.
+
+    Every step joins or groups within a prompt, so running it on any set of whole prompts
+    gives those prompts' part of the result (how the Spark engine runs it, ``curation.spark.preferences``).
+    """
+    if form == "scores":
+        prep = prepare_scores(rows, dict(cfg.aspects), cfg.aggregate, diagnose_here=diagnose_here)
+    else:
+        prep = prepare_comparisons(
+            rows, form, cfg.aggregate, human=cfg.human_marker, assistant=cfg.assistant_marker, diagnose_here=diagnose_here
+        )
+    first_row = prep.members.group_by("prompt").agg(first_row=pl.col(ROW).min())
+    cands = _annotate(prep.candidates, first_row, cfg)
+    return prep, _select(cands, cfg.strategy if form == "scores" else None, cfg.max_pairs_per_prompt, seed)
+
+
+def candidate_order() -> tuple[list[str], list[bool]]:
+    """The candidates' output order (``_annotate``'s sort): prompt's first row, widest margin, most agreement, id."""
+    return ["first_row", "margin", "agreement", "id"], [False, True, True, False]
+
+
+def finish(df: pl.DataFrame, rows: pl.DataFrame, form: str, prep: Prepared, cands: pl.DataFrame, cfg: PreferencesConfig) -> StageResult:
+    """The books, pairs, findings, stats and lineage from the prepared rows and the candidates."""
     reasons = _row_reasons(rows, prep, cands)
     kept = _output(cands)
     dropped = rows.join(reasons.filter(pl.col("reason").is_not_null(), pl.col("reason") != "quarantined"), on=ROW).sort(ROW).drop(ROW)
