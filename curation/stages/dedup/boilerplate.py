@@ -108,11 +108,13 @@ class DocFrequency:
         pairs = _distinct(np.sort((((phrases >> np.uint64(24)) & self.mask) << bits) | doc))
         slots = (pairs >> bits).astype(np.int64)
         first = np.flatnonzero(np.r_[True, slots[1:] != slots[:-1]]) if slots.size else np.zeros(0, np.int64)
-        return slots[first], np.diff(np.r_[first, slots.size])
+        return slots[first], np.diff(np.r_[first, slots.size]).astype(np.uint32)
 
     def add(self, slots: np.ndarray, counts: np.ndarray, documents: int) -> None:
         """Add one chunk's ``chunk_counts`` (its counters are distinct)."""
-        self.table[slots] = np.minimum(self.table[slots] + counts, np.iinfo(np.uint16).max)
+        total = self.table[slots].astype(np.uint32)
+        total += counts
+        self.table[slots] = np.minimum(total, np.iinfo(np.uint16).max)
         self.documents += documents
 
     def count(self, hashes: np.ndarray) -> np.ndarray:
@@ -154,11 +156,13 @@ class Boilerplate:
         short = np.flatnonzero((lengths > 0) & (lengths < n))
         sampled[offsets[:-1][short]] = True  # ...but a text shorter than a phrase is one
         at = np.flatnonzero(sampled)
-        doc = np.repeat(np.arange(lengths.size), lengths)[at]
-        # the polynomial hash of ``mh.range_hash`` (base Q): sum of hashes[at + j] * Q**(n - 1 - j)
-        h = mh.range_hash(hashes, at, np.minimum(at + n, offsets[doc + 1])) if short.size else _phrase_hash(hashes, at, n)
-        counts = np.bincount(doc, minlength=lengths.size)
-        return mh.fmix64(h) if h.size else h, at, np.r_[0, np.cumsum(counts)]
+        phrase_offsets = np.searchsorted(at, offsets)
+        if short.size:  # the polynomial hash of ``mh.range_hash`` (base Q): sum of hashes[at + j] * Q**(n - 1 - j)
+            doc = np.searchsorted(offsets, at, side="right") - 1
+            h = mh.range_hash(hashes, at, np.minimum(at + n, offsets[doc + 1]))
+        else:
+            h = _phrase_hash(hashes, at, n)
+        return mh.fmix64(h) if h.size else h, at, phrase_offsets
 
     def blocks(self, hashes: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The blocks of documents (shingle hashes concatenated, split by ``offsets``): their
@@ -170,8 +174,25 @@ class Boilerplate:
         shingles late or early: a run is a block from ``min_block - window + 1`` covered
         shingles on, and its edges are moved halfway to the sampled phrases next to it (``_widen``).
         """
-        phrases, starts, _ = self.phrases(hashes, offsets, self.window)
-        s = starts[self.df.count(phrases) >= self.min_df] if self.any_common else starts[:0]
+        phrases, starts, phrase_offsets = self.phrases(hashes, offsets, self.window)
+        common = self.df.count(phrases) >= self.min_df if self.any_common else np.zeros(phrases.size, bool)
+        per_doc = np.diff(phrase_offsets)
+        docs = _distinct(np.repeat(np.arange(per_doc.size), per_doc)[common])
+        if docs.size == per_doc.size:
+            return self._blocks_in(hashes, offsets, starts, common)
+        # only a document with a common phrase can have a block: look in those alone
+        lengths = np.diff(offsets)[docs]
+        sub_offsets = np.r_[0, np.cumsum(lengths)]
+        mine = _spans(phrase_offsets[docs], per_doc[docs])
+        moved = np.repeat(offsets[docs] - sub_offsets[:-1], per_doc[docs])
+        doc, start, end, keys = self._blocks_in(hashes[_spans(offsets[docs], lengths)], sub_offsets, starts[mine] - moved, common[mine])
+        return docs[doc], start, end, keys
+
+    def _blocks_in(
+        self, hashes: np.ndarray, offsets: np.ndarray, starts: np.ndarray, common: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``blocks`` from the sampled phrases' first shingles (``starts``) and whether each is common."""
+        s = starts[common]
         depth = np.bincount(s, minlength=hashes.size + 1) - np.bincount(s + self.cfg.phrase, minlength=hashes.size + 1)
         covered = np.cumsum(depth)[: hashes.size] > 0
         doc = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
@@ -190,28 +211,39 @@ class Boilerplate:
 
     def profiles(
         self, hashes: np.ndarray, offsets: np.ndarray, blocks: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """Per document: its sorted distinct shingles, and those outside blocks (its distinctive shingles).
+    ) -> tuple[list[np.ndarray], np.ndarray]:
+        """Per document its profile: its distinct shingles, sorted, as ``flagged`` values; and whether it has boilerplate.
 
         ``blocks``: (document, start, end) of the blocks when known, else found here.
         """
         doc, start, end = blocks if blocks is not None else self.blocks(hashes, offsets)[:3]
-        full, full_off = mh.shingle_sets(hashes, offsets)
-        full_sets = np.split(full, full_off[1:-1])
-        rare_sets = list(full_sets)
-        if not doc.size:
-            return full_sets, rare_sets
-        depth = np.bincount(offsets[doc] + start, minlength=hashes.size + 1) - np.bincount(offsets[doc] + end, minlength=hashes.size + 1)
-        outside = np.cumsum(depth)[: hashes.size] == 0
-        with_blocks = _distinct(np.sort(doc))
-        lengths = np.diff(offsets)[with_blocks]
-        at = np.repeat(offsets[with_blocks], lengths) + np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-        keep = outside[at]
-        kept_counts = np.bincount(np.repeat(np.arange(with_blocks.size), lengths)[keep], minlength=with_blocks.size)
-        rare, rare_off = mh.shingle_sets(hashes[at[keep]], np.r_[0, np.cumsum(kept_counts)])
-        for k, d in enumerate(with_blocks.tolist()):
-            rare_sets[d] = rare[rare_off[k] : rare_off[k + 1]]
-        return full_sets, rare_sets
+        values = hashes & ~np.uint64(1)
+        if doc.size:  # the lowest bit: this occurrence is inside a block
+            depth = np.bincount(offsets[doc] + start, minlength=hashes.size + 1) - np.bincount(
+                offsets[doc] + end, minlength=hashes.size + 1
+            )
+            values |= (np.cumsum(depth)[: hashes.size] > 0).view(np.uint8).astype(np.uint64)
+        sets, set_offsets = mh.shingle_sets(values, offsets, flagged=True)
+        has = np.zeros(len(offsets) - 1, bool)
+        if doc.size:
+            inside = np.flatnonzero(sets & np.uint64(1))
+            has[np.searchsorted(set_offsets, inside, side="right") - 1] = True
+        return np.split(sets, set_offsets[1:-1]), has
+
+
+def flagged(full: np.ndarray, rare: np.ndarray) -> np.ndarray:
+    """The profile of a document from its sorted distinct shingles and those outside its blocks (``rare``, a subset).
+
+    A profile holds each shingle with its lowest bit replaced by 1 when the shingle is boilerplate
+    in the document (in blocks only), 0 when it is distinctive. Two profiles share a shingle
+    when their values agree but for that bit; sorting the values sorts the shingles.
+    """
+    return (full & ~np.uint64(1)) | (~np.isin(full, rare)).view(np.uint8).astype(np.uint64)
+
+
+def _spans(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The positions ``starts[k] .. starts[k] + lengths[k] - 1`` of every range ``k``, one after another."""
+    return np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
 
 
 def _distinct(values: np.ndarray) -> np.ndarray:
@@ -306,8 +338,9 @@ def overlap(a: np.ndarray, b: np.ndarray) -> int:
 
 
 def compare(full: tuple[np.ndarray, np.ndarray], rare: tuple[np.ndarray, np.ndarray], weight: float) -> tuple[float, bool, float]:
-    """(weighted Jaccard similarity, boilerplate discounted, plain Jaccard similarity) of one pair.
+    """(weighted Jaccard similarity, boilerplate discounted, plain Jaccard similarity) of one pair: the reference.
 
+    ``full``: the two documents' sorted distinct shingles; ``rare``: those outside their blocks.
     A shingle weighs 1 when it is distinctive (outside every block) in either document,
     ``weight`` when it is boilerplate in both. Discounted: some shingle of the pair was
     boilerplate. Two documents that are all boilerplate compare as plain Jaccard.
@@ -325,53 +358,53 @@ def compare(full: tuple[np.ndarray, np.ndarray], rare: tuple[np.ndarray, np.ndar
 
 
 def pair_similarities(
-    full: list[np.ndarray], rare: list[np.ndarray], pairs: np.ndarray, weight: float
+    profiles: list[np.ndarray], blocked: np.ndarray, pairs: np.ndarray, weight: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``compare`` for many pairs at once (``pairs`` index ``full`` and ``rare``).
+    """``compare`` for many pairs at once (``pairs`` index ``profiles``, see ``flagged``).
 
-    Pairs without boilerplate get plain Jaccard one by one (small sorted sets, in cache);
-    the others are computed in batches by ``_weighted``.
+    Pairs of documents without boilerplate (``blocked`` False) get plain Jaccard one by one
+    (small sorted sets, in cache: their profiles are plain shingle sets); the others are
+    computed in batches by ``_weighted``.
     """
-    sizes = np.array([f.size for f in full], np.int64)
-    blocked = np.array([r.size for r in rare], np.int64) < sizes
     weighted, discounted, whole = np.zeros(len(pairs)), np.zeros(len(pairs), bool), np.zeros(len(pairs))
     plain = ~(blocked[pairs[:, 0]] | blocked[pairs[:, 1]]) if len(pairs) else np.zeros(0, bool)
-    whole[plain] = [mh.jaccard(full[u], full[v]) for u, v in pairs[plain].tolist()]
+    whole[plain] = [mh.jaccard(profiles[u], profiles[v]) for u, v in pairs[plain].tolist()]
     weighted[plain] = whole[plain]
     rest = np.flatnonzero(~plain)
     for lo in range(0, rest.size, _PAIR_BATCH):
         at = rest[lo : lo + _PAIR_BATCH]
         rows = _distinct(np.sort(pairs[at].ravel()))
         local = np.searchsorted(rows, pairs[at])
-        got = _weighted([full[i] for i in rows.tolist()], [rare[i] for i in rows.tolist()], local, weight)
-        weighted[at], discounted[at], whole[at] = got
+        weighted[at], discounted[at], whole[at] = _weighted([profiles[i] for i in rows.tolist()], local, weight)
     return weighted, discounted, whole
 
 
-def _weighted(
-    full: list[np.ndarray], rare: list[np.ndarray], pairs: np.ndarray, weight: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _weighted(profiles: list[np.ndarray], pairs: np.ndarray, weight: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``compare`` for many pairs, vectorised.
 
-    Each shingle becomes the key ``row << (64 - r) | hash >> r`` (``r`` bits for the row
-    number): sorted within a row and across rows, so that looking one row's shingles up in
-    another row is one ``searchsorted``. Dropping ``r`` low hash bits could merge two
-    shingles of a pair in about ``|A| |B| / 2**(64 - r)`` of pairs (1e-9 for 100,000 rows).
+    Each shingle becomes the key ``row << (64 - r) | value >> r`` (``r`` >= 1 bits for the row
+    number, so the boilerplate bit is dropped): sorted within a row and across rows, so that
+    looking one row's shingles up in another row is one ``searchsorted``. Dropping ``r`` low
+    hash bits could merge two shingles of a pair in about ``|A| |B| / 2**(64 - r)`` of pairs
+    (1e-9 for 100,000 rows).
     """
-    bits = max(int(len(full) - 1).bit_length(), 1)
-    key, sizes = _row_keys(full, bits)
-    rare_sizes = np.array([r.size for r in rare], np.int64)
+    bits = max(int(len(profiles) - 1).bit_length(), 1)
+    sizes = np.array([p.size for p in profiles], np.int64)
+    values = np.concatenate(profiles) if profiles else np.zeros(0, np.uint64)
+    key = (np.repeat(np.arange(len(profiles), dtype=np.uint64), sizes) << np.uint64(64 - bits)) | (values >> np.uint64(bits))
+    is_rare = (values & np.uint64(1)) == 0
     offsets = np.r_[0, np.cumsum(sizes)]
-    is_rare = _found(_row_keys(rare, bits)[0], key)[0]  # each row's distinctive shingles are some of its shingles
+    rare_sizes = _sums(is_rare, offsets[:-1], sizes)
     a, b = pairs[:, 0], pairs[:, 1]
     a, b = np.where(sizes[a] <= sizes[b], a, b), np.where(sizes[a] <= sizes[b], b, a)  # look up the smaller set's shingles
     count = sizes[a]
-    pair = np.repeat(np.arange(len(pairs)), count)
-    element = offsets[a][pair] + np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
+    element = _spans(offsets[a], count)
     shift = np.uint64(64 - bits)
-    found, at = _found(key, (b[pair].astype(np.uint64) << shift) | (key[element] & np.uint64((1 << (64 - bits)) - 1)))
+    query = (np.repeat(b.astype(np.uint64) << shift, count)) | (key[element] & np.uint64((1 << (64 - bits)) - 1))
+    found, at = _found(key, query)
     in_a, in_b = is_rare[element] & found, is_rare[at] & found
-    sums = [np.bincount(pair, weights=w, minlength=len(pairs)) for w in (found, in_a, in_b, in_a & in_b)]
+    starts = np.r_[0, np.cumsum(count)][:-1]
+    sums = [_sums(w, starts, count) for w in (found, in_a, in_b, in_a & in_b)]
     both, rare_a_in_b, rare_b_in_a, rare_in_both = sums
     union = sizes[a] + sizes[b] - both
     whole = np.divide(both, union, out=np.ones(len(pairs)), where=union > 0)
@@ -385,12 +418,11 @@ def _weighted(
     return weighted, discounted, whole
 
 
-def _row_keys(sets: list[np.ndarray], bits: int) -> tuple[np.ndarray, np.ndarray]:
-    """The sorted sets as one sorted array of ``row << (64 - bits) | hash >> bits`` keys, and the set sizes."""
-    sizes = np.array([s.size for s in sets], np.int64)
-    values = np.concatenate(sets) if sets else np.zeros(0, np.uint64)
-    rows = np.repeat(np.arange(len(sets), dtype=np.uint64), sizes)
-    return (rows << np.uint64(64 - bits)) | (values >> np.uint64(bits)), sizes
+def _sums(flags: np.ndarray, starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """How many of ``flags[starts[k] : starts[k] + counts[k]]`` are set, for each ``k`` (ranges one after another)."""
+    if not flags.size:
+        return np.zeros(counts.size, np.int64)
+    return np.where(counts > 0, np.add.reduceat(np.r_[flags, False], starts, dtype=np.int64), 0)
 
 
 def _found(sorted_keys: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

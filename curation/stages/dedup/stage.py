@@ -462,15 +462,15 @@ def _verify_jaccard(
     if not len(pairs):
         return scores, discounted, whole
     rows = np.unique(pairs)
-    local = np.searchsorted(rows, pairs).tolist()
+    local = np.searchsorted(rows, pairs)
     parts = [table.key] if table.parts is None else [table.parts[name] for name in table.parts.columns]
     for texts in parts:
         blocks = hashed.blocks if table.parts is None else None  # blocks of the joined key: for each part found anew
-        full, rare = _shingle_sets(texts, rows, hashed.shingles if table.parts is None else {}, cfg, ctx, hashed.boiler, blocks)
-        if rare is None:
-            np.minimum(scores, [mh.jaccard(full[u], full[v]) for u, v in local], out=scores)
+        full, blocked = _shingle_sets(texts, rows, hashed.shingles if table.parts is None else {}, cfg, ctx, hashed.boiler, blocks)
+        if blocked is None:
+            np.minimum(scores, [mh.jaccard(full[u], full[v]) for u, v in local.tolist()], out=scores)
             continue
-        weighted, discount, plain = bp.pair_similarities(full, rare, np.array(local, np.int64), cfg.boilerplate.weight)
+        weighted, discount, plain = bp.pair_similarities(full, blocked, local, cfg.boilerplate.weight)
         np.minimum(scores, weighted, out=scores)
         discounted |= discount
         np.minimum(whole, plain, out=whole)
@@ -485,23 +485,22 @@ def _shingle_sets(
     ctx: StageContext,
     boiler: bp.Boilerplate | None = None,
     blocks: pl.DataFrame | None = None,
-) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
-    """Sorted distinct shingle hashes of ``texts[rows]``, and with ``boiler`` those outside boilerplate blocks
-    (``blocks`` when they are known, else found)."""
+) -> tuple[list[np.ndarray], np.ndarray | None]:
+    """Sorted distinct shingle hashes of ``texts[rows]``; with ``boiler`` their profiles (``boilerplate.flagged``)
+    and which have boilerplate (``blocks`` when they are known, else found)."""
     empty = np.zeros(0, np.uint64)
     full: list[np.ndarray] = [empty] * len(rows)
-    rare: list[np.ndarray] | None = None if boiler is None else [empty] * len(rows)
+    blocked = None if boiler is None else np.zeros(len(rows), bool)
     for at, hashes, offsets in _sequences(texts, rows, cache, cfg, ctx, "verifying"):
         if boiler is None:
             values, set_offsets = mh.shingle_sets(hashes, offsets)
-            found, distinctive = np.split(values, set_offsets[1:-1]), None
+            found = np.split(values, set_offsets[1:-1])
         else:
-            found, distinctive = boiler.profiles(hashes, offsets, None if blocks is None else bp.blocks_of(blocks, rows[at]))
+            found, has = boiler.profiles(hashes, offsets, None if blocks is None else bp.blocks_of(blocks, rows[at]))
+            blocked[at] = has  # type: ignore[index]
         for k, i in enumerate(at.tolist()):
             full[i] = found[k]
-            if rare is not None and distinctive is not None:
-                rare[i] = distinctive[k]
-    return full, rare
+    return full, blocked
 
 
 def _sequences(

@@ -152,11 +152,12 @@ def test_several_fields_compare_each_field_without_boilerplate() -> None:
 
 def test_vectorised_similarities_equal_the_one_pair_reference() -> None:
     rng = np.random.default_rng(5)
-    pool = rng.integers(0, 2**63, size=60).astype(np.uint64)  # hashes: random 64-bit values
+    pool = rng.integers(0, 2**62, size=60).astype(np.uint64) * np.uint64(2)  # hashes: random 64-bit values, lowest bit 0
     full = [np.unique(rng.choice(pool, size=int(rng.integers(0, 40)))) for _ in range(12)]
     rare = [f[rng.random(f.size) < 0.5] if i % 3 else f for i, f in enumerate(full)]
     pairs = np.array([(i, j) for i in range(12) for j in range(i + 1, 12)])
-    weighted, discounted, whole = bp.pair_similarities(full, rare, pairs, 0.1)
+    blocked = np.array([r.size < f.size for f, r in zip(full, rare, strict=True)])
+    weighted, discounted, whole = bp.pair_similarities([bp.flagged(f, r) for f, r in zip(full, rare, strict=True)], blocked, pairs, 0.1)
     for k, (i, j) in enumerate(pairs.tolist()):
         assert (weighted[k], discounted[k], whole[k]) == pytest.approx(bp.compare((full[i], full[j]), (rare[i], rare[j]), 0.1))
 
