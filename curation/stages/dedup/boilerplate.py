@@ -228,7 +228,18 @@ class Boilerplate:
         if doc.size:
             inside = np.flatnonzero(sets & np.uint64(1))
             has[np.searchsorted(set_offsets, inside, side="right") - 1] = True
-        return np.split(sets, set_offsets[1:-1]), has
+        return (np.split(sets, set_offsets[1:-1]) if has.size else []), has  # (np.split of nothing gives one piece)
+
+    def profiles_of(
+        self, hashes: np.ndarray, offsets: np.ndarray, blocks: tuple[np.ndarray, np.ndarray, np.ndarray], docs: np.ndarray
+    ) -> tuple[list[np.ndarray], np.ndarray]:
+        """``profiles`` of the documents ``docs`` (ascending) of a batch whose ``blocks`` are known."""
+        lengths = np.diff(offsets)[docs]
+        doc, start, end = blocks
+        mine = np.isin(doc, docs)
+        return self.profiles(
+            hashes[_spans(offsets[docs], lengths)], np.r_[0, np.cumsum(lengths)], (np.searchsorted(docs, doc[mine]), start[mine], end[mine])
+        )
 
 
 def flagged(full: np.ndarray, rare: np.ndarray) -> np.ndarray:
