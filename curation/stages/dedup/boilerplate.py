@@ -86,12 +86,9 @@ class DocFrequency:
 
     def claim(self, keys: np.ndarray) -> np.ndarray:
         """Indices of the texts (exact keys, n x 2) not claimed before (by the first 64 bits of their key)."""
-        fresh = []
-        with self._lock:
-            for i, key in enumerate(keys[:, 0].tolist()):
-                if key not in self._seen:
-                    self._seen.add(key)
-                    fresh.append(i)
+        column, seen = keys[:, 0].tolist(), self._seen
+        with self._lock:  # ``seen.add`` returns None: a key not seen before is added and kept
+            fresh = [i for i, key in enumerate(column) if not (key in seen or seen.add(key))]  # type: ignore[func-returns-value]
         return np.array(fresh, np.int64)
 
     def chunk_counts(self, phrases: np.ndarray, offsets: np.ndarray, documents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -193,14 +190,17 @@ class Boilerplate:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """``blocks`` from the sampled phrases' first shingles (``starts``) and whether each is common."""
         s = starts[common]
-        depth = np.bincount(s, minlength=hashes.size + 1) - np.bincount(s + self.cfg.phrase, minlength=hashes.size + 1)
-        covered = np.cumsum(depth)[: hashes.size] > 0
+        covered = np.zeros(hashes.size, bool)
+        ends = offsets[np.searchsorted(offsets, s, side="right")]  # of the phrases' texts
+        for j in range(self.cfg.phrase):  # a common phrase covers its shingles (those of its text: a short text is one phrase)
+            at = s + j
+            covered[at[at < ends]] = True
         doc = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
         slack = self.window - 1
         closed = _bridge_gaps(covered, doc, self.cfg.max_gap + slack, max(self.cfg.phrase + 1, self.cfg.min_block // 2))
         run_starts, run_ends = _runs(closed, doc)
-        counts = np.r_[0, np.cumsum(covered, dtype=np.int64)]
-        is_block = closed[run_starts] & (counts[run_ends] - counts[run_starts] >= max(self.cfg.min_block - slack, 1))
+        counts = np.add.reduceat(covered, run_starts, dtype=np.int64) if run_starts.size else np.zeros(0, np.int64)  # runs cover all
+        is_block = closed[run_starts] & (counts >= max(self.cfg.min_block - slack, 1))
         run_starts, run_ends = run_starts[is_block], run_ends[is_block]
         if slack:
             run_starts, run_ends = _widen(run_starts, run_ends, starts, offsets, doc, self.cfg.phrase)
@@ -264,9 +264,13 @@ def _distinct(values: np.ndarray) -> np.ndarray:
 
 def _phrase_hash(hashes: np.ndarray, at: np.ndarray, n: int) -> np.ndarray:
     """``mh.range_hash(hashes, at, at + n)`` for whole phrases, from ``n`` gathers (no prefix sums over every shingle)."""
-    h = np.zeros(at.size, np.uint64)
-    for j in range(n):
-        h = h * np.uint64(mh._Q) + hashes[at + j]
+    h = hashes[at]
+    following = at + 1
+    for j in range(1, n):  # in place: no new arrays but the gathered hashes
+        h *= np.uint64(mh._Q)
+        h += hashes[following]
+        if j < n - 1:
+            following += 1
     return h
 
 

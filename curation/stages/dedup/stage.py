@@ -568,7 +568,11 @@ def _find_blocks(
         got = np.concatenate([d[1][0] for d in done]) if done else np.zeros(0, np.int64)
         order = np.argsort(got)
         sets = [s for d in done for s in d[1][1]]
-        hashed.profiles = got[order], [sets[i] for i in order.tolist()], np.concatenate([d[1][2] for d in done] or [np.zeros(0, bool)])[order]
+        hashed.profiles = (
+            got[order],
+            [sets[i] for i in order.tolist()],
+            np.concatenate([d[1][2] for d in done] or [np.zeros(0, bool)])[order],
+        )
     frames = [d[0] for d in done]
     return pl.concat([pl.DataFrame(schema=schema), *(f.cast(schema) for f in frames)]).sort("row", "start")  # type: ignore[arg-type]
 
