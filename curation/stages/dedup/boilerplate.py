@@ -61,7 +61,7 @@ class BoilerplateConfig(BaseModel):
 
 # ---------------------------------------------------------------------------- document frequency
 class DocFrequency:
-    """Phrase document frequencies in a hashed table of saturating 16-bit counters.
+    """Phrase document frequencies in a hashed table of saturating 8- or 16-bit counters.
 
     Hash collisions can only add to a count. With several counters per word of the
     corpus a rare phrase is rarely pushed over the threshold, and a stray one does no
@@ -69,20 +69,23 @@ class DocFrequency:
     Each distinct text counts once: the hashing threads ``claim`` the exact keys of their
     chunk, and only the texts claimed first are counted. Which copy of a text is counted
     does not matter (copies have the same phrases), so the counts do not depend on the
-    order the threads run in.
+    order the threads run in. The counters saturate at 255 when no threshold can be above
+    that (``needed``), else at 65,535: half the memory for most corpora, and fewer cache misses.
     """
 
-    def __init__(self, bits: int) -> None:
+    def __init__(self, bits: int, needed: int = np.iinfo(np.uint16).max) -> None:
         self.mask = np.uint64((1 << bits) - 1)  # of the hash bits 24.., at most 26 bits: below the text number
-        self.table = np.zeros(1 << bits, np.uint16)
+        self.table = np.zeros(1 << bits, np.uint8 if needed <= np.iinfo(np.uint8).max else np.uint16)
+        self.most = int(np.iinfo(self.table.dtype).max)  # a counter's largest value
         self.documents = 0
         self._seen: set[int] = set()
         self._lock = threading.Lock()
 
     @classmethod
-    def for_bytes(cls, text_bytes: int) -> DocFrequency:
-        """Sized for a corpus of ``text_bytes``: 1.5 to 3 counters per word (4 to 8 per sampled phrase), 2**16 to 2**26."""
-        return cls(int(np.clip(math.ceil(math.log2(max(text_bytes // 4, 1))), 16, 26)))
+    def for_bytes(cls, text_bytes: int, needed: int = np.iinfo(np.uint16).max) -> DocFrequency:
+        """Sized for a corpus of ``text_bytes``: 1.5 to 3 counters per word (4 to 8 per sampled phrase), 2**16 to 2**26;
+        counting up to ``needed`` at least (the largest threshold the corpus can have)."""
+        return cls(int(np.clip(math.ceil(math.log2(max(text_bytes // 4, 1))), 16, 26)), needed)
 
     def claim(self, keys: np.ndarray) -> np.ndarray:
         """Indices of the texts (exact keys, n x 2) not claimed before (by the first 64 bits of their key)."""
@@ -111,11 +114,11 @@ class DocFrequency:
         """Add one chunk's ``chunk_counts`` (its counters are distinct)."""
         total = self.table[slots].astype(np.uint32)
         total += counts
-        self.table[slots] = np.minimum(total, np.iinfo(np.uint16).max)
+        self.table[slots] = np.minimum(total, self.most)
         self.documents += documents
 
     def count(self, hashes: np.ndarray) -> np.ndarray:
-        """Estimated document frequency of each hash (never below the true count, at most 65,535)."""
+        """Estimated document frequency of each hash (never below the true count, at most ``most``)."""
         return self.table[((hashes >> np.uint64(24)) & self.mask).astype(np.int64)]
 
 
@@ -131,8 +134,13 @@ class Boilerplate:
     min_df: int = field(init=False, default=0)
     any_common: bool = field(init=False, default=True)  # some phrase reaches ``min_df``
 
+    @classmethod
+    def for_corpus(cls, cfg: BoilerplateConfig, text_bytes: int, texts: int, counted: int = WINDOW) -> Boilerplate:
+        """For a corpus of ``texts`` texts, ``text_bytes`` in all (the counters need not count beyond its largest threshold)."""
+        return cls(cfg, DocFrequency.for_bytes(text_bytes, _threshold(cfg, texts)), counted)
+
     def finish(self) -> None:
-        self.min_df = min(max(self.cfg.min_docs, math.ceil(self.cfg.min_share * self.df.documents)), np.iinfo(np.uint16).max)
+        self.min_df = min(_threshold(self.cfg, self.df.documents), self.df.most)
         self.any_common = bool(self.df.table.max(initial=0) >= self.min_df)  # else no text has a block: skip looking for them
 
     def phrases(self, hashes: np.ndarray, offsets: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -250,6 +258,11 @@ def flagged(full: np.ndarray, rare: np.ndarray) -> np.ndarray:
     when their values agree but for that bit; sorting the values sorts the shingles.
     """
     return (full & ~np.uint64(1)) | (~np.isin(full, rare)).view(np.uint8).astype(np.uint64)
+
+
+def _threshold(cfg: BoilerplateConfig, documents: int) -> int:
+    """The document frequency from which a phrase is common, in a corpus of ``documents`` distinct texts."""
+    return max(cfg.min_docs, math.ceil(cfg.min_share * documents))
 
 
 def _spans(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:

@@ -358,9 +358,10 @@ def _hash_all(texts: pl.Series, cfg: DedupConfig, ctx: StageContext, *, cache_sh
     m = cfg.minhash
     perms = mh.permutations(m.num_perm, m.seed)
     boiler = (
-        bp.Boilerplate(
+        bp.Boilerplate.for_corpus(
             cfg.boilerplate,
-            bp.DocFrequency.for_bytes(int(texts.str.len_bytes().sum() or 0)),
+            int(texts.str.len_bytes().sum() or 0),
+            texts.len(),
             1 if cfg.strip_boilerplate else bp.WINDOW,
             # stripping needs exact block edges: every phrase is counted (the comparison still uses the sampled ones)
         )
