@@ -227,10 +227,7 @@ class Boilerplate:
         doc, start, end = blocks if blocks is not None else self.blocks(hashes, offsets)[:3]
         values = hashes & ~np.uint64(1)
         if doc.size:  # the lowest bit: this occurrence is inside a block
-            depth = np.bincount(offsets[doc] + start, minlength=hashes.size + 1) - np.bincount(
-                offsets[doc] + end, minlength=hashes.size + 1
-            )
-            values |= (np.cumsum(depth)[: hashes.size] > 0).view(np.uint8).astype(np.uint64)
+            values[_spans(offsets[doc] + start, end - start)] |= np.uint64(1)
         sets, set_offsets = mh.shingle_sets(values, offsets, flagged=True)
         has = np.zeros(len(offsets) - 1, bool)
         if doc.size:
