@@ -75,8 +75,8 @@ class DocFrequency:
 
     def __init__(self, bits: int, needed: int = np.iinfo(np.uint16).max) -> None:
         self.mask = np.uint64((1 << bits) - 1)  # of the hash bits 24.., at most 26 bits: below the text number
-        self.table = np.zeros(1 << bits, np.uint8 if needed <= np.iinfo(np.uint8).max else np.uint16)
-        self.most = int(np.iinfo(self.table.dtype).max)  # a counter's largest value
+        self.most = 255 if needed <= 255 else 65_535  # a counter's largest value
+        self.table = np.zeros(1 << bits, np.uint8 if self.most == 255 else np.uint16)
         self.documents = 0
         self._seen: set[int] = set()
         self._lock = threading.Lock()

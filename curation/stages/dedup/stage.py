@@ -469,6 +469,7 @@ def _verify_jaccard(
     parts = [table.key] if table.parts is None else [table.parts[name] for name in table.parts.columns]
     for texts in parts:
         blocks = hashed.blocks if table.parts is None else None  # blocks of the joined key: for each part found anew
+        blocked: np.ndarray | None
         if hashed.profiles is not None and table.parts is None and np.array_equal(hashed.profiles[0], rows):
             full, blocked = hashed.profiles[1], hashed.profiles[2]  # built with the blocks
         else:

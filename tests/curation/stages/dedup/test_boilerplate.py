@@ -215,3 +215,42 @@ def test_a_corpus_without_common_phrases_compares_as_plain_jaccard() -> None:
     assert_frame_equal(on.findings.drop("boilerplate_discounted"), off.findings.drop("boilerplate_discounted"))
     assert not on.findings["boilerplate_discounted"].any()
     assert on.stats["boilerplate"]["rows_with_blocks"] == 0 and on.stats["boilerplate"]["blocks"] == []
+
+
+def test_counters_are_8_bit_when_no_threshold_passes_255_and_saturate() -> None:
+    small, large = bp.DocFrequency.for_bytes(10_000, 255), bp.DocFrequency.for_bytes(10_000, 256)
+    assert small.table.dtype == np.uint8 and large.table.dtype == np.uint16
+    for df, most in ((small, 255), (large, 65_535)):
+        slots = np.array([3, 7])
+        for _ in range(3):
+            df.add(slots, np.array([200, 1], np.uint32), 200)
+        assert df.table[slots].tolist() == [min(600, most), 3]
+    boiler = bp.Boilerplate.for_corpus(bp.BoilerplateConfig(min_docs=300), 10_000, 50)
+    assert boiler.df.table.dtype == np.uint16  # a threshold of 300 documents is still countable
+
+
+def test_profiles_flag_the_boilerplate_shingles_of_each_text() -> None:
+    from curation.stages.dedup import minhash as mh
+
+    texts = _corpus()["text"]
+    boiler = bp.Boilerplate.for_corpus(bp.BoilerplateConfig(), int(texts.str.len_bytes().sum() or 0), texts.len())
+    hashes, offsets = mh.shingle_hashes(mh.tokenize(texts), "word", 2)
+    phrases, _, phrase_offsets = boiler.phrases(hashes, offsets, boiler.counted)
+    boiler.df.add(*boiler.df.chunk_counts(phrases, phrase_offsets, boiler.df.claim(mh.exact_keys(mh.tokenize(texts)))), texts.len())
+    boiler.finish()
+    blocks = boiler.blocks(hashes, offsets)[:3]
+    profiles, blocked = boiler.profiles(hashes, offsets, blocks)
+    for d in range(texts.len()):
+        own = hashes[offsets[d] : offsets[d + 1]] & ~np.uint64(1)
+        inside = np.zeros(own.size, bool)
+        for b in np.flatnonzero(blocks[0] == d):
+            inside[blocks[1][b] : blocks[2][b]] = True
+        reference = bp.flagged(np.unique(own), np.unique(own[~inside]))
+        assert np.array_equal(profiles[d], reference) and blocked[d] == bool((reference & np.uint64(1)).any())
+    assert blocked[:24].all()  # every message sits under the footer or the banner
+    some = np.array([1, 5, 17, 24])
+    sub, sub_blocked = boiler.profiles_of(hashes, offsets, blocks, some)
+    assert all(np.array_equal(a, profiles[d]) for a, d in zip(sub, some.tolist(), strict=True))
+    assert sub_blocked.tolist() == blocked[some].tolist()
+    none, none_blocked = boiler.profiles_of(hashes, offsets, blocks, some[:0])  # a batch with no candidate: no profile
+    assert none == [] and none_blocked.size == 0
