@@ -105,7 +105,12 @@ class DocFrequency:
             phrases, doc = phrases[take], doc[take]
         # one (counter, text) key per phrase of a text: sorted, each distinct pair counts once, grouped by counter (one sort)
         bits = np.uint64(max(int(sizes.size).bit_length(), 1))
-        pairs = _distinct(np.sort((((phrases >> np.uint64(24)) & self.mask) << bits) | doc))
+        key = phrases >> np.uint64(24)
+        key &= self.mask
+        key <<= bits
+        key |= doc
+        key.sort()
+        pairs = _distinct(key)
         slots = (pairs >> bits).astype(np.int64)
         first = np.flatnonzero(np.r_[True, slots[1:] != slots[:-1]]) if slots.size else np.zeros(0, np.int64)
         return slots[first], np.diff(np.r_[first, slots.size]).astype(np.uint32)
@@ -114,7 +119,8 @@ class DocFrequency:
         """Add one chunk's ``chunk_counts`` (its counters are distinct)."""
         total = self.table[slots].astype(np.uint32)
         total += counts
-        self.table[slots] = np.minimum(total, self.most)
+        np.minimum(total, self.most, out=total)
+        self.table[slots] = total
         self.documents += documents
 
     def count(self, hashes: np.ndarray) -> np.ndarray:
