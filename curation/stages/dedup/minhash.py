@@ -370,15 +370,18 @@ def _pair_index(m: int, max_partners: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ---------------------------------------------------------------------------- exact Jaccard
-def shingle_sets(hashes: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-document sorted, de-duplicated shingle hashes (CSR: values, offsets)."""
+def shingle_sets(hashes: np.ndarray, offsets: np.ndarray, *, flagged: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Per-document sorted, de-duplicated shingle hashes (CSR: values, offsets).
+
+    ``flagged``: values equal but for their lowest bit are one shingle, the smaller value is kept.
+    """
     h = np.empty_like(hashes)
     for lo, hi in itertools.pairwise(offsets.tolist()):
         h[lo:hi] = np.sort(hashes[lo:hi])  # small sorts stay in cache: faster than one big sort
     first = np.zeros(len(h), bool)
     first[offsets[:-1][offsets[:-1] < len(h)]] = True
     keep = first.copy()
-    keep[1:] |= h[1:] != h[:-1]
+    keep[1:] |= (h[1:] ^ h[:-1]) > U64(1) if flagged else h[1:] != h[:-1]
     doc = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
     return h[keep], np.r_[0, np.cumsum(np.bincount(doc[keep], minlength=len(offsets) - 1))]
 

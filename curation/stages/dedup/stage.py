@@ -346,6 +346,7 @@ class _Hashed:
     blocks: pl.DataFrame | None = None  # the boilerplate blocks of the candidates and the sample (``_find_blocks``)
     block_sample: np.ndarray | None = None  # the rows whose blocks the report counts
     block_rows: np.ndarray | None = None  # the rows whose blocks were looked for
+    profiles: tuple[np.ndarray, list[np.ndarray], np.ndarray] | None = None  # rows (sorted), their profiles, has boilerplate
 
 
 def _hash_all(texts: pl.Series, cfg: DedupConfig, ctx: StageContext, *, cache_shingles: bool) -> _Hashed:
@@ -357,9 +358,10 @@ def _hash_all(texts: pl.Series, cfg: DedupConfig, ctx: StageContext, *, cache_sh
     m = cfg.minhash
     perms = mh.permutations(m.num_perm, m.seed)
     boiler = (
-        bp.Boilerplate(
+        bp.Boilerplate.for_corpus(
             cfg.boilerplate,
-            bp.DocFrequency.for_bytes(int(texts.str.len_bytes().sum() or 0)),
+            int(texts.str.len_bytes().sum() or 0),
+            texts.len(),
             1 if cfg.strip_boilerplate else bp.WINDOW,
             # stripping needs exact block edges: every phrase is counted (the comparison still uses the sampled ones)
         )
@@ -418,7 +420,8 @@ def _near(table: _Table, hashed: _Hashed, nodes: np.ndarray, cfg: DedupConfig, c
     if hashed.boiler is not None:  # the blocks of the candidates, and of a sample of rows for the report
         hashed.block_sample = nodes[live][:: max(1, -(-live.size // _BLOCK_SAMPLE))]
         hashed.block_rows = np.union1d(nodes[pairs.ravel()], hashed.block_sample)
-        hashed.blocks = _find_blocks(table, hashed, hashed.block_rows, cfg, ctx)
+        candidates = np.unique(nodes[pairs]) if m.verify == "jaccard" and table.parts is None else None  # profiled meanwhile
+        hashed.blocks = _find_blocks(table, hashed, hashed.block_rows, cfg, ctx, profile=candidates)
     if m.verify == "jaccard":
         scores, discounted, whole = _verify_jaccard(table, hashed, nodes[pairs], cfg, ctx)
     else:
@@ -462,15 +465,19 @@ def _verify_jaccard(
     if not len(pairs):
         return scores, discounted, whole
     rows = np.unique(pairs)
-    local = np.searchsorted(rows, pairs).tolist()
+    local = np.searchsorted(rows, pairs)
     parts = [table.key] if table.parts is None else [table.parts[name] for name in table.parts.columns]
     for texts in parts:
         blocks = hashed.blocks if table.parts is None else None  # blocks of the joined key: for each part found anew
-        full, rare = _shingle_sets(texts, rows, hashed.shingles if table.parts is None else {}, cfg, ctx, hashed.boiler, blocks)
-        if rare is None:
-            np.minimum(scores, [mh.jaccard(full[u], full[v]) for u, v in local], out=scores)
+        blocked: np.ndarray | None
+        if hashed.profiles is not None and table.parts is None and np.array_equal(hashed.profiles[0], rows):
+            full, blocked = hashed.profiles[1], hashed.profiles[2]  # built with the blocks
+        else:
+            full, blocked = _shingle_sets(texts, rows, hashed.shingles if table.parts is None else {}, cfg, ctx, hashed.boiler, blocks)
+        if blocked is None:
+            np.minimum(scores, [mh.jaccard(full[u], full[v]) for u, v in local.tolist()], out=scores)
             continue
-        weighted, discount, plain = bp.pair_similarities(full, rare, np.array(local, np.int64), cfg.boilerplate.weight)
+        weighted, discount, plain = bp.pair_similarities(full, blocked, local, cfg.boilerplate.weight)
         np.minimum(scores, weighted, out=scores)
         discounted |= discount
         np.minimum(whole, plain, out=whole)
@@ -485,23 +492,22 @@ def _shingle_sets(
     ctx: StageContext,
     boiler: bp.Boilerplate | None = None,
     blocks: pl.DataFrame | None = None,
-) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
-    """Sorted distinct shingle hashes of ``texts[rows]``, and with ``boiler`` those outside boilerplate blocks
-    (``blocks`` when they are known, else found)."""
+) -> tuple[list[np.ndarray], np.ndarray | None]:
+    """Sorted distinct shingle hashes of ``texts[rows]``; with ``boiler`` their profiles (``boilerplate.flagged``)
+    and which have boilerplate (``blocks`` when they are known, else found)."""
     empty = np.zeros(0, np.uint64)
     full: list[np.ndarray] = [empty] * len(rows)
-    rare: list[np.ndarray] | None = None if boiler is None else [empty] * len(rows)
+    blocked = None if boiler is None else np.zeros(len(rows), bool)
     for at, hashes, offsets in _sequences(texts, rows, cache, cfg, ctx, "verifying"):
         if boiler is None:
             values, set_offsets = mh.shingle_sets(hashes, offsets)
-            found, distinctive = np.split(values, set_offsets[1:-1]), None
+            found = np.split(values, set_offsets[1:-1])
         else:
-            found, distinctive = boiler.profiles(hashes, offsets, None if blocks is None else bp.blocks_of(blocks, rows[at]))
+            found, has = boiler.profiles(hashes, offsets, None if blocks is None else bp.blocks_of(blocks, rows[at]))
+            blocked[at] = has  # type: ignore[index]
         for k, i in enumerate(at.tolist()):
             full[i] = found[k]
-            if rare is not None and distinctive is not None:
-                rare[i] = distinctive[k]
-    return full, rare
+    return full, blocked
 
 
 def _sequences(
@@ -530,24 +536,46 @@ def _sequences(
 
 
 def _find_blocks(
-    table: _Table, hashed: _Hashed, rows: np.ndarray, cfg: DedupConfig, ctx: StageContext, boiler: bp.Boilerplate | None = None
+    table: _Table,
+    hashed: _Hashed,
+    rows: np.ndarray,
+    cfg: DedupConfig,
+    ctx: StageContext,
+    boiler: bp.Boilerplate | None = None,
+    profile: np.ndarray | None = None,
 ) -> pl.DataFrame:
     """The boilerplate blocks of the table rows ``rows``: ``row``, ``start``, ``end`` (shingle positions), ``key``; by row.
 
-    ``boiler``: how to find them, by default ``hashed.boiler``."""
+    ``boiler``: how to find them, by default ``hashed.boiler``. ``profile``: rows (sorted, some of ``rows``) whose
+    profiles (``Boilerplate.profiles``) are built from the same shingles, into ``hashed.profiles``."""
     boiler = boiler or hashed.boiler
     assert boiler is not None
+    wanted = None if profile is None else np.isin(rows, profile)
 
-    def one(batch: tuple[np.ndarray, np.ndarray, np.ndarray]) -> pl.DataFrame:
-        doc, start, end, key = boiler.blocks(batch[1], batch[2])
-        return pl.DataFrame({"row": rows[batch[0]][doc], "start": start, "end": end, "key": key})
+    def one(batch: tuple[np.ndarray, np.ndarray, np.ndarray]) -> tuple[pl.DataFrame, Any]:
+        found = boiler.blocks(batch[1], batch[2])
+        frame = pl.DataFrame({"row": rows[batch[0]][found[0]], "start": found[1], "end": found[2], "key": found[3]})
+        if wanted is None:
+            return frame, None
+        pick = np.flatnonzero(wanted[batch[0]])
+        return frame, (rows[batch[0][pick]], *boiler.profiles_of(batch[1], batch[2], found[:3], pick))
 
     schema = {"row": pl.Int64, "start": pl.Int64, "end": pl.Int64, "key": pl.UInt64}
     if not boiler.any_common:  # no phrase reaches the threshold: no text has a block, nothing to hash again
         return pl.DataFrame(schema=schema)
     batches = _sequences(table.key, rows, hashed.shingles, cfg, ctx, "boilerplate")
     with ThreadPoolExecutor(cfg.workers or min(os.cpu_count() or 1, 8)) as pool:
-        frames = list(pool.map(one, batches))
+        done = list(pool.map(one, batches))
+    if profile is not None:
+        got = np.concatenate([d[1][0] for d in done]) if done else np.zeros(0, np.int64)
+        order = np.argsort(got)
+        sets = [s for d in done for s in d[1][1]]
+        hashed.profiles = (
+            got[order],
+            [sets[i] for i in order.tolist()],
+            np.concatenate([d[1][2] for d in done] or [np.zeros(0, bool)])[order],
+        )
+    frames = [d[0] for d in done]
     return pl.concat([pl.DataFrame(schema=schema), *(f.cast(schema) for f in frames)]).sort("row", "start")  # type: ignore[arg-type]
 
 

@@ -152,11 +152,12 @@ def test_several_fields_compare_each_field_without_boilerplate() -> None:
 
 def test_vectorised_similarities_equal_the_one_pair_reference() -> None:
     rng = np.random.default_rng(5)
-    pool = rng.integers(0, 2**63, size=60).astype(np.uint64)  # hashes: random 64-bit values
+    pool = rng.integers(0, 2**62, size=60).astype(np.uint64) * np.uint64(2)  # hashes: random 64-bit values, lowest bit 0
     full = [np.unique(rng.choice(pool, size=int(rng.integers(0, 40)))) for _ in range(12)]
     rare = [f[rng.random(f.size) < 0.5] if i % 3 else f for i, f in enumerate(full)]
     pairs = np.array([(i, j) for i in range(12) for j in range(i + 1, 12)])
-    weighted, discounted, whole = bp.pair_similarities(full, rare, pairs, 0.1)
+    blocked = np.array([r.size < f.size for f, r in zip(full, rare, strict=True)])
+    weighted, discounted, whole = bp.pair_similarities([bp.flagged(f, r) for f, r in zip(full, rare, strict=True)], blocked, pairs, 0.1)
     for k, (i, j) in enumerate(pairs.tolist()):
         assert (weighted[k], discounted[k], whole[k]) == pytest.approx(bp.compare((full[i], full[j]), (rare[i], rare[j]), 0.1))
 
@@ -214,3 +215,42 @@ def test_a_corpus_without_common_phrases_compares_as_plain_jaccard() -> None:
     assert_frame_equal(on.findings.drop("boilerplate_discounted"), off.findings.drop("boilerplate_discounted"))
     assert not on.findings["boilerplate_discounted"].any()
     assert on.stats["boilerplate"]["rows_with_blocks"] == 0 and on.stats["boilerplate"]["blocks"] == []
+
+
+def test_counters_are_8_bit_when_no_threshold_passes_255_and_saturate() -> None:
+    small, large = bp.DocFrequency.for_bytes(10_000, 255), bp.DocFrequency.for_bytes(10_000, 256)
+    assert small.table.dtype == np.uint8 and large.table.dtype == np.uint16
+    for df, most in ((small, 255), (large, 65_535)):
+        slots = np.array([3, 7])
+        for _ in range(3):
+            df.add(slots, np.array([200, 1], np.uint32), 200)
+        assert df.table[slots].tolist() == [min(600, most), 3]
+    boiler = bp.Boilerplate.for_corpus(bp.BoilerplateConfig(min_docs=300), 10_000, 50)
+    assert boiler.df.table.dtype == np.uint16  # a threshold of 300 documents is still countable
+
+
+def test_profiles_flag_the_boilerplate_shingles_of_each_text() -> None:
+    from curation.stages.dedup import minhash as mh
+
+    texts = _corpus()["text"]
+    boiler = bp.Boilerplate.for_corpus(bp.BoilerplateConfig(), int(texts.str.len_bytes().sum() or 0), texts.len())
+    hashes, offsets = mh.shingle_hashes(mh.tokenize(texts), "word", 2)
+    phrases, _, phrase_offsets = boiler.phrases(hashes, offsets, boiler.counted)
+    boiler.df.add(*boiler.df.chunk_counts(phrases, phrase_offsets, boiler.df.claim(mh.exact_keys(mh.tokenize(texts)))), texts.len())
+    boiler.finish()
+    blocks = boiler.blocks(hashes, offsets)[:3]
+    profiles, blocked = boiler.profiles(hashes, offsets, blocks)
+    for d in range(texts.len()):
+        own = hashes[offsets[d] : offsets[d + 1]] & ~np.uint64(1)
+        inside = np.zeros(own.size, bool)
+        for b in np.flatnonzero(blocks[0] == d):
+            inside[blocks[1][b] : blocks[2][b]] = True
+        reference = bp.flagged(np.unique(own), np.unique(own[~inside]))
+        assert np.array_equal(profiles[d], reference) and blocked[d] == bool((reference & np.uint64(1)).any())
+    assert blocked[:24].all()  # every message sits under the footer or the banner
+    some = np.array([1, 5, 17, 24])
+    sub, sub_blocked = boiler.profiles_of(hashes, offsets, blocks, some)
+    assert all(np.array_equal(a, profiles[d]) for a, d in zip(sub, some.tolist(), strict=True))
+    assert sub_blocked.tolist() == blocked[some].tolist()
+    none, none_blocked = boiler.profiles_of(hashes, offsets, blocks, some[:0])  # a batch with no candidate: no profile
+    assert none == [] and none_blocked.size == 0
