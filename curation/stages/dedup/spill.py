@@ -59,7 +59,7 @@ class SpillOptions:
     chunk_rows: int = 1 << 18  # rows per file of exact and band keys
     part_rows: int = 1 << 18  # candidate pairs are partitioned by their second row, this many rows a partition
     pair_batch: int = 1 << 22  # candidate pairs built and written at once
-    verify_pairs: int = 1 << 19  # candidate pairs verified at once
+    verify_pairs: int = 1 << 17  # candidate pairs verified at once (their shingle sets: ~1 KB a pair)
     block_rows: int = 1 << 16  # rows whose boilerplate blocks are found at once (about; whole batches)
     directory: Path | None = None  # where the temporary folder goes; default: the run directory, else the system's
 
@@ -77,10 +77,11 @@ def dedup(df: pl.DataFrame, cfg: ds.DedupConfig, ctx: StageContext, *, options: 
     with _spill_dir(ctx, opts) as tmp:
         hashed, files = _hash_to_disk(table, cfg, ctx, tmp, opts)
         verdicts = ds._Verdicts.all_kept(len(table.row))
-        nodes = _exact(files, table.fixed, verdicts) if cfg.exact else np.arange(len(table.row))
+        with ctx.progress("dedup: exact duplicates", None):
+            nodes = _exact(files, table.fixed, verdicts) if cfg.exact else np.arange(len(table.row))
         near_stats = _near(table, hashed, nodes, files, cfg, ctx, quiet, verdicts, tmp, opts) if cfg.near else {}
     ds._repoint(verdicts)
-    result = ds._result(df, table, verdicts, cfg, near_stats)
+    result = _result(df, table, verdicts, cfg, near_stats)
     if hashed.boiler is not None:
         result = ds._with_boilerplate_blocks(result, df, table, hashed, verdicts, cfg, quiet)
     return result
@@ -143,6 +144,33 @@ def _table(df: pl.DataFrame, cfg: ds.DedupConfig, ctx: StageContext) -> ds._Tabl
     return ds._Table(ids_at, row, table["key"], parts, row < 0, fields, sources, against)
 
 
+def _result(df: pl.DataFrame, table: ds._Table, verdicts: ds._Verdicts, cfg: ds.DedupConfig, near_stats: dict[str, Any]) -> StageResult:
+    """``stage._result``, with the ids gathered by polars: no Python string per removed row."""
+    ids, sources = cast(_Gather, table.ids).series, cast(_Sources, table.source)
+    removed = np.flatnonzero(verdicts.kept_by >= 0)
+    removed = removed[np.argsort(table.row[removed], kind="stable")]  # input order
+    keepers = verdicts.kept_by[removed]
+    exact = verdicts.reason[removed] == "exact_duplicate"  # the only other reason is near_duplicate
+    reasons = pl.Series("reason", ["near_duplicate", "exact_duplicate"]).gather(exact.astype(np.int64))
+    findings = pl.DataFrame(
+        {
+            "id": ids.gather(removed),
+            "kept_id": ids.gather(keepers),
+            "cluster_id": np.unique(keepers, return_inverse=True)[1].astype(np.int64),  # numbered in keeper rank order
+            "similarity": verdicts.similarity[removed],
+            "reason": reasons,
+            "kept_from": pl.Series(sources.names.tolist(), dtype=pl.String).gather(np.searchsorted(sources.ends, keepers, side="right")),
+            "boilerplate_discounted": verdicts.discounted[removed],
+        },
+        schema=ds.FINDINGS_SCHEMA,
+    )
+    mask = np.ones(df.height, bool)
+    mask[table.row[removed]] = False
+    dropped = df[table.row[removed]].with_columns(reason=reasons)
+    stats = ds._stats(findings, table, cfg, near_stats)
+    return StageResult(kept=df.filter(pl.Series(mask)), dropped=dropped, findings=findings, stats=stats)
+
+
 # ---------------------------------------------------------------------------- 1. hashing
 class _ChunkShingles(Mapping[int, tuple[np.ndarray, np.ndarray]]):
     """The in-memory stage's shingle cache (``_hash_all``: the first chunks, up to ``_SHINGLE_CACHE`` bytes),
@@ -170,6 +198,55 @@ class _ChunkShingles(Mapping[int, tuple[np.ndarray, np.ndarray]]):
 
     def __len__(self) -> int:
         return int(self.cached.sum())
+
+
+class _Claims:
+    """Which texts are counted for boilerplate: each exact key's first row in rank order.
+
+    ``DocFrequency.claim`` keeps a Python set (about 85 bytes a text: 1.7 GB at 20M); this is
+    an open-addressing hash set of the keys' first 64 bits (8 bytes a slot, at most 3/4 full),
+    claimed chunk by chunk in rank order: what the stage counts with one hashing thread.
+    """
+
+    def __init__(self) -> None:
+        self.slots = np.zeros(1 << 16, np.uint64)  # 0: empty (the key 0, an empty text's, is kept apart)
+        self.size, self.zero = 0, False
+
+    def claim(self, keys: np.ndarray) -> np.ndarray:
+        """Indices of the rows of ``keys`` (n x 2, in rank order) whose key was not claimed before."""
+        values, first = np.unique(keys[:, 0], return_index=True)
+        return np.sort(first[~self._insert(values)])
+
+    def _insert(self, values: np.ndarray) -> np.ndarray:
+        """Add distinct ``values``; whether each was there already."""
+        present = np.zeros(values.size, bool)
+        zero = values == 0
+        if zero.any():
+            present[zero], self.zero = self.zero, True
+        idx = np.flatnonzero(~zero)
+        while 4 * (self.size + idx.size) > 3 * self.slots.size:
+            self._grow()
+        mask = self.slots.size - 1
+        pos = (mh.fmix64(values[idx].copy()) & np.uint64(mask)).astype(np.int64)
+        while idx.size:  # linear probing, all pending values a step at a time
+            slot = self.slots[pos]
+            hit = slot == values[idx]
+            present[idx[hit]] = True
+            empty = np.flatnonzero((slot == 0) & ~hit)
+            winners = empty[np.unique(pos[empty], return_index=True)[1]]  # one value per empty slot
+            self.slots[pos[winners]] = values[idx[winners]]
+            self.size += winners.size
+            done = hit
+            done[winners] = True
+            moved = ~done & (slot != 0)  # a slot taken by another value: the next one (a loser retries its slot)
+            pos[moved] = (pos[moved] + 1) & mask
+            idx, pos = idx[~done], pos[~done]
+        return present
+
+    def _grow(self) -> None:
+        old = self.slots[self.slots != 0]
+        self.slots, self.size = np.zeros(2 * self.slots.size, np.uint64), 0
+        self._insert(old)
 
 
 def _bounded_map(fn: Callable[[Any], T], items: list[Any], workers: int) -> Iterator[T]:
@@ -205,25 +282,22 @@ def _hash_to_disk(table: ds._Table, cfg: ds.DedupConfig, ctx: StageContext, tmp:
             return keys, np.diff(tok.word_offsets) > 0, np.zeros((len(keys), 0), np.uint64), 0, None
         hashes, offsets = mh.shingle_hashes(tok, m.shingle, m.ngram)
         band = mh.band_keys(mh.signatures(hashes, offsets, perms), bands, rows)
-        counts = None
-        if boiler is not None:
-            fresh = boiler.df.claim(keys)
-            phrases, _, phrase_offsets = boiler.phrases(hashes, offsets, boiler.counted)
-            counts = (*boiler.df.chunk_counts(phrases, phrase_offsets, fresh), fresh.size)
-        return keys, np.diff(offsets) > 0, band, hashes.nbytes, counts
+        phrases = None if boiler is None else boiler.phrases(hashes, offsets, boiler.counted)
+        return keys, np.diff(offsets) > 0, band, hashes.nbytes, phrases
 
     bounds = ds.chunk_starts(table.key)
     spans = list(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True))
     files: list[Path] = []
-    has_shingles, shingle_bytes, buffer = [], [], []
+    has_shingles, shingle_bytes, buffer, claims = [], [], [], _Claims()
     workers = cfg.workers or min(os.cpu_count() or 1, 8)
     with ctx.progress("dedup: hashing", table.key.len()) as bar:
-        for (lo, hi), (keys, live, band, nbytes, counts) in zip(spans, _bounded_map(one, spans, workers), strict=True):
+        for (lo, hi), (keys, live, band, nbytes, phrases) in zip(spans, _bounded_map(one, spans, workers), strict=True):
             has_shingles.append(live)
             shingle_bytes.append(nbytes)
             buffer.append((keys, band))
-            if counts is not None:
-                boiler.df.add(*counts)  # type: ignore[union-attr]
+            if boiler is not None and phrases is not None:  # counted here, in rank order
+                fresh = claims.claim(keys)
+                boiler.df.add(*boiler.df.chunk_counts(phrases[0], phrases[2], fresh), fresh.size)
             if sum(len(k) for k, _ in buffer) >= opts.chunk_rows or hi == bounds[-1]:
                 files.append(_write_keys(tmp / f"keys-{len(files):05d}.parquet", buffer))
                 buffer = []
@@ -264,16 +338,21 @@ def _column(files: list[Path], *names: str) -> list[np.ndarray]:
 
 # ---------------------------------------------------------------------------- 2. exact
 def _exact(files: list[Path], fixed: np.ndarray, verdicts: ds._Verdicts) -> np.ndarray:
-    """``stage._exact`` by sorting: exact duplicates of each key's first row; returns the rows left."""
+    """``stage._exact`` by sorting, a sixteenth of the key space at a time: exact duplicates of each key's
+    first row; returns the rows left."""
     h1, h2 = _column(files, "h1", "h2")
-    order = np.lexsort((h2, h1))  # stable: each key's rows in rank order
-    new = np.r_[True, (h1[order][1:] != h1[order][:-1]) | (h2[order][1:] != h2[order][:-1])] if order.size else np.zeros(0, bool)
-    del h1, h2
-    first = np.empty(order.size, np.int64)
-    first[order] = order[np.flatnonzero(new)][np.cumsum(new) - 1]
-    dup = np.flatnonzero((first != np.arange(first.size)) & ~fixed)
-    verdicts.remove(dup, first[dup], 1.0, "exact_duplicate")
-    return np.flatnonzero(first == np.arange(first.size))
+    slice_of = (h1 >> np.uint64(60)).astype(np.int8)
+    is_first = np.zeros(h1.size, bool)
+    for p in range(16):
+        rows = np.flatnonzero(slice_of == p)  # ascending: rank order
+        order = rows[np.lexsort((h2[rows], h1[rows]))]  # stable: each key's rows in rank order
+        a, b = h1[order], h2[order]
+        new = np.r_[True, (a[1:] != a[:-1]) | (b[1:] != b[:-1])] if order.size else np.zeros(0, bool)
+        first = order[np.flatnonzero(new)][np.cumsum(new) - 1]
+        is_first[order[new]] = True
+        dup = ~new & ~fixed[order]
+        verdicts.remove(order[dup], first[dup], 1.0, "exact_duplicate")
+    return np.flatnonzero(is_first)
 
 
 # ---------------------------------------------------------------------------- 3. candidate pairs
@@ -376,12 +455,13 @@ def _flush(pairs: _PairFiles, candidate: np.ndarray, us: list[np.ndarray], vs: l
 
 
 # ---------------------------------------------------------------------------- 4. boilerplate blocks
-def _segments(table: ds._Table, texts: pl.Series, rows: np.ndarray, cache: Mapping[int, Any], size: int) -> Iterator[np.ndarray]:
+def _segments(texts: pl.Series, rows: np.ndarray, cache: Mapping[int, Any], size: int) -> Iterator[np.ndarray]:
     """``rows`` in pieces of about ``size`` that ``stage._sequences`` cuts into the batches it cuts all of ``rows`` into:
-    the cached rows in whole groups of ``_CHUNK``, the others at the chunk bounds of their texts."""
-    bounds = ds.chunk_starts(table.key)
-    chunk = np.searchsorted(bounds, rows, side="right") - 1
-    hit = np.array([c in cache for c in chunk.tolist()], bool) if len(cache) else np.zeros(rows.size, bool)
+    the cached rows (``cache``: a ``_ChunkShingles``, or empty) in whole groups of ``_CHUNK``, the others at the
+    chunk bounds of their texts."""
+    hit = np.zeros(rows.size, bool)
+    if isinstance(cache, _ChunkShingles):
+        hit = cache.cached[np.searchsorted(cache.bounds, rows, side="right") - 1]
     step = max(1, size // ds._CHUNK) * ds._CHUNK
     cached = rows[hit]
     for lo in range(0, cached.size, step):
@@ -402,8 +482,7 @@ def _blocks(
     part_table = table if texts is table.key else replace(table, key=texts)
     part_hashed = hashed if texts is table.key else replace(hashed, shingles={})
     frames = [
-        ds._find_blocks(part_table, part_hashed, seg, cfg, ctx)
-        for seg in _segments(part_table, texts, rows, part_hashed.shingles, opts.block_rows)
+        ds._find_blocks(part_table, part_hashed, seg, cfg, ctx) for seg in _segments(texts, rows, part_hashed.shingles, opts.block_rows)
     ]
     schema = {"row": pl.Int64, "start": pl.Int64, "end": pl.Int64, "key": pl.UInt64}
     return pl.concat([pl.DataFrame(schema=schema), *frames]).sort("row", "start")

@@ -174,3 +174,26 @@ def pq_row_groups(path: Path) -> int:
     import pyarrow.parquet as pq
 
     return pq.ParquetFile(path).num_row_groups
+
+
+def test_claims_are_each_keys_first_row_in_order() -> None:
+    """The compact claim set against a Python set, through many growths, with the empty text's key 0."""
+    rng = np.random.default_rng(1)
+    claims, seen = spill._Claims(), set()
+    for _ in range(60):
+        keys = np.zeros((3000, 2), np.uint64)
+        keys[:, 0] = rng.integers(0, 40_000, 3000).astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)  # 0 among them
+        expected = []
+        for i, k in enumerate(keys[:, 0].tolist()):
+            if k not in seen:
+                seen.add(k)
+                expected.append(i)
+        assert claims.claim(keys).tolist() == expected
+    assert claims.size + claims.zero == len(seen)
+
+
+def test_spilled_result_does_not_depend_on_threads(short: tuple[pl.DataFrame, pl.DataFrame]) -> None:
+    """Boilerplate phrases are counted in rank order here: several hashing threads give one thread's result."""
+    one, _ = _both(short[0])
+    threads = spill.dedup(short[0], DedupConfig(workers=3), StageContext(kind="text"), options=TINY)
+    _same(one, threads)
