@@ -123,6 +123,7 @@ def _spark(path: str, out: str) -> dict[str, Any]:
     cfg = _config(False, "auto")
     t0 = time.perf_counter()
     builder: Any = SparkSession.builder.master("local[2]")
+    builder = builder.config("spark.driver.memory", "6g")  # local mode: the driver's 1g default ran out of heap at 1M rows
     spark = builder.config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false").getOrCreate()
     spark.conf.set("spark.sql.shuffle.partitions", "4")
     startup = time.perf_counter() - t0
