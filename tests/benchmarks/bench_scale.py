@@ -1,15 +1,23 @@
-"""Benchmark: dedup at growing sizes on the local engine, and the same on Spark local[2].
+"""Benchmark: dedup of millions of short documents on one machine, and the same on Spark local[2].
 
-    .venv/bin/python -m tests.benchmarks.bench_scale --n 20000 50000 --spark-n 20000
+    .venv/bin/python -m tests.benchmarks.bench_scale                                 # 200k, ~2 minutes
+    .venv/bin/python -m tests.benchmarks.bench_scale --n 1000000 5000000 --spark-n 1000000 --data /tmp/scale
+    nice .venv/bin/python -m tests.benchmarks.bench_scale --n 20000000 --spark-n 0 --data /tmp/scale
 
-Each size runs the dedup stage on the generated near-duplicate corpus of ``dedup_data``
-(about 2 KB per document) in a fresh process: wall time, docs/s and the process's peak
-RSS. The Spark side runs ``curation.spark.dedup.spark_dedup`` on a ``local[2]`` session
-started, and warmed on 500 documents, before the clock (session start is printed apart); its peak RSS is the driver
-Python's, and the JVM and Python workers' resident memory at the end is printed apart
-(their peaks are not visible from here). The two results are compared: the findings must
-be identical. The 5M/20M sizes of issue 21 need the bounded-memory local engine, which
-does not exist yet: today the local engine holds every signature in memory.
+The corpus is ``tests.data.scale_data``: 100-300 byte messages with exact, re-formatted and
+edited copies and messages sharing boilerplate blocks, written to Parquet in chunks (kept
+under ``--data`` for the next run). Each size runs the dedup stage with its defaults
+(boilerplate discounting on; the bounded-memory ``spill`` path from 1M rows on) in a fresh
+process, which reads the Parquet file and runs the stage: wall time of the stage, docs/s,
+the process's peak RSS (``ru_maxrss``) and its RSS with only the frame read (``frame``), and
+precision/recall of the removals against the generator's truth. ``--boilerplate both``
+(the default) also runs it with ``boilerplate: {enabled: false}``: the bounded part alone.
+
+The Spark side runs ``curation.spark.dedup.spark_dedup`` with ``boilerplate: {enabled:
+false}`` (with it on, the Spark path runs the local stage on the driver) on a ``local[2]``
+session started, and warmed on 500 documents, before the clock; its peak RSS is the driver
+Python's (the JVM and Python workers' resident memory at the end is printed apart). Its
+findings are compared with the local run's at the same setting: they must be identical.
 """
 
 from __future__ import annotations
@@ -19,94 +27,209 @@ import multiprocessing as mp
 import os
 import resource
 import sys
-import tempfile
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
 def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _local(path: str) -> dict[str, Any]:
+class _Phases:
+    """Peak RSS per step of the stage: a thread samples RSS; the stage's progress bars name the steps."""
+
+    def __init__(self) -> None:
+        self.current, self.peaks = "start", {"start": _rss_mb()}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.05):
+            self.peaks[self.current] = max(self.peaks.get(self.current, 0.0), _rss_mb())
+
+    def enter(self, name: str) -> None:
+        self.peaks[name] = max(self.peaks.get(name, 0.0), _rss_mb())
+        self.current = name
+
+    @contextmanager
+    def factory(self, description: str, total: int | None) -> Iterator[Any]:
+        self.enter(description.removeprefix("dedup: "))
+        yield self
+        self.enter("after " + description.removeprefix("dedup: "))
+
+    def advance(self, n: int = 1) -> None:
+        pass
+
+    def stop(self) -> dict[str, float]:
+        self._stop.set()
+        self._thread.join()
+        return dict(self.peaks)
+
+
+def _config(boilerplate: bool, spill: str) -> Any:
+    from curation.stages.dedup.stage import DedupConfig
+
+    options: dict[str, Any] = {"boilerplate": {"enabled": boilerplate}}
+    if spill != "auto":
+        options["spill"] = spill == "on"
+    return DedupConfig.model_validate(options)
+
+
+def _local(path: str, boilerplate: bool, spill: str, out: str) -> dict[str, Any]:
     from curation.core.stage import StageContext
-    from curation.stages.dedup.stage import DedupConfig, dedup
+    from curation.stages.dedup import spill as spill_path
+    from curation.stages.dedup.stage import dedup
 
-    df = pl.read_parquet(path)
-    cfg = DedupConfig()
+    cfg = _config(boilerplate, spill)
     cfg.minhash.lsh_params()
+    phases = _Phases()
+    df = pl.read_parquet(path)
+    frame = _rss_mb()
+    phases.enter("frame read")
     t0 = time.perf_counter()
-    result = dedup(df, cfg, StageContext(kind="text"))
+    result = dedup(df, cfg, StageContext(kind="text", progress_factory=phases.factory))
     seconds = time.perf_counter() - t0
-    result.findings.write_parquet(path + ".local.parquet")
-    return {"seconds": seconds, "peak_mb": _peak_mb(), "removed": result.findings.height}
+    result.findings.write_parquet(out)
+    return {
+        "seconds": seconds,
+        "peak_mb": _peak_mb(),
+        "frame_mb": frame,
+        "removed": result.findings.height,
+        "spilled": spill_path.wanted(df, cfg),
+        "phases": phases.stop(),
+    }
 
 
-def _spark(path: str) -> dict[str, Any]:
+def _spark(path: str, out: str) -> dict[str, Any]:
     import psutil
     from pyspark.sql import SparkSession
 
     from curation.core.stage import StageContext
     from curation.spark.dedup import spark_dedup
-    from curation.stages.dedup.stage import DedupConfig
 
     os.environ["PYSPARK_PYTHON"] = sys.executable
+    cfg = _config(False, "auto")
     t0 = time.perf_counter()
     builder: Any = SparkSession.builder.master("local[2]")
+    builder = builder.config("spark.driver.memory", "6g")  # local mode: the driver's 1g default ran out of heap at 1M rows
     spark = builder.config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false").getOrCreate()
     spark.conf.set("spark.sql.shuffle.partitions", "4")
     startup = time.perf_counter() - t0
     df = pl.read_parquet(path)
-    spark_dedup(
-        spark, df.head(500), DedupConfig(), StageContext(kind="text")
-    )  # Python workers start and import, as imports precede the local clock
+    frame = _rss_mb()
+    spark_dedup(spark, df.head(500), cfg, StageContext(kind="text"))  # workers start and import, as imports precede the local clock
     t0 = time.perf_counter()
-    result = spark_dedup(spark, df, DedupConfig(), StageContext(kind="text"))
+    result = spark_dedup(spark, df, cfg, StageContext(kind="text"))
     seconds = time.perf_counter() - t0
     children = sum(p.memory_info().rss for p in psutil.Process().children(recursive=True)) / 2**20
     spark.stop()
-    same = result.findings.equals(pl.read_parquet(path + ".local.parquet"))
+    result.findings.write_parquet(out)
     return {
         "seconds": seconds,
         "peak_mb": _peak_mb(),
+        "frame_mb": frame,
         "removed": result.findings.height,
         "startup": startup,
         "jvm_mb": children,
-        "same": same,
     }
 
 
-def _in_fresh_process(fn: Any, path: str) -> dict[str, Any]:
+def _in_fresh_process(fn: Any, *args: Any) -> dict[str, Any]:
     with mp.get_context("spawn").Pool(1) as pool:
-        return pool.apply(fn, (path,))  # type: ignore[no-any-return]
+        return pool.apply(fn, args)  # type: ignore[no-any-return]
+
+
+def _score(findings: str, truth: str) -> tuple[float, float]:
+    """Precision and recall of the removals (as ``dedup_data.score``), joined lazily: 20M rows fit."""
+    t = pl.scan_parquet(truth).select("id", "group")
+    removed = (
+        pl.scan_parquet(findings)
+        .select("id", "kept_id")
+        .join(t, on="id")
+        .join(t.rename({"id": "kept_id", "group": "kept_group"}), on="kept_id")
+        .select(n=pl.len(), correct=(pl.col("group") == pl.col("kept_group")).sum())
+        .collect()
+    )
+    sizes = t.select(rows=pl.len(), groups=pl.col("group").n_unique()).collect()
+    n, correct = removed["n"][0], removed["correct"][0]
+    should = sizes["rows"][0] - sizes["groups"][0]
+    return (correct / n if n else 1.0), (correct / should if should else 1.0)
+
+
+def _corpus(data: Path, n: int) -> tuple[str, str]:
+    from tests.data.scale_data import write_short
+
+    docs, truth = data / f"short-{n}.parquet", data / f"short-{n}-truth.parquet"
+    if not (docs.exists() and truth.exists()):
+        t0 = time.perf_counter()
+        write_short(docs.with_suffix(".tmp"), truth.with_suffix(".tmp"), n, seed=0)
+        docs.with_suffix(".tmp").replace(docs)
+        truth.with_suffix(".tmp").replace(truth)
+        print(f"# generated {n:,} documents in {time.perf_counter() - t0:.0f} s ({docs.stat().st_size / 2**20:.0f} MB parquet)", flush=True)
+    return str(docs), str(truth)
+
+
+def _line(engine: str, boiler: bool, n: int, r: dict[str, Any], scores: tuple[float, float]) -> str:
+    return (
+        f"{engine:<16}{'on' if boiler else 'off':>6}{n:>11,}{r['seconds']:>9.1f}{n / r['seconds']:>9,.0f}"
+        f"{r['peak_mb']:>10,.0f}{r['frame_mb']:>9,.0f}{r['removed']:>10,}{scores[0]:>8.4f}{scores[1]:>8.4f}"
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, nargs="+", default=[20_000], help="local-engine sizes (documents)")
-    parser.add_argument("--spark-n", type=int, default=20_000, help="size for the Spark local[2] comparison (0: skip)")
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--n", type=int, nargs="+", default=[200_000], help="local-engine sizes (documents)")
+    parser.add_argument("--spark-n", type=int, default=200_000, help="size for the Spark local[2] comparison (0: skip)")
+    parser.add_argument("--boilerplate", choices=["on", "off", "both"], default="both", help="boilerplate discounting of the local runs")
+    parser.add_argument("--spill", choices=["auto", "on", "off"], default="auto", help="the local stage's `spill` option")
+    parser.add_argument("--data", type=Path, default=None, help="folder for the generated corpora (default: a temporary one)")
     args = parser.parse_args()
-    from tests.data.dedup_data import generate
+    import tempfile
 
-    sizes = sorted(set(args.n) | ({args.spark_n} if args.spark_n else set()))
-    print(f"{'engine':<14}{'docs':>10}{'wall s':>10}{'docs/s':>10}{'peak RSS MB':>13}{'removed':>9}")
     with tempfile.TemporaryDirectory() as tmp:
-        for n in sizes:
-            path = str(Path(tmp) / f"docs-{n}.parquet")
-            generate(n, seed=0)[0].write_parquet(path)
-            local = _in_fresh_process(_local, path)
-            print(
-                f"{'local':<14}{n:>10}{local['seconds']:>10.1f}{n / local['seconds']:>10.0f}{local['peak_mb']:>13.0f}{local['removed']:>9}"
-            )
-            if n != args.spark_n:
+        data = args.data or Path(tmp)
+        data.mkdir(parents=True, exist_ok=True)
+        print(
+            f"{'engine':<16}{'boiler':>6}{'docs':>11}{'wall s':>9}{'docs/s':>9}{'peak MB':>10}{'frame':>9}{'removed':>10}{'prec':>8}{'recall':>8}"
+        )
+        for n in sorted(set(args.n) | ({args.spark_n} if args.spark_n else set())):
+            docs, truth = _corpus(data, n)
+            settings = [s for s in (True, False) if args.boilerplate == "both" or (args.boilerplate == "on") == s]
+            if n == args.spark_n and False not in settings:
+                settings.append(False)
+            local_off: dict[str, Any] | None = None
+            for boiler in settings if n in args.n else [False]:
+                out = str(Path(tmp) / f"local-{n}-{boiler}.parquet")
+                r = _in_fresh_process(_local, docs, boiler, args.spill, out)
+                engine = "local (spill)" if r["spilled"] else "local (memory)"
+                print(_line(engine, boiler, n, r, _score(out, truth)), flush=True)
+                print("#   peak RSS MB by step: " + ", ".join(f"{k} {v:,.0f}" for k, v in r["phases"].items()), flush=True)
+                if not boiler:
+                    local_off = r | {"out": out}
+            if n != args.spark_n or local_off is None:
                 continue
-            spark = _in_fresh_process(_spark, path)
-            line = f"{'spark local[2]':<14}{n:>10}{spark['seconds']:>10.1f}{n / spark['seconds']:>10.0f}{spark['peak_mb']:>13.0f}{spark['removed']:>9}"
-            print(line + f"   (driver only; JVM + workers {spark['jvm_mb']:.0f} MB at the end; session start {spark['startup']:.0f} s)")
-            print(f"spark/local wall: {spark['seconds'] / local['seconds']:.1f}x; identical findings: {spark['same']}")
+            out = str(Path(tmp) / f"spark-{n}.parquet")
+            s = _in_fresh_process(_spark, docs, out)
+            print(
+                _line("spark local[2]", False, n, s, _score(out, truth)) + f"   driver only; JVM + workers {s['jvm_mb']:,.0f} MB at the end"
+            )
+            same = pl.read_parquet(out).equals(pl.read_parquet(local_off["out"]))
+            ratio = s["seconds"] / local_off["seconds"]
+            print(
+                f"# spark/local wall {ratio:.2f}x (session start {s['startup']:.0f} s not counted); identical findings: {same}", flush=True
+            )
 
 
 if __name__ == "__main__":

@@ -107,6 +107,7 @@ class DedupConfig(Strict):
     workers: int | None = Field(None, ge=1)  # hashing threads; default: the CPU count (at most 8)
     boilerplate: bp.BoilerplateConfig = Field(default_factory=bp.BoilerplateConfig)  # type: ignore[arg-type]
     strip_boilerplate: bool = False  # remove the frequent boilerplate blocks from the kept rows' text
+    spill: bool | None = None  # band keys and candidate pairs on disk, same findings (spill.py); unset: from 1M rows on
 
     @model_validator(mode="after")
     def _strip_needs_words(self) -> DedupConfig:
@@ -160,6 +161,10 @@ class _Verdicts:
 # ---------------------------------------------------------------------------- the stage
 def dedup(df: pl.DataFrame, cfg: DedupConfig, ctx: StageContext) -> StageResult:
     """Remove exact and near duplicates; see the module docstring for the method."""
+    from curation.stages.dedup import spill  # bounded memory for large inputs; it imports this module
+
+    if spill.wanted(df, cfg):
+        return spill.dedup(df, cfg, ctx)
     table = _ranked(df, cfg, ctx)
     hashed = _hash_all(table.key, cfg, ctx, cache_shingles=cfg.minhash.verify == "jaccard" and table.parts is None)
     verdicts = _Verdicts.all_kept(len(table.ids))
