@@ -49,7 +49,7 @@ def _rows() -> list[Any]:
 STAGES: list[Any] = [
     "normalize",
     {"pii": {"workers": 1}},
-    {"dedup": {"boilerplate": {"enabled": False}}},  # the distributed dedup path (boilerplate discounting runs on the driver)
+    "dedup",  # boilerplate discounting on (the default), distributed
     {"balance": {"embeddings": False}},
 ]
 
