@@ -11,6 +11,10 @@ On the cluster, with the same functions as the local stage (``curation.stages.de
    buckets that hit the cap are counted in ``stats["spark"]["capped_buckets"]``;
 4. verification: each pair joined with both texts, exact Jaccard in ``mapInArrow``.
 
+With boilerplate discounting (the default), the hashing kernel also gives each text's phrase
+counter slots, the common phrases are counted by ``groupBy`` and the verification is the
+weighted Jaccard around each text's blocks (``curation.spark.boilerplate``).
+
 Only the exact duplicates' ranks and the verified edges come back; the keeper rule
 (``star_clusters``, no chaining) and the findings are the local stage's own code.
 """
@@ -26,6 +30,7 @@ import polars as pl
 import pyarrow as pa
 
 from curation.core.stage import StageContext, StageResult
+from curation.spark import boilerplate as sb
 from curation.spark.session import ship, to_polars, unpack
 from curation.stages.dedup import minhash as mh
 from curation.stages.dedup import stage as ds
@@ -37,15 +42,8 @@ MAX_PARTNERS = 32  # minhash.candidate_pairs' default: pairs per bucket member
 
 
 def spark_dedup(spark: SparkSession, df: pl.DataFrame, cfg: ds.DedupConfig, ctx: StageContext, *, batch_rows: int = 5000) -> StageResult:
-    """``dedup(df, cfg, ctx)`` with the hashing, bucketing and verification on the cluster.
-
-    With boilerplate discounting on (the default), the stage runs on the driver: counting
-    phrases over all rows has no distributed path yet.
-    """
+    """``dedup(df, cfg, ctx)`` with the hashing, phrase counting, bucketing and verification on the cluster."""
     from pyspark.sql import functions as F
-
-    if ds._boilerplate_on(cfg):
-        return ds.dedup(df, cfg, ctx)
 
     table = ds._ranked(df, cfg, ctx)
     n, n_fixed = len(table.ids), int(table.fixed.sum())
@@ -57,27 +55,33 @@ def spark_dedup(spark: SparkSession, df: pl.DataFrame, cfg: ds.DedupConfig, ctx:
     texts = unpack(ship(spark, texts_pl, rows=batch_rows), ddl)
     bands, rows = cfg.minhash.lsh_params() if cfg.near else (0, 0)
     with_sigs = cfg.near and cfg.minhash.verify == "minhash"
+    phrases = sb.Phrases.for_table(table, cfg) if ds._boilerplate_on(cfg) else None
     schema = "rank long, h1 long, h2 long, live boolean, bands array<long>" + (", sig binary" if with_sigs else "")
-    kernel = functools.partial(_hash_kernel, cfg=cfg, bands=bands, rows=rows, with_sigs=with_sigs)
+    schema += ", slots array<int>" if phrases is not None else ""
+    kernel = functools.partial(_hash_kernel, cfg=cfg, bands=bands, rows=rows, with_sigs=with_sigs, phrases=phrases)
     hashed = texts.select("rank", "key").mapInArrow(kernel, schema).cache()
     try:
+        phrases = sb.common_slots(hashed, phrases) if phrases is not None else None
         verdicts = ds._Verdicts.all_kept(n)
         nodes, near_input = _exact(hashed, table.fixed, verdicts) if cfg.exact else (np.arange(n), hashed)
         near_stats: dict[str, Any] = {}
         spark_stats: dict[str, Any] = {}
         if cfg.near:
-            near_stats, spark_stats = _near(near_input, texts, table, nodes, n_fixed, cfg, verdicts, F)
+            near_stats, spark_stats, sample, live = _near(near_input, texts, table, nodes, n_fixed, cfg, verdicts, F, phrases)
+        ds._repoint(verdicts)
+        result = ds._result(df, table, verdicts, cfg, near_stats)
+        if phrases is not None:
+            result = sb.with_blocks(result, df, table, texts, verdicts, sample, live, cfg, ctx, phrases, batch_rows)
     finally:
         hashed.unpersist()
-    ds._repoint(verdicts)
-    result = ds._result(df, table, verdicts, cfg, near_stats)
     return StageResult(kept=result.kept, dropped=result.dropped, findings=result.findings, stats={**result.stats, "spark": spark_stats})
 
 
 def _hash_kernel(
-    batches: Iterator[pa.RecordBatch], *, cfg: ds.DedupConfig, bands: int, rows: int, with_sigs: bool
+    batches: Iterator[pa.RecordBatch], *, cfg: ds.DedupConfig, bands: int, rows: int, with_sigs: bool, phrases: sb.Phrases | None = None
 ) -> Iterator[pa.RecordBatch]:
-    """Runs in a Python worker: per text, the exact key, whether it has shingles, its band keys (and signature)."""
+    """Runs in a Python worker: per text, the exact key, whether it has shingles, its band keys (and signature, and
+    with ``phrases`` its phrase counter slots)."""
     m = cfg.minhash
     perms = mh.permutations(m.num_perm, m.seed)
     for batch in batches:
@@ -96,6 +100,9 @@ def _hash_kernel(
         if with_sigs:
             arrays.append(pa.array([row.tobytes() for row in sigs], pa.binary()))
             names.append("sig")
+        if phrases is not None:
+            arrays.append(sb.slot_lists(hashes, offsets, phrases))
+            names.append("slots")
         yield pa.RecordBatch.from_arrays(arrays, names=names)
 
 
@@ -115,9 +122,19 @@ def _exact(hashed: DataFrame, fixed: np.ndarray, verdicts: ds._Verdicts) -> tupl
 
 
 def _near(
-    hashed: DataFrame, texts: DataFrame, table: Any, nodes: np.ndarray, n_fixed: int, cfg: ds.DedupConfig, verdicts: ds._Verdicts, F: Any
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Near duplicates among ``nodes``: candidate pairs and their scores on the cluster, the keeper rule here."""
+    hashed: DataFrame,
+    texts: DataFrame,
+    table: Any,
+    nodes: np.ndarray,
+    n_fixed: int,
+    cfg: ds.DedupConfig,
+    verdicts: ds._Verdicts,
+    F: Any,
+    phrases: sb.Phrases | None = None,
+) -> tuple[dict[str, Any], dict[str, Any], np.ndarray, np.ndarray]:
+    """Near duplicates among ``nodes``: candidate pairs and their scores on the cluster, the keeper rule here.
+
+    Also returns the rows whose boilerplate blocks the report counts, and whether each table row has shingles."""
     m = cfg.minhash
     bands, rows = m.lsh_params()
     members = (
@@ -136,26 +153,44 @@ def _near(
             )
         )
         pairs = members.mapInArrow(_pair_kernel, "u long, v long").distinct().where(F.col("v") >= n_fixed)
-        scored = _scored(pairs, texts, hashed, table, cfg, F).cache()
+        scored = _scored(pairs, texts, hashed, table, cfg, F, phrases).cache()
         try:
-            candidates = scored.count()
-            edges = to_polars(scored.where(F.col("score") >= m.threshold)).sort("u", "v")
+            ok, apart = F.col("score") >= m.threshold, F.col("discounted") & (F.col("whole") >= m.threshold)
+            counted = scored.agg(
+                F.count(F.lit(1)).alias("candidates"),
+                F.sum(F.col("discounted").cast("long")).alias("discounted"),
+                F.sum((apart & ~ok).cast("long")).alias("apart"),
+            )
+            totals = to_polars(counted).row(0, named=True)
+            candidates = int(totals["candidates"])
+            edges = to_polars(scored.where(ok).select("u", "v", "score", "discounted")).sort("u", "v")
         finally:
             scored.unpersist()
     finally:
         members.unpersist()
-    no_shingles = to_polars(hashed.where(~F.col("live")).select("rank")).height
+    dead = to_polars(hashed.where(~F.col("live")).select("rank"))["rank"].to_numpy()
+    no_shingles = dead.size
+    live = np.ones(len(table.ids), bool)
+    live[dead] = False  # the rows exact dedup removed are not looked at (`hashed` is what it left)
     su, sv = np.searchsorted(nodes, edges["u"].to_numpy()), np.searchsorted(nodes, edges["v"].to_numpy())
     keeper, similarity = ds.star_clusters(len(nodes), su, sv, edges["score"].to_numpy(), table.fixed[nodes])
     removed = np.flatnonzero(keeper >= 0)
     verdicts.remove(nodes[removed], nodes[keeper[removed]], similarity[removed], "near_duplicate")
-    counts = {"candidate_pairs": candidates, "verified_pairs": edges.height, "rows_without_shingles": no_shingles}
+    counts: dict[str, Any] = {"candidate_pairs": candidates, "verified_pairs": edges.height, "rows_without_shingles": no_shingles}
+    if phrases is not None:
+        flags = edges["discounted"].to_numpy()
+        verdicts.discounted[nodes[removed]] = ds._edge_flags(len(nodes), np.c_[su, sv], flags, keeper[removed], removed)
+        counts["boilerplate"] = {
+            "pairs_discounted": int(totals["discounted"] or 0),
+            "pairs_kept_apart": int(totals["apart"] or 0),
+            "removed_with_discount": int(verdicts.discounted[nodes[removed]].sum()),
+        }
     spark_stats = {
         "capped_buckets": int(sizes["capped"][0] or 0),
         "largest_bucket": int(sizes["largest"][0] or 0),
         "max_partners": MAX_PARTNERS,
     }
-    return {"bands": bands, "rows": rows, **counts}, spark_stats
+    return {"bands": bands, "rows": rows, **counts}, spark_stats, sb.rows_of_sample(nodes[live[nodes]]), live
 
 
 def _pair_kernel(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -172,8 +207,11 @@ def _pair_kernel(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         yield pa.RecordBatch.from_arrays([pa.array(flat_u), pa.array(flat_v)], names=["u", "v"])
 
 
-def _scored(pairs: DataFrame, texts: DataFrame, hashed: DataFrame, table: Any, cfg: ds.DedupConfig, F: Any) -> DataFrame:
-    """Each candidate pair with its similarity: exact Jaccard of the texts, or the signatures' estimate."""
+def _scored(
+    pairs: DataFrame, texts: DataFrame, hashed: DataFrame, table: Any, cfg: ds.DedupConfig, F: Any, phrases: sb.Phrases | None = None
+) -> DataFrame:
+    """Each candidate pair with its similarity: exact Jaccard of the texts (weighted around boilerplate with ``phrases``),
+    or the signatures' estimate; whether boilerplate was discounted, and the plain Jaccard of the whole texts."""
     if cfg.minhash.verify == "minhash":
         sides, cols = hashed.select("rank", "sig"), ["sig"]
     else:
@@ -182,8 +220,8 @@ def _scored(pairs: DataFrame, texts: DataFrame, hashed: DataFrame, table: Any, c
     u_side = sides.select(F.col("rank").alias("u"), *[F.col(c).alias(f"u_{c}") for c in cols])
     v_side = sides.select(F.col("rank").alias("v"), *[F.col(c).alias(f"v_{c}") for c in cols])
     joined = pairs.join(u_side, "u").join(v_side, "v").select("u", "v", *[f"{s}_{c}" for c in cols for s in ("u", "v")])
-    kernel = functools.partial(_score_kernel, cfg=cfg, cols=cols)
-    return joined.mapInArrow(kernel, "u long, v long, score double")
+    kernel = functools.partial(_score_kernel, cfg=cfg, cols=cols, phrases=phrases)
+    return joined.mapInArrow(kernel, "u long, v long, score double, discounted boolean, whole double")
 
 
 def _sets_of(chunk: pl.Series, cfg: ds.DedupConfig) -> list[np.ndarray]:
@@ -193,11 +231,18 @@ def _sets_of(chunk: pl.Series, cfg: ds.DedupConfig) -> list[np.ndarray]:
     return np.split(values, offsets[1:-1])
 
 
-def _score_kernel(batches: Iterator[pa.RecordBatch], *, cfg: ds.DedupConfig, cols: list[str]) -> Iterator[pa.RecordBatch]:
+def _score_kernel(
+    batches: Iterator[pa.RecordBatch], *, cfg: ds.DedupConfig, cols: list[str], phrases: sb.Phrases | None = None
+) -> Iterator[pa.RecordBatch]:
     """Runs in a Python worker: the local stage's similarity of each pair (the smallest over the parts)."""
     for batch in batches:
         frame = pl.from_arrow(batch)
         assert isinstance(frame, pl.DataFrame)
+        if phrases is not None:
+            scores, discounted, whole = sb.pair_scores(frame, cols, cfg, phrases)
+            arrays = [pa.array(scores, pa.float64()), pa.array(discounted), pa.array(whole, pa.float64())]
+            yield pa.RecordBatch.from_arrays([batch.column(0), batch.column(1), *arrays], names=["u", "v", "score", "discounted", "whole"])
+            continue
         scores = np.ones(frame.height)
         for c in cols:
             if c == "sig":
@@ -208,4 +253,5 @@ def _score_kernel(batches: Iterator[pa.RecordBatch], *, cfg: ds.DedupConfig, col
                 continue
             left, right = _sets_of(frame[f"u_{c}"], cfg), _sets_of(frame[f"v_{c}"], cfg)
             np.minimum(scores, [mh.jaccard(x, y) for x, y in zip(left, right, strict=True)], out=scores)
-        yield pa.RecordBatch.from_arrays([batch.column(0), batch.column(1), pa.array(scores, pa.float64())], names=["u", "v", "score"])
+        arrays = [pa.array(scores, pa.float64()), pa.array(np.zeros(frame.height, bool)), pa.array(scores, pa.float64())]
+        yield pa.RecordBatch.from_arrays([batch.column(0), batch.column(1), *arrays], names=["u", "v", "score", "discounted", "whole"])

@@ -4,8 +4,9 @@
   (``curation.spark.rows``). PII numbers people per distinct value across the whole
   dataset (``<PERSON_1>``) when a person column is scanned; that numbering needs every
   row at once, so such a run does its PII on the driver.
-- ``dedup``: hashing, LSH buckets, candidate pairs and their verification on the cluster,
-  the keeper rule on the driver over the verified edges (``curation.spark.dedup``).
+- ``dedup``: hashing, boilerplate phrase counts, LSH buckets, candidate pairs and their
+  verification on the cluster, the keeper rule on the driver over the verified edges
+  (``curation.spark.dedup``, ``curation.spark.boilerplate``).
 - ``balance``: per-row numbers in ``mapInArrow``, counts and histograms by ``groupBy``, the
   embedding sample encoded on the cluster; the decisions and metrics on the driver
   (``curation.spark.balance``).
@@ -104,11 +105,6 @@ class SparkEngine:
 
             if set(options.person_columns) & set(scanned_fields(options, ctx.kind, df.schema)):
                 return "spark-driver"  # numbered placeholders count people across all rows
-        if name == "dedup":
-            from curation.stages.dedup.stage import _boilerplate_on
-
-            if _boilerplate_on(options):
-                return "spark-driver"  # the boilerplate rule counts phrases over all rows: no distributed path yet
         if name == "label_audit":
             from curation.spark.label_audit import distributed
 

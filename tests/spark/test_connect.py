@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -39,3 +40,5 @@ def test_cli_over_spark_connect_matches_local(tmp_path: Path) -> None:
     remote = read_manifest(tmp_path / "connect")
     assert remote["dataset"]["fingerprint"] == local.dataset_fingerprint
     assert [s["books"] for s in remote["stages"]] == [s["books"] for s in read_manifest(local.run_dir)["stages"]]
+    stats = json.loads(next((tmp_path / "connect").glob("stages/*-dedup/stats.json")).read_text())
+    assert stats["metrics"]["engine"] == "spark" and stats["metrics"]["boilerplate"]["enabled"]  # boilerplate on, over Connect

@@ -20,7 +20,7 @@ from curation.core.stage import StageContext
 from curation.spark.dedup import spark_dedup
 from curation.spark.engine import SparkEngine
 from curation.stages.dedup.stage import DedupConfig, dedup
-from tests.data.dedup_data import generate
+from tests.data.dedup_data import generate, generate_boilerplate
 from tests.data.jsonl_files import write_jsonl
 
 pytestmark = [
@@ -49,7 +49,7 @@ def _rows() -> list[Any]:
 STAGES: list[Any] = [
     "normalize",
     {"pii": {"workers": 1}},
-    {"dedup": {"boilerplate": {"enabled": False}}},  # the distributed dedup path (boilerplate discounting runs on the driver)
+    "dedup",  # boilerplate discounting on (the default), distributed
     {"balance": {"embeddings": False}},
 ]
 
@@ -168,6 +168,52 @@ def test_dedup_against_an_earlier_run(spark: Any, tmp_path: Path) -> None:
     assert (local.findings["kept_from"] != "input").sum() > 0
     for part in ("kept", "dropped", "findings"):
         assert_frame_equal(getattr(local, part), getattr(remote, part), check_exact=True)
+
+
+def _same_dedup(local: Any, remote: Any) -> None:
+    for part in ("kept", "dropped", "findings"):
+        assert_frame_equal(getattr(local, part), getattr(remote, part), check_exact=True)
+    assert local.stats == {k: v for k, v in remote.stats.items() if k != "spark"}
+
+
+def _boiler_messages(n: int) -> pl.DataFrame:
+    docs, _ = generate_boilerplate(n, seed=5)
+    texts = docs["text"].to_list()
+    msgs = [[{"role": "user", "content": t.split("\n\n")[0]}, {"role": "assistant", "content": t}] for t in texts]
+    return pl.DataFrame({"id": docs["id"], "messages": msgs})
+
+
+@pytest.mark.parametrize(
+    ("kind", "options"),
+    [
+        ("text", {}),  # the defaults: boilerplate discounting on
+        ("text", {"strip_boilerplate": True, "keep": "longest"}),  # every phrase counted, exact blocks stripped from kept rows
+        ("instruction", {"boilerplate": {"min_docs": 3}}),  # two parts, each part's blocks found anew
+    ],
+)
+def test_boilerplate_dedup_matches_the_local_stage(spark: Any, kind: str, options: dict[str, Any]) -> None:
+    df = generate_boilerplate(300, seed=4)[0] if kind == "text" else _boiler_messages(200)
+    cfg = DedupConfig(**options)
+    local = dedup(df, cfg, StageContext(kind=kind))  # type: ignore[arg-type]
+    remote = spark_dedup(spark, df, cfg, StageContext(kind=kind), batch_rows=70)  # type: ignore[arg-type]
+    _same_dedup(local, remote)
+    boiler = local.stats["boilerplate"]
+    assert local.findings.height > 10 and boiler["pairs_discounted"] > 0 and boiler["removed_with_discount"] > 0
+    assert boiler["pairs_kept_apart"] > 0 if kind == "text" else True  # different messages under one footer stay
+    assert boiler["blocks"] and boiler.get("stripped_rows", 1) > 0
+
+
+def test_boilerplate_dedup_against_an_earlier_run(spark: Any, tmp_path: Path) -> None:
+    docs, _ = generate_boilerplate(240, seed=6)
+    first = write_jsonl(tmp_path / "first.jsonl", docs.head(120).drop("id").to_dicts())
+    cfg = parse_config({"input": {"path": str(first), "kind": "text"}, "stages": ["dedup"]}, base_dir=tmp_path)
+    earlier = run_pipeline(cfg, out_dir=tmp_path / "first", quiet=True)
+    cfg = DedupConfig(against=str(earlier.run_dir))  # type: ignore[arg-type]
+    batch = docs.tail(120)
+    local = dedup(batch, cfg, StageContext(kind="text", config_dir=tmp_path))
+    remote = spark_dedup(spark, batch, cfg, StageContext(kind="text", config_dir=tmp_path), batch_rows=50)
+    assert (local.findings["kept_from"] != "input").sum() > 0 and local.stats["boilerplate"]["pairs_discounted"] > 0
+    _same_dedup(local, remote)
 
 
 def test_normalize_chat_rows_matches_the_local_stage(spark: Any) -> None:

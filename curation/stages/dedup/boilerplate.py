@@ -160,7 +160,7 @@ class Boilerplate:
         phrases at least one is sampled. ``window`` 1 samples every phrase.
         """
         n, lengths = self.cfg.phrase, np.diff(offsets)
-        sampled = _winnow(hashes, window) if window > 1 else np.ones(hashes.size, bool)
+        sampled = _winnow(hashes, window, offsets) if window > 1 else np.ones(hashes.size, bool)
         for j in range(1, n):  # whole phrases only: none starts in the last n - 1 shingles of a text...
             tail = offsets[1:] - j
             sampled[tail[tail >= offsets[:-1]]] = False
@@ -290,8 +290,13 @@ def _phrase_hash(hashes: np.ndarray, at: np.ndarray, n: int) -> np.ndarray:
     return h
 
 
-def _winnow(hashes: np.ndarray, w: int) -> np.ndarray:
-    """Whether each position holds the smallest key (top 16 hash bits) of some window of ``w`` consecutive positions."""
+def _winnow(hashes: np.ndarray, w: int, offsets: np.ndarray | None = None) -> np.ndarray:
+    """Whether each position holds the smallest key (top 16 hash bits) of some window of ``w`` consecutive positions.
+
+    With ``offsets`` (documents one after another) only windows inside one document count, and a
+    document of at most ``w`` shingles is sampled whole: each document is winnowed as if alone, so
+    its phrases do not depend on the documents next to it in a batch (the Spark engine's batches differ).
+    """
     size = hashes.size
     if size <= w:
         return np.ones(size, bool)
@@ -299,12 +304,20 @@ def _winnow(hashes: np.ndarray, w: int) -> np.ndarray:
     low = key[: size - w + 1].copy()  # the smallest key of each window
     for t in range(1, w):
         np.minimum(low, key[t : size - w + 1 + t], out=low)
+    if offsets is not None and offsets.size > 2:  # windows across a document boundary count as the padding does
+        crossing = (offsets[1:-1, None] - np.arange(1, w)).ravel()
+        low[crossing[(crossing >= 0) & (crossing < low.size)]] = 0
     padded = np.zeros(size + w - 1, np.uint16)
     padded[w - 1 : w - 1 + low.size] = low
     best = padded[:size].copy()  # the largest window minimum among the windows holding each position
     for t in range(1, w):
         np.maximum(best, padded[t : size + t], out=best)
-    return key <= best
+    sampled = key <= best
+    if offsets is not None:
+        lengths = np.diff(offsets)
+        small = np.flatnonzero((lengths > 0) & (lengths <= w))
+        sampled[_spans(offsets[:-1][small], lengths[small])] = True
+    return sampled
 
 
 def _widen(

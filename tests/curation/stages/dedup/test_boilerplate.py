@@ -254,3 +254,26 @@ def test_profiles_flag_the_boilerplate_shingles_of_each_text() -> None:
     assert sub_blocked.tolist() == blocked[some].tolist()
     none, none_blocked = boiler.profiles_of(hashes, offsets, blocks, some[:0])  # a batch with no candidate: no profile
     assert none == [] and none_blocked.size == 0
+
+
+def test_a_texts_phrases_and_blocks_do_not_depend_on_its_neighbours_in_a_batch() -> None:
+    """Winnowing is per text: the Spark engine (other batches) and any hashing chunks count and find the same."""
+    from curation.stages.dedup import minhash as mh
+    from tests.data.dedup_data import generate_boilerplate
+
+    texts = pl.concat([generate_boilerplate(150, seed=8)[0]["text"], pl.Series(["", "one", "two words", "a b c d e"])])
+    boiler = bp.Boilerplate.for_corpus(bp.BoilerplateConfig(), int(texts.str.len_bytes().sum() or 0), texts.len())
+    hashes, offsets = mh.shingle_hashes(mh.tokenize(texts), "word", 2)
+    phrases, starts, phrase_offsets = boiler.phrases(hashes, offsets, bp.WINDOW)
+    boiler.df.add(*boiler.df.chunk_counts(phrases, phrase_offsets, boiler.df.claim(mh.exact_keys(mh.tokenize(texts)))), texts.len())
+    boiler.finish()
+    together = boiler.blocks(hashes, offsets)
+    assert together[0].size > 50
+    for d in range(texts.len()):
+        alone_hashes, alone_offsets = mh.shingle_hashes(mh.tokenize(texts.slice(d, 1)), "word", 2)
+        own, own_starts, _ = boiler.phrases(alone_hashes, alone_offsets, bp.WINDOW)
+        lo, hi = phrase_offsets[d], phrase_offsets[d + 1]
+        assert np.array_equal(own, phrases[lo:hi]) and np.array_equal(own_starts + offsets[d], starts[lo:hi])
+        alone = boiler.blocks(alone_hashes, alone_offsets)
+        mine = together[0] == d
+        assert all(np.array_equal(a, b[mine]) for a, b in zip(alone[1:], together[1:], strict=True))
