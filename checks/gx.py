@@ -158,6 +158,16 @@ def scrub(result: dict[str, Any], column: str, *, free_text: bool = True) -> Non
     result.pop("unexpected_list", None)
 
 
+def validation_definition(context: Any, source: Any, suite_name: str, expectations: list[Any]) -> Any:
+    """The suite of ``expectations`` on the whole dataframe of ``source`` (a pandas or Spark data source)."""
+    gx = _import_gx()
+    batch = source.add_dataframe_asset("curated").add_batch_definition_whole_dataframe("all_rows")
+    suite = context.suites.add(gx.ExpectationSuite(name=suite_name))
+    for expectation in expectations:
+        suite.add_expectation(expectation)
+    return context.validation_definitions.add(gx.ValidationDefinition(name=suite_name, data=batch, suite=suite))
+
+
 def validate(
     frame: pl.DataFrame, specs: list[Spec], *, docs_dir: Path, text_columns: list[str], suite_name: str, spark: Any = None
 ) -> tuple[dict[str, RawResult], dict[str, Any]]:
@@ -173,14 +183,9 @@ def validate(
         from checks.spark_gx import validate_on_spark
 
         return validate_on_spark(spark, frame, specs, docs_dir=docs_dir, text_columns=text_columns, suite_name=suite_name)
-    gx = _import_gx()
     expectations = [build_expectation(s) for s in specs]
     context = make_context(docs_dir)
-    batch = context.data_sources.add_pandas("dataset").add_dataframe_asset("curated").add_batch_definition_whole_dataframe("all_rows")
-    suite = context.suites.add(gx.ExpectationSuite(name=suite_name))
-    for expectation in expectations:
-        suite.add_expectation(expectation)
-    definition = context.validation_definitions.add(gx.ValidationDefinition(name=suite_name, data=batch, suite=suite))
+    definition = validation_definition(context, context.data_sources.add_pandas("dataset"), suite_name, expectations)
     # Not `unexpected_index_column_names`: GX then looks up every unexpected row one by one
     # (minutes when most of a million rows fail); positions come back cheaply instead.
     result_format = {"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE}

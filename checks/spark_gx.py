@@ -33,13 +33,13 @@ from checks.gx import (
     SAMPLE,
     RawResult,
     _exception,
-    _import_gx,
     _store_and_build_docs,
     build_expectation,
     flat_frame,
     make_context,
     plain,
     scrub,
+    validation_definition,
 )
 from checks.suites import Spec
 from curation.core.masking import mask_value
@@ -231,17 +231,12 @@ def validate_on_spark(
     spark: SparkSession, frame: pl.DataFrame, specs: list[Spec], *, docs_dir: Path, text_columns: list[str], suite_name: str
 ) -> tuple[dict[str, RawResult], dict[str, Any]]:
     """``checks.gx.validate`` with GX's Spark datasource: the same results, computed by Spark."""
-    gx = _import_gx()
     expectations = [build_expectation(spark_spec(s)) for s in specs]
     flat = spark_frame(flat_frame(frame))
     sdf = to_spark(spark, flat).cache()
     try:
         context = make_context(docs_dir)
-        batch = context.data_sources.add_spark("dataset").add_dataframe_asset("curated").add_batch_definition_whole_dataframe("all_rows")
-        suite = context.suites.add(gx.ExpectationSuite(name=suite_name))
-        for expectation in expectations:
-            suite.add_expectation(expectation)
-        definition = context.validation_definitions.add(gx.ValidationDefinition(name=suite_name, data=batch, suite=suite))
+        definition = validation_definition(context, context.data_sources.add_spark("dataset"), suite_name, expectations)
         result_format = {
             "result_format": "SUMMARY",
             "partial_unexpected_count": SAMPLE,
