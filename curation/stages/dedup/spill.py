@@ -30,9 +30,8 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import threading
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -172,34 +171,6 @@ def _result(df: pl.DataFrame, table: ds._Table, verdicts: ds._Verdicts, cfg: ds.
 
 
 # ---------------------------------------------------------------------------- 1. hashing
-class _ChunkShingles(Mapping[int, tuple[np.ndarray, np.ndarray]]):
-    """The in-memory stage's shingle cache (``_hash_all``: the first chunks, up to ``_SHINGLE_CACHE`` bytes),
-    hashed again on demand: the stage's helpers batch cached rows apart from the others."""
-
-    def __init__(self, texts: pl.Series, bounds: np.ndarray, cached: np.ndarray, cfg: ds.DedupConfig) -> None:
-        self.texts, self.bounds, self.cached, self.cfg = texts, bounds, cached, cfg
-        self._last: tuple[int, tuple[np.ndarray, np.ndarray]] | None = None
-        self._lock = threading.Lock()
-
-    def __contains__(self, chunk: object) -> bool:
-        return isinstance(chunk, int) and 0 <= chunk < self.cached.size and bool(self.cached[chunk])
-
-    def __getitem__(self, chunk: int) -> tuple[np.ndarray, np.ndarray]:
-        if chunk not in self:
-            raise KeyError(chunk)
-        with self._lock:
-            if self._last is None or self._last[0] != chunk:
-                lo, hi = int(self.bounds[chunk]), int(self.bounds[chunk + 1])
-                self._last = (chunk, ds._hashes_of(self.texts.slice(lo, hi - lo), self.cfg))
-            return self._last[1]
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(np.flatnonzero(self.cached).tolist())
-
-    def __len__(self) -> int:
-        return int(self.cached.sum())
-
-
 class _Claims:
     """Which texts are counted for boilerplate: each exact key's first row in rank order.
 
@@ -279,21 +250,20 @@ def _hash_to_disk(table: ds._Table, cfg: ds.DedupConfig, ctx: StageContext, tmp:
         tok = mh.tokenize(table.key.slice(span[0], span[1] - span[0]), strip_punctuation=cfg.strip_punctuation)
         keys = mh.exact_keys(tok)
         if not cfg.near:
-            return keys, np.diff(tok.word_offsets) > 0, np.zeros((len(keys), 0), np.uint64), 0, None
+            return keys, np.diff(tok.word_offsets) > 0, np.zeros((len(keys), 0), np.uint64), None
         hashes, offsets = mh.shingle_hashes(tok, m.shingle, m.ngram)
         band = mh.band_keys(mh.signatures(hashes, offsets, perms), bands, rows)
         phrases = None if boiler is None else boiler.phrases(hashes, offsets, boiler.counted)
-        return keys, np.diff(offsets) > 0, band, hashes.nbytes, phrases
+        return keys, np.diff(offsets) > 0, band, phrases
 
     bounds = ds.chunk_starts(table.key)
     spans = list(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True))
     files: list[Path] = []
-    has_shingles, shingle_bytes, buffer, claims = [], [], [], _Claims()
+    has_shingles, buffer, claims = [], [], _Claims()
     workers = cfg.workers or min(os.cpu_count() or 1, 8)
     with ctx.progress("dedup: hashing", table.key.len()) as bar:
-        for (lo, hi), (keys, live, band, nbytes, phrases) in zip(spans, _bounded_map(one, spans, workers), strict=True):
+        for (lo, hi), (keys, live, band, phrases) in zip(spans, _bounded_map(one, spans, workers), strict=True):
             has_shingles.append(live)
-            shingle_bytes.append(nbytes)
             buffer.append((keys, band))
             if boiler is not None and phrases is not None:  # counted here, in rank order
                 fresh = claims.claim(keys)
@@ -304,12 +274,9 @@ def _hash_to_disk(table: ds._Table, cfg: ds.DedupConfig, ctx: StageContext, tmp:
             bar.advance(hi - lo)
     if boiler is not None:
         boiler.finish()
-    cache_on = cfg.near and cfg.minhash.verify == "jaccard" and table.parts is None
-    cached = _cached_chunks(np.array(shingle_bytes, np.int64), ds._SHINGLE_CACHE) if cache_on else np.zeros(len(spans), bool)
     live_all = np.concatenate(has_shingles) if has_shingles else np.zeros(0, bool)
     empty = np.zeros((0, 0), np.uint64)
-    shingles = cast(dict[int, tuple[np.ndarray, np.ndarray]], _ChunkShingles(table.key, bounds, cached, cfg))  # read like the dict
-    return ds._Hashed(empty, empty, live_all, shingles, boiler), files
+    return ds._Hashed(empty, empty, live_all, {}, boiler), files  # no shingle cache: blocks are found from the texts again
 
 
 def _write_keys(path: Path, buffer: list[tuple[np.ndarray, np.ndarray]]) -> Path:
@@ -317,15 +284,6 @@ def _write_keys(path: Path, buffer: list[tuple[np.ndarray, np.ndarray]]) -> Path
     columns = {"h1": keys[:, 0], "h2": keys[:, 1], **{f"b{k}": band[:, k] for k in range(band.shape[1])}}
     pl.DataFrame(columns).write_parquet(path, compression="uncompressed", statistics=False)
     return path
-
-
-def _cached_chunks(nbytes: np.ndarray, budget: int) -> np.ndarray:
-    """The chunks ``_hash_all`` keeps: in order, each that still fits the budget."""
-    cached, used = np.zeros(nbytes.size, bool), 0
-    for i, size in enumerate(nbytes.tolist()):
-        if used + size <= budget:
-            cached[i], used = True, used + size
-    return cached
 
 
 def _column(files: list[Path], *names: str) -> list[np.ndarray]:
@@ -455,35 +413,14 @@ def _flush(pairs: _PairFiles, candidate: np.ndarray, us: list[np.ndarray], vs: l
 
 
 # ---------------------------------------------------------------------------- 4. boilerplate blocks
-def _segments(texts: pl.Series, rows: np.ndarray, cache: Mapping[int, Any], size: int) -> Iterator[np.ndarray]:
-    """``rows`` in pieces of about ``size`` that ``stage._sequences`` cuts into the batches it cuts all of ``rows`` into:
-    the cached rows (``cache``: a ``_ChunkShingles``, or empty) in whole groups of ``_CHUNK``, the others at the
-    chunk bounds of their texts."""
-    hit = np.zeros(rows.size, bool)
-    if isinstance(cache, _ChunkShingles):
-        hit = cache.cached[np.searchsorted(cache.bounds, rows, side="right") - 1]
-    step = max(1, size // ds._CHUNK) * ds._CHUNK
-    cached = rows[hit]
-    for lo in range(0, cached.size, step):
-        yield cached[lo : lo + step]
-    rest = rows[~hit]
-    if rest.size:
-        cuts = ds.chunk_starts(texts.gather(rest))
-        at = cuts[:: max(1, size // ds._CHUNK)]
-        for lo, hi in zip(at.tolist(), [*at[1:].tolist(), rest.size], strict=True):
-            if hi > lo:
-                yield rest[lo:hi]
-
-
 def _blocks(
     table: ds._Table, hashed: ds._Hashed, texts: pl.Series, rows: np.ndarray, cfg: ds.DedupConfig, ctx: StageContext, opts: SpillOptions
 ) -> pl.DataFrame:
-    """``stage._find_blocks`` of ``rows`` of ``texts`` (the key or a part), in the batches of one call over all of them."""
+    """``stage._find_blocks`` of ``rows`` of ``texts`` (the key or a part), ``block_rows`` rows at a time: each text's
+    blocks depend on that text alone (``boilerplate._winnow`` samples each text on its own)."""
     part_table = table if texts is table.key else replace(table, key=texts)
-    part_hashed = hashed if texts is table.key else replace(hashed, shingles={})
-    frames = [
-        ds._find_blocks(part_table, part_hashed, seg, cfg, ctx) for seg in _segments(texts, rows, part_hashed.shingles, opts.block_rows)
-    ]
+    step = max(1, opts.block_rows)
+    frames = [ds._find_blocks(part_table, hashed, rows[lo : lo + step], cfg, ctx) for lo in range(0, rows.size, step)]
     schema = {"row": pl.Int64, "start": pl.Int64, "end": pl.Int64, "key": pl.UInt64}
     return pl.concat([pl.DataFrame(schema=schema), *frames]).sort("row", "start")
 
