@@ -75,15 +75,41 @@ def dedup(df: pl.DataFrame, cfg: ds.DedupConfig, ctx: StageContext, *, options: 
     quiet = replace(ctx, progress_factory=None)  # the stage's helpers run many times here: one bar per step instead
     with _spill_dir(ctx, opts) as tmp:
         hashed, files = _hash_to_disk(table, cfg, ctx, tmp, opts)
-        verdicts = ds._Verdicts.all_kept(len(table.row))
+        verdicts = _Verdicts.all_kept(len(table.row))
         with ctx.progress("dedup: exact duplicates", None):
             nodes = _exact(files, table.fixed, verdicts) if cfg.exact else np.arange(len(table.row))
         near_stats = _near(table, hashed, nodes, files, cfg, ctx, quiet, verdicts, tmp, opts) if cfg.near else {}
-    ds._repoint(verdicts)
+    _repoint(verdicts)
     result = _result(df, table, verdicts, cfg, near_stats)
     if hashed.boiler is not None:
         result = ds._with_boilerplate_blocks(result, df, table, hashed, verdicts, cfg, quiet)
     return result
+
+
+_REASONS = ("", "exact_duplicate", "near_duplicate")  # the reason codes of ``_Verdicts``
+
+
+@dataclass
+class _Verdicts(ds._Verdicts):
+    """``stage._Verdicts`` in narrow arrays (14 bytes a row, not 25): keepers as int32, reasons as ``_REASONS`` codes."""
+
+    @classmethod
+    def all_kept(cls, n: int) -> _Verdicts:
+        index = np.int32 if n < 2**31 else np.int64
+        return cls(np.full(n, -1, index), np.ones(n), np.zeros(n, np.int8), np.zeros(n, bool))
+
+    def remove(self, rows: np.ndarray, keepers: np.ndarray, similarity: np.ndarray | float, reason: str) -> None:
+        self.kept_by[rows], self.similarity[rows], self.reason[rows] = keepers, similarity, _REASONS.index(reason)
+
+
+def _repoint(verdicts: _Verdicts) -> None:
+    """``stage._repoint`` on the reason codes: an exact copy of a near-removed row points at that row's keeper."""
+    kept_by = verdicts.kept_by
+    moved = np.flatnonzero((kept_by >= 0) & (verdicts.reason == _REASONS.index("exact_duplicate")))
+    moved = moved[kept_by[kept_by[moved]] >= 0]
+    via = kept_by[moved]
+    verdicts.remove(moved, kept_by[via], verdicts.similarity[via], "near_duplicate")
+    verdicts.discounted[moved] = verdicts.discounted[via]
 
 
 @contextmanager
@@ -143,13 +169,13 @@ def _table(df: pl.DataFrame, cfg: ds.DedupConfig, ctx: StageContext) -> ds._Tabl
     return ds._Table(ids_at, row, table["key"], parts, row < 0, fields, sources, against)
 
 
-def _result(df: pl.DataFrame, table: ds._Table, verdicts: ds._Verdicts, cfg: ds.DedupConfig, near_stats: dict[str, Any]) -> StageResult:
+def _result(df: pl.DataFrame, table: ds._Table, verdicts: _Verdicts, cfg: ds.DedupConfig, near_stats: dict[str, Any]) -> StageResult:
     """``stage._result``, with the ids gathered by polars: no Python string per removed row."""
     ids, sources = cast(_Gather, table.ids).series, cast(_Sources, table.source)
     removed = np.flatnonzero(verdicts.kept_by >= 0)
     removed = removed[np.argsort(table.row[removed], kind="stable")]  # input order
     keepers = verdicts.kept_by[removed]
-    exact = verdicts.reason[removed] == "exact_duplicate"  # the only other reason is near_duplicate
+    exact = verdicts.reason[removed] == _REASONS.index("exact_duplicate")  # the only other reason is near_duplicate
     reasons = pl.Series("reason", ["near_duplicate", "exact_duplicate"]).gather(exact.astype(np.int64))
     findings = pl.DataFrame(
         {
@@ -295,7 +321,7 @@ def _column(files: list[Path], *names: str) -> list[np.ndarray]:
 
 
 # ---------------------------------------------------------------------------- 2. exact
-def _exact(files: list[Path], fixed: np.ndarray, verdicts: ds._Verdicts) -> np.ndarray:
+def _exact(files: list[Path], fixed: np.ndarray, verdicts: _Verdicts) -> np.ndarray:
     """``stage._exact`` by sorting, a sixteenth of the key space at a time: exact duplicates of each key's
     first row; returns the rows left."""
     h1, h2 = _column(files, "h1", "h2")
@@ -512,7 +538,7 @@ def _near(
     cfg: ds.DedupConfig,
     ctx: StageContext,
     quiet: StageContext,
-    verdicts: ds._Verdicts,
+    verdicts: _Verdicts,
     tmp: Path,
     opts: SpillOptions,
 ) -> dict[str, Any]:
