@@ -16,13 +16,17 @@ signatures, which take 512 bytes a row in memory, are never kept.
    sorted into buckets and paired as ``minhash.candidate_pairs`` pairs them (each member
    with the at most 32 best-ranked members before it); the pairs go to disk, partitioned
    by their second row.
-4. **Boilerplate blocks** of the candidates and of the report's sample are found in the
-   same batches as in memory: the winnowed phrases near a document's start depend on the
-   document before it in a batch.
+4. **Boilerplate blocks** of the candidates and of the report's sample, ``block_rows`` texts
+   at a time, hashed again: a text's blocks depend on it alone (each text is winnowed on its
+   own), so any batches give the in-memory path's blocks; no shingles are cached.
 5. **Verification**, one partition at a time: its distinct pairs, exact Jaccard (or the
    signatures' estimate, signatures hashed again) in batches of ``verify_pairs``. Only the
    verified edges stay in memory.
-6. The keeper rule (``star_clusters``) over the verified edges, and the stage's findings.
+6. The keeper rule (``star_clusters``) over the verified edges, and the stage's findings:
+   the kept and the dropped rows are filters of the input (sharing its texts, not copies).
+
+Freed memory is handed back to the system after each big step (``malloc_trim``): glibc
+keeps freed heap pages, and the steps' temporaries would otherwise add up to the peak.
 """
 
 from __future__ import annotations
@@ -60,7 +64,7 @@ class SpillOptions:
     part_rows: int = 1 << 18  # candidate pairs are partitioned by their second row, this many rows a partition
     pair_batch: int = 1 << 22  # candidate pairs built and written at once
     verify_pairs: int = 1 << 17  # candidate pairs verified at once (their shingle sets: ~1 KB a pair)
-    block_rows: int = 1 << 16  # rows whose boilerplate blocks are found at once (about; whole batches)
+    block_rows: int = 1 << 16  # rows whose boilerplate blocks are found at once
     directory: Path | None = None  # where the temporary folder goes; default: the run directory, else the system's
 
 
@@ -459,13 +463,14 @@ def _flush(pairs: _PairFiles, candidate: np.ndarray, us: list[np.ndarray], vs: l
 def _blocks(
     table: ds._Table, hashed: ds._Hashed, texts: pl.Series, rows: np.ndarray, cfg: ds.DedupConfig, ctx: StageContext, opts: SpillOptions
 ) -> pl.DataFrame:
-    """``stage._find_blocks`` of ``rows`` of ``texts`` (the key or a part), ``block_rows`` rows at a time: each text's
-    blocks depend on that text alone (``boilerplate._winnow`` samples each text on its own)."""
+    """``stage._find_blocks`` of ``rows`` (ascending) of ``texts`` (the key or a part), ``block_rows`` rows at a time:
+    each text's blocks depend on that text alone (``boilerplate._winnow`` samples each text on its own). Each
+    piece comes sorted by row and start, and the pieces follow each other: no sort (a copy) of the whole."""
     part_table = table if texts is table.key else replace(table, key=texts)
     step = max(1, opts.block_rows)
     frames = [ds._find_blocks(part_table, hashed, rows[lo : lo + step], cfg, ctx) for lo in range(0, rows.size, step)]
     schema = {"row": pl.Int64, "start": pl.Int64, "end": pl.Int64, "key": pl.UInt64}
-    return pl.concat([pl.DataFrame(schema=schema), *frames]).sort("row", "start")
+    return pl.concat([pl.DataFrame(schema=schema), *frames])
 
 
 # ---------------------------------------------------------------------------- 5. verification

@@ -22,7 +22,7 @@ from tests.data.dedup_data import score
 from tests.data.scale_data import ShortSpec, generate_short, write_short
 
 # Pieces of a few hundred rows: every file, partition and batch boundary is crossed many times.
-TINY = spill.SpillOptions(chunk_rows=700, part_rows=900, pair_batch=500, verify_pairs=300, block_rows=2000)
+TINY = spill.SpillOptions(chunk_rows=700, part_rows=900, pair_batch=500, verify_pairs=300, block_rows=300)
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +70,7 @@ def test_spilled_text_dedup_equals_in_memory(short: tuple[pl.DataFrame, pl.DataF
 def test_spilled_equals_in_memory_when_the_shingle_cache_is_small(
     short: tuple[pl.DataFrame, pl.DataFrame], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The stage caches the first chunks' shingles and batches those rows apart: blocks are found in the same batches."""
+    """The stage caches the first chunks' shingles and batches those rows apart; spill caches none: the same blocks."""
     monkeypatch.setattr(ds, "_CHUNK", 64)
     monkeypatch.setattr(ds, "_SHINGLE_CACHE", 20_000)
     in_memory, spilled = _both(short[0])
