@@ -112,7 +112,7 @@ def _local(path: str, boilerplate: bool, spill: str, out: str) -> dict[str, Any]
     }
 
 
-def _spark(path: str, out: str) -> dict[str, Any]:
+def _spark(path: str, boilerplate: bool, out: str) -> dict[str, Any]:
     import psutil
     from pyspark.sql import SparkSession
 
@@ -120,7 +120,7 @@ def _spark(path: str, out: str) -> dict[str, Any]:
     from curation.spark.dedup import spark_dedup
 
     os.environ["PYSPARK_PYTHON"] = sys.executable
-    cfg = _config(False, "auto")
+    cfg = _config(boilerplate, "auto")
     t0 = time.perf_counter()
     builder: Any = SparkSession.builder.master("local[2]")
     builder = builder.config("spark.driver.memory", "6g")  # local mode: the driver's 1g default ran out of heap at 1M rows
@@ -207,26 +207,28 @@ def main() -> None:
         for n in sorted(set(args.n) | ({args.spark_n} if args.spark_n else set())):
             docs, truth = _corpus(data, n)
             settings = [s for s in (True, False) if args.boilerplate == "both" or (args.boilerplate == "on") == s]
-            if n == args.spark_n and False not in settings:
-                settings.append(False)
-            local_off: dict[str, Any] | None = None
-            for boiler in settings if n in args.n else [False]:
+            spark_boiler = args.boilerplate != "off"  # Spark at the defaults unless only `off` is asked for
+            if n == args.spark_n and spark_boiler not in settings:
+                settings.append(spark_boiler)
+            same_setting: dict[str, Any] | None = None
+            for boiler in settings if n in args.n else [spark_boiler]:
                 out = str(Path(tmp) / f"local-{n}-{boiler}.parquet")
                 r = _in_fresh_process(_local, docs, boiler, args.spill, out)
                 engine = "local (spill)" if r["spilled"] else "local (memory)"
                 print(_line(engine, boiler, n, r, _score(out, truth)), flush=True)
                 print("#   peak RSS MB by step: " + ", ".join(f"{k} {v:,.0f}" for k, v in r["phases"].items()), flush=True)
-                if not boiler:
-                    local_off = r | {"out": out}
-            if n != args.spark_n or local_off is None:
+                if boiler == spark_boiler:
+                    same_setting = r | {"out": out}
+            if n != args.spark_n or same_setting is None:
                 continue
             out = str(Path(tmp) / f"spark-{n}.parquet")
-            s = _in_fresh_process(_spark, docs, out)
+            s = _in_fresh_process(_spark, docs, spark_boiler, out)
             print(
-                _line("spark local[2]", False, n, s, _score(out, truth)) + f"   driver only; JVM + workers {s['jvm_mb']:,.0f} MB at the end"
+                _line("spark local[2]", spark_boiler, n, s, _score(out, truth))
+                + f"   driver only; JVM + workers {s['jvm_mb']:,.0f} MB at the end"
             )
-            same = pl.read_parquet(out).equals(pl.read_parquet(local_off["out"]))
-            ratio = s["seconds"] / local_off["seconds"]
+            same = pl.read_parquet(out).equals(pl.read_parquet(same_setting["out"]))
+            ratio = s["seconds"] / same_setting["seconds"]
             print(
                 f"# spark/local wall {ratio:.2f}x (session start {s['startup']:.0f} s not counted); identical findings: {same}", flush=True
             )
