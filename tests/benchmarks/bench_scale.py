@@ -133,7 +133,9 @@ def _spark(path: str, boilerplate: bool, out: str) -> dict[str, Any]:
     t0 = time.perf_counter()
     result = spark_dedup(spark, df, cfg, StageContext(kind="text"))
     seconds = time.perf_counter() - t0
-    children = sum(p.memory_info().rss for p in psutil.Process().children(recursive=True)) / 2**20
+    kids = psutil.Process().children(recursive=True)
+    children = sum(p.memory_info().rss for p in kids) / 2**20
+    heap = [a for p in kids if p.name().startswith("java") for a in p.cmdline() if a.startswith("-Xmx")]  # driver.memory took
     spark.stop()
     result.findings.write_parquet(out)
     return {
@@ -143,6 +145,7 @@ def _spark(path: str, boilerplate: bool, out: str) -> dict[str, Any]:
         "removed": result.findings.height,
         "startup": startup,
         "jvm_mb": children,
+        "jvm_heap": ",".join(heap) or "?",
     }
 
 
@@ -225,7 +228,7 @@ def main() -> None:
             s = _in_fresh_process(_spark, docs, spark_boiler, out)
             print(
                 _line("spark local[2]", spark_boiler, n, s, _score(out, truth))
-                + f"   driver only; JVM + workers {s['jvm_mb']:,.0f} MB at the end"
+                + f"   driver only; JVM ({s['jvm_heap']}) + workers {s['jvm_mb']:,.0f} MB at the end"
             )
             same = pl.read_parquet(out).equals(pl.read_parquet(same_setting["out"]))
             ratio = s["seconds"] / same_setting["seconds"]
