@@ -15,14 +15,14 @@ from polars.testing import assert_frame_equal
 from curation.core.rundir import stale_temporaries
 from curation.core.stage import StageContext, StageResult
 from curation.stages.dedup import minhash as mh
-from curation.stages.dedup import spill
+from curation.stages.dedup import spill, spill_keys
 from curation.stages.dedup import stage as ds
 from curation.stages.dedup.stage import DedupConfig, dedup
 from tests.data.dedup_data import score
 from tests.data.scale_data import ShortSpec, generate_short, write_short
 
 # Pieces of a few hundred rows: every file, partition and batch boundary is crossed many times.
-TINY = spill.SpillOptions(chunk_rows=700, part_rows=900, pair_batch=500, verify_pairs=300, block_rows=2000)
+TINY = spill.SpillOptions(chunk_rows=700, part_rows=900, pair_batch=500, verify_pairs=300, block_rows=300)
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +70,7 @@ def test_spilled_text_dedup_equals_in_memory(short: tuple[pl.DataFrame, pl.DataF
 def test_spilled_equals_in_memory_when_the_shingle_cache_is_small(
     short: tuple[pl.DataFrame, pl.DataFrame], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The stage caches the first chunks' shingles and batches those rows apart: blocks are found in the same batches."""
+    """The stage caches the first chunks' shingles and batches those rows apart; spill caches none: the same blocks."""
     monkeypatch.setattr(ds, "_CHUNK", 64)
     monkeypatch.setattr(ds, "_SHINGLE_CACHE", 20_000)
     in_memory, spilled = _both(short[0])
@@ -147,7 +147,7 @@ def test_band_pairs_in_pieces_are_candidate_pairs() -> None:
     ranks = np.sort(rng.choice(5000, keys.size, replace=False))
     expected = ranks[mh.candidate_pairs(keys[:, None])]
     for batch in (7, 100, 1 << 20):
-        got = np.concatenate([np.stack(p, axis=1) for p in spill._band_pairs(keys, ranks, batch)])
+        got = np.concatenate([np.stack(p, axis=1) for p in spill_keys._band_pairs(keys, ranks, batch)])
         assert np.array_equal(np.unique(got, axis=0), expected)
 
 
@@ -179,7 +179,7 @@ def pq_row_groups(path: Path) -> int:
 def test_claims_are_each_keys_first_row_in_order() -> None:
     """The compact claim set against a Python set, through many growths, with the empty text's key 0."""
     rng = np.random.default_rng(1)
-    claims, seen = spill._Claims(), set()
+    claims, seen = spill_keys._Claims(), set()
     for _ in range(60):
         keys = np.zeros((3000, 2), np.uint64)
         keys[:, 0] = rng.integers(0, 40_000, 3000).astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)  # 0 among them
