@@ -653,7 +653,8 @@ def _result(df: pl.DataFrame, table: _Table, verdicts: _Verdicts, cfg: DedupConf
     )
     mask = np.ones(df.height, bool)
     mask[table.row[removed]] = False
-    dropped = df[table.row[removed]].with_columns(reason=pl.Series(reasons, dtype=pl.String))
+    # the removed rows in input order: a filter shares the texts, a gather would copy them
+    dropped = df.filter(pl.Series(~mask)).with_columns(reason=pl.Series(reasons, dtype=pl.String))
     return StageResult(kept=df.filter(pl.Series(mask)), dropped=dropped, findings=findings, stats=_stats(findings, table, cfg, near_stats))
 
 
