@@ -46,7 +46,6 @@ import numpy as np
 import polars as pl
 
 from curation.core.stage import StageContext, StageResult
-from curation.stages.dedup import boilerplate as bp
 from curation.stages.dedup import minhash as mh
 from curation.stages.dedup import stage as ds
 from curation.stages.dedup.spill_keys import _candidates, _exact, _hash_to_disk, _PairFiles
@@ -255,13 +254,7 @@ def _verify(
     parts = [table.key] if table.parts is None else [table.parts[name] for name in table.parts.columns]
     for texts, part_blocks in zip(parts, blocks, strict=True):
         full, rare = ds._shingle_sets(texts, rows, {}, cfg, ctx, hashed.boiler, part_blocks)
-        if rare is None:
-            np.minimum(scores, [mh.jaccard(full[u], full[v]) for u, v in local.tolist()], out=scores)
-            continue
-        weighted, discount, plain = bp.pair_similarities(full, rare, local, cfg.boilerplate.weight)
-        np.minimum(scores, weighted, out=scores)
-        discounted |= discount
-        np.minimum(whole, plain, out=whole)
+        ds.score_part(full, rare, local, cfg, scores, discounted, whole)
     return scores, discounted, (whole if hashed.boiler is not None else scores)
 
 

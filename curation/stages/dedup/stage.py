@@ -479,14 +479,27 @@ def _verify_jaccard(
             full, blocked = hashed.profiles[1], hashed.profiles[2]  # built with the blocks
         else:
             full, blocked = _shingle_sets(texts, rows, hashed.shingles if table.parts is None else {}, cfg, ctx, hashed.boiler, blocks)
-        if blocked is None:
-            np.minimum(scores, [mh.jaccard(full[u], full[v]) for u, v in local.tolist()], out=scores)
-            continue
-        weighted, discount, plain = bp.pair_similarities(full, blocked, local, cfg.boilerplate.weight)
-        np.minimum(scores, weighted, out=scores)
-        discounted |= discount
-        np.minimum(whole, plain, out=whole)
+        score_part(full, blocked, local, cfg, scores, discounted, whole)
     return scores, discounted, (whole if hashed.boiler is not None else scores)
+
+
+def score_part(
+    full: list[np.ndarray],
+    blocked: np.ndarray | None,
+    local: np.ndarray,
+    cfg: DedupConfig,
+    scores: np.ndarray,
+    discounted: np.ndarray,
+    whole: np.ndarray,
+) -> None:
+    """Fold one part's similarities of the pairs ``local`` into ``scores`` (the minimum over parts), in place."""
+    if blocked is None:
+        np.minimum(scores, [mh.jaccard(full[u], full[v]) for u, v in local.tolist()], out=scores)
+        return
+    weighted, discount, plain = bp.pair_similarities(full, blocked, local, cfg.boilerplate.weight)
+    np.minimum(scores, weighted, out=scores)
+    discounted |= discount
+    np.minimum(whole, plain, out=whole)
 
 
 def _shingle_sets(
