@@ -8,13 +8,16 @@ quarantine entries with the same errors and line numbers. A local copy names its
 its URI (``str``), so sources, manifests and the input fingerprint name the URI.
 
 Limits of this version: the files are collected to the driver (each under 2 GB, Spark's
-limit for one binary value), and the copies live in the system temporary folder until
-the process exits.
+limit for one binary value), and the copies live in a private (0700) folder of the system
+temporary folder until the process exits. A killed process cannot remove its folder: the
+next run that fetches inputs removes every such folder whose process is gone
+(``sweep_stale_copies``), so raw input does not linger.
 """
 
 from __future__ import annotations
 
 import atexit
+import os
 import re
 import shutil
 import tempfile
@@ -26,6 +29,31 @@ from curation.core.masking import mask_path
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
+
+
+PREFIX = "tuneprep-inputs-"
+
+
+def sweep_stale_copies(root: Path | None = None) -> list[Path]:
+    """Remove the input copies of processes that are gone (killed before their exit hook ran)."""
+    removed = []
+    for folder in Path(root or tempfile.gettempdir()).glob(f"{PREFIX}*-*"):
+        pid = folder.name[len(PREFIX) :].split("-", 1)[0]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 class FetchedFile(type(Path())):  # type: ignore[misc]
@@ -59,7 +87,8 @@ def fetch_inputs(spark: SparkSession, uri: str, *, show_paths: bool = False) -> 
         ) from None
     if files.is_empty():
         raise InputError(f"`input.path` '{shown}' matches no file; check the URI (a file, a folder or a glob)")
-    folder = Path(tempfile.mkdtemp(prefix="tuneprep-inputs-"))
+    sweep_stale_copies()
+    folder = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-"))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     out: list[Path] = []
     for i, (path, content) in enumerate(files.iter_rows()):

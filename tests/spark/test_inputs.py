@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 from typing import Any
 
@@ -76,3 +77,19 @@ def test_uri_with_the_local_engine_is_a_config_error(tmp_path: Path, capsys: pyt
     line = one_line_error(err)
     assert code == 2 and "file:// URI, which only the Spark engine reads" in line and "`--engine spark`" in line
     assert not (tmp_path / "run").exists()
+
+
+def test_a_killed_runs_input_copies_are_swept_by_the_next_fetch(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from curation.spark.inputs import PREFIX, sweep_stale_copies
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    stale = tmp_path / f"{PREFIX}{gone.stdout.strip()}-abc"  # its process has exited: a killed run's copy
+    live = tmp_path / f"{PREFIX}{os.getpid()}-def"  # this process's own copy
+    for folder in (stale, live):
+        (folder / "00000").mkdir(parents=True)
+        (folder / "00000" / "data.jsonl").write_text('{"text": "raw"}\n')
+    assert sweep_stale_copies(tmp_path) == [stale]
+    assert not stale.exists() and (live / "00000" / "data.jsonl").is_file()
