@@ -22,6 +22,7 @@ rows with the same ``group`` are duplicates of each other; ``variant`` is ``orig
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -150,24 +151,38 @@ def generate(n_docs: int, *, seed: int = 0, spec: Spec | None = None) -> tuple[p
     rng = np.random.default_rng(seed)
     writer = _Writer(rng)
     disclaimers = [writer.text(int(rng.integers(*_DISCLAIMER_WORDS))).replace("\n\n", " ") for _ in range(8)]
+    return _assemble(
+        n_docs, rng, lambda: _original(writer, disclaimers, spec), lambda original, kind: _copy(original, kind, writer, spec), spec, "d"
+    )
+
+
+def _assemble(
+    n_docs: int,
+    rng: np.random.Generator,
+    original: Callable[[], str],
+    copy: Callable[[str, str], str],
+    spec: Spec | BoilerplateSpec,
+    prefix: str,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Originals and their copies (``spec.dup_groups`` of the originals, 1 to ``spec.max_copies`` copies each), shuffled."""
     texts: list[str] = []
     groups: list[int] = []
     variants: list[str] = []
     group = 0
     while len(texts) < n_docs:
-        original = _original(writer, disclaimers, spec)
-        texts.append(original)
+        text = original()
+        texts.append(text)
         groups.append(group)
         variants.append("original")
         if rng.random() < spec.dup_groups:
             for _ in range(int(rng.integers(1, spec.max_copies + 1))):
                 kind = str(rng.choice(["exact", "format", "edit"], p=list(spec.variants)))
-                texts.append(_copy(original, kind, writer, spec))
+                texts.append(copy(text, kind))
                 groups.append(group)
                 variants.append(kind)
         group += 1
     order = rng.permutation(len(texts))[:n_docs]
-    ids = [f"d{i:07d}" for i in range(n_docs)]
+    ids = [f"{prefix}{i:07d}" for i in range(n_docs)]
     df = pl.DataFrame({"id": ids, "text": [texts[i] for i in order]})
     truth = pl.DataFrame({"id": ids, "group": [groups[i] for i in order], "variant": [variants[i] for i in order]})
     return df, truth
@@ -254,30 +269,13 @@ def generate_boilerplate(n_docs: int, *, seed: int = 0, spec: BoilerplateSpec | 
     rng = np.random.default_rng(seed)
     writer = _Writer(rng)
     blocks = list(_FOOTERS) + [writer.text(int(rng.integers(25, 41))).replace("\n\n", " ") for _ in range(spec.blocks - len(_FOOTERS))]
-    texts: list[str] = []
-    groups: list[int] = []
-    variants: list[str] = []
-    group = 0
-    while len(texts) < n_docs:
-        original = _message(writer, blocks, spec)
-        texts.append(original)
-        groups.append(group)
-        variants.append("original")
-        if rng.random() < spec.dup_groups:
-            for _ in range(int(rng.integers(1, spec.max_copies + 1))):
-                kind = str(rng.choice(["exact", "format", "edit"], p=list(spec.variants)))
-                copy = _format_variant(original, rng) if kind == "format" else original
-                if kind == "edit":
-                    copy = _edit_variant(original, float(rng.uniform(*spec.edit_rate)), writer)
-                texts.append(copy)
-                groups.append(group)
-                variants.append(kind)
-        group += 1
-    order = rng.permutation(len(texts))[:n_docs]
-    ids = [f"b{i:07d}" for i in range(n_docs)]
-    df = pl.DataFrame({"id": ids, "text": [texts[i] for i in order]})
-    truth = pl.DataFrame({"id": ids, "group": [groups[i] for i in order], "variant": [variants[i] for i in order]})
-    return df, truth
+
+    def copy(original: str, kind: str) -> str:
+        if kind == "format":
+            return _format_variant(original, rng)
+        return _edit_variant(original, float(rng.uniform(*spec.edit_rate)), writer) if kind == "edit" else original
+
+    return _assemble(n_docs, rng, lambda: _message(writer, blocks, spec), copy, spec, "b")
 
 
 def _message(writer: _Writer, blocks: list[str], spec: BoilerplateSpec) -> str:
