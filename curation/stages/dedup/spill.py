@@ -242,22 +242,6 @@ class _Edges:
     kept_apart: int = 0
 
 
-def _verify(
-    table: ds._Table, hashed: ds._Hashed, blocks: list[pl.DataFrame | None], pairs: np.ndarray, cfg: ds.DedupConfig, ctx: StageContext
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``stage._verify_jaccard`` with every part's blocks given (found for all candidates at once)."""
-    scores, discounted, whole = np.ones(len(pairs)), np.zeros(len(pairs), bool), np.ones(len(pairs))
-    if not len(pairs):
-        return scores, discounted, whole
-    rows = np.unique(pairs)
-    local = np.searchsorted(rows, pairs)
-    parts = [table.key] if table.parts is None else [table.parts[name] for name in table.parts.columns]
-    for texts, part_blocks in zip(parts, blocks, strict=True):
-        full, rare = ds._shingle_sets(texts, rows, {}, cfg, ctx, hashed.boiler, part_blocks)
-        ds.score_part(full, rare, local, cfg, scores, discounted, whole)
-    return scores, discounted, (whole if hashed.boiler is not None else scores)
-
-
 def _signature_scores(table: ds._Table, pairs: np.ndarray, cfg: ds.DedupConfig) -> np.ndarray:
     """The signatures' estimate of each pair's similarity (``verify: minhash``), signatures hashed again."""
     rows = np.unique(pairs)
@@ -286,7 +270,7 @@ def _verified(
             for lo in range(0, u.size, opts.verify_pairs):
                 batch = np.stack([u[lo : lo + opts.verify_pairs], v[lo : lo + opts.verify_pairs]], axis=1)
                 if cfg.minhash.verify == "jaccard":
-                    scores, discounted, whole = _verify(table, hashed, blocks, batch, cfg, quiet)
+                    scores, discounted, whole = ds._verify_jaccard(table, hashed, batch, cfg, quiet, part_blocks=blocks)
                 else:
                     scores, discounted, whole = _signature_scores(table, batch, cfg), np.zeros(len(batch), bool), np.zeros(len(batch))
                 ok = scores >= threshold

@@ -458,12 +458,18 @@ def _edge_flags(n: int, edges: np.ndarray, flags: np.ndarray, src: np.ndarray, d
 
 
 def _verify_jaccard(
-    table: _Table, hashed: _Hashed, pairs: np.ndarray, cfg: DedupConfig, ctx: StageContext
+    table: _Table,
+    hashed: _Hashed,
+    pairs: np.ndarray,
+    cfg: DedupConfig,
+    ctx: StageContext,
+    part_blocks: list[pl.DataFrame | None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Exact Jaccard similarity of the shingle sets of each candidate pair of table rows.
 
     With several parts (fields), the smallest of the per-part similarities. With
     boilerplate discounting, on the shingles outside boilerplate blocks (``boilerplate.compare``).
+    ``part_blocks``: each part's blocks, when found beforehand (the spill path).
     Returns the similarities, whether boilerplate was left out, and the similarities of the whole texts.
     """
     scores, discounted, whole = np.ones(len(pairs)), np.zeros(len(pairs), bool), np.ones(len(pairs))
@@ -472,34 +478,22 @@ def _verify_jaccard(
     rows = np.unique(pairs)
     local = np.searchsorted(rows, pairs)
     parts = [table.key] if table.parts is None else [table.parts[name] for name in table.parts.columns]
-    for texts in parts:
+    for i, texts in enumerate(parts):
         blocks = hashed.blocks if table.parts is None else None  # blocks of the joined key: for each part found anew
+        blocks = part_blocks[i] if part_blocks is not None else blocks
         blocked: np.ndarray | None
         if hashed.profiles is not None and table.parts is None and np.array_equal(hashed.profiles[0], rows):
             full, blocked = hashed.profiles[1], hashed.profiles[2]  # built with the blocks
         else:
             full, blocked = _shingle_sets(texts, rows, hashed.shingles if table.parts is None else {}, cfg, ctx, hashed.boiler, blocks)
-        score_part(full, blocked, local, cfg, scores, discounted, whole)
+        if blocked is None:
+            np.minimum(scores, [mh.jaccard(full[u], full[v]) for u, v in local.tolist()], out=scores)
+            continue
+        weighted, discount, plain = bp.pair_similarities(full, blocked, local, cfg.boilerplate.weight)
+        np.minimum(scores, weighted, out=scores)
+        discounted |= discount
+        np.minimum(whole, plain, out=whole)
     return scores, discounted, (whole if hashed.boiler is not None else scores)
-
-
-def score_part(
-    full: list[np.ndarray],
-    blocked: np.ndarray | None,
-    local: np.ndarray,
-    cfg: DedupConfig,
-    scores: np.ndarray,
-    discounted: np.ndarray,
-    whole: np.ndarray,
-) -> None:
-    """Fold one part's similarities of the pairs ``local`` into ``scores`` (the minimum over parts), in place."""
-    if blocked is None:
-        np.minimum(scores, [mh.jaccard(full[u], full[v]) for u, v in local.tolist()], out=scores)
-        return
-    weighted, discount, plain = bp.pair_similarities(full, blocked, local, cfg.boilerplate.weight)
-    np.minimum(scores, weighted, out=scores)
-    discounted |= discount
-    np.minimum(whole, plain, out=whole)
 
 
 def _shingle_sets(
