@@ -114,15 +114,7 @@ def _local(path: str, boilerplate: bool, spill: str, out: str) -> dict[str, Any]
     t0 = time.perf_counter()
     result = dedup(df, cfg, StageContext(kind="text", progress_factory=phases.factory))
     seconds = time.perf_counter() - t0
-    result.findings.write_parquet(out)
-    return {
-        "seconds": seconds,
-        "peak_mb": _peak_mb(),
-        "frame_mb": frame,
-        "removed": result.findings.height,
-        "spilled": spill_path.wanted(df, cfg),
-        "phases": phases.stop(),
-    }
+    return {**_measured(result, seconds, frame, out), "spilled": spill_path.wanted(df, cfg), "phases": phases.stop()}
 
 
 def _spark(path: str, boilerplate: bool, out: str) -> dict[str, Any]:
@@ -150,16 +142,13 @@ def _spark(path: str, boilerplate: bool, out: str) -> dict[str, Any]:
     children = sum(p.memory_info().rss for p in kids) / 2**20
     heap = [a for p in kids if p.name().startswith("java") for a in p.cmdline() if a.startswith("-Xmx")]  # driver.memory took
     spark.stop()
+    return {**_measured(result, seconds, frame, out), "startup": startup, "jvm_mb": children, "jvm_heap": ",".join(heap) or "?"}
+
+
+def _measured(result: Any, seconds: float, frame_mb: float, out: str) -> dict[str, Any]:
+    """What both engines report of a run; its findings are written to ``out`` for the comparison."""
     result.findings.write_parquet(out)
-    return {
-        "seconds": seconds,
-        "peak_mb": _peak_mb(),
-        "frame_mb": frame,
-        "removed": result.findings.height,
-        "startup": startup,
-        "jvm_mb": children,
-        "jvm_heap": ",".join(heap) or "?",
-    }
+    return {"seconds": seconds, "peak_mb": _peak_mb(), "frame_mb": frame_mb, "removed": result.findings.height}
 
 
 def _in_fresh_process(fn: Any, *args: Any) -> dict[str, Any]:
