@@ -35,7 +35,7 @@ import pyarrow as pa
 from curation.core.schema import Kind
 from curation.core.stage import StageContext, StageResult
 from curation.spark.features import prefetch_embeddings
-from curation.spark.session import ship, to_polars
+from curation.spark.session import arrow_batches, ship, to_polars
 from curation.stages.balance import bias_metrics as bm
 from curation.stages.balance import representativeness as rep
 from curation.stages.balance import stage as bs
@@ -165,13 +165,6 @@ def _row_kernel(
                 texts = rep.input_texts(frame)
                 out = out.with_columns(in_chars=texts.str.len_chars().cast(pl.Int64), in_tokens=pl.Series(bs.token_counts(texts, cfg, ctx)))
             yield from arrow_batches(out)
-
-
-def arrow_batches(frame: pl.DataFrame) -> Iterator[pa.RecordBatch]:
-    """A polars frame as Arrow batches of the types Spark reads (``string``, ``binary``: not their large forms)."""
-    table = frame.to_arrow(compat_level=pl.CompatLevel.oldest())
-    small = {pa.large_string(): pa.string(), pa.large_binary(): pa.binary()}
-    yield from table.cast(pa.schema([pa.field(f.name, small.get(f.type, f.type)) for f in table.schema])).to_batches()
 
 
 def _distinct(shipped: DataFrame, kind: Kind) -> dict[str, float | None]:

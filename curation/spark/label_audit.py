@@ -24,9 +24,8 @@ import polars as pl
 import pyarrow as pa
 
 from curation.core.stage import StageContext, StageResult
-from curation.spark.balance import arrow_batches
 from curation.spark.features import prefetch_embeddings
-from curation.spark.session import ship, to_polars
+from curation.spark.session import arrow_batches, ship, to_polars
 from curation.stages.label_audit import stage as la
 from curation.stages.label_audit.response_audit import ResponseAuditConfig, response_findings
 

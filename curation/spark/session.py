@@ -90,9 +90,14 @@ def unpack(blobs: DataFrame, schema: str) -> DataFrame:
 def _unpack_kernel(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
     for batch in batches:
         for blob in batch.column(0).to_pylist():
-            table = pl.read_ipc(io.BytesIO(blob)).to_arrow(compat_level=pl.CompatLevel.oldest())
-            small = [pa.field(f.name, pa.string() if pa.types.is_large_string(f.type) else f.type) for f in table.schema]
-            yield from table.cast(pa.schema(small)).to_batches()
+            yield from arrow_batches(pl.read_ipc(io.BytesIO(blob)))
+
+
+def arrow_batches(frame: pl.DataFrame) -> Iterator[pa.RecordBatch]:
+    """A polars frame as Arrow batches of the types Spark reads (``string``, ``binary``: not their large forms)."""
+    table = frame.to_arrow(compat_level=pl.CompatLevel.oldest())
+    small = {pa.large_string(): pa.string(), pa.large_binary(): pa.binary()}
+    yield from table.cast(pa.schema([pa.field(f.name, small.get(f.type, f.type)) for f in table.schema])).to_batches()
 
 
 def ipc_bytes(df: pl.DataFrame) -> bytes:
