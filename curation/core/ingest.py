@@ -529,27 +529,70 @@ def content_id(row: dict[str, Any], columns: list[str]) -> str:
 
 
 # ---------------------------------------------------------------------------- ingest
+CHUNK_ROWS = 50_000  # validated rows held as Python dicts before they become a compact frame chunk
+
+
 @dataclass
 class _FormRows:
-    """The valid rows of one form, in input order; given ids are unique among them."""
+    """The valid rows of one form, in input order; given ids are unique among them.
+
+    Rows are held as Python dicts only ``CHUNK_ROWS`` at a time, then become a polars chunk
+    (a dict costs several times its values), so reading 20M rows needs about the memory of
+    the final frame, not of 20M dicts. Rows without a given id get their content id as they
+    arrive (``content_id``; repeats of the same content get -2, -3, ... in input order).
+    """
 
     form: Form
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    # (source, line, record) per row, to quarantine them if another form wins; None when the kind has one form
-    records: list[tuple[str, int, dict[str, Any]]] | None = None
+    several: bool = False  # the kind has other forms: remember where each row came from
+    rows: list[dict[str, Any]] = field(default_factory=list)  # the chunk being filled
+    chunks: list[pl.DataFrame] = field(default_factory=list)
+    count: int = 0
+    present: set[str] = field(default_factory=set)  # columns some row gives a non-null value
+    # (file index, line) per row, to quarantine them if another form wins (re-read then)
+    where: list[tuple[int, int]] = field(default_factory=list)
     first_seen: dict[str, str] = field(default_factory=dict)  # given id -> "file:line"
+    content_seen: dict[str, int] = field(default_factory=dict)  # content id -> times seen
 
-    def add(self, row: dict[str, Any], rec: dict[str, Any], path: Path, line: int) -> str | None:
+    def add(self, row: dict[str, Any], path: Path, file_index: int, line: int) -> str | None:
         """Keep ``row``, or say why not: its given id was seen before in this form."""
         given = row["id"]
         if given is not None:
             if given in self.first_seen:
                 return f"duplicate `id` '{mask_value(given)}' (first seen at {self.first_seen[given]}); ids must be unique"
             self.first_seen[given] = f"{mask_path(path.name)}:{line}"
+        else:
+            base = content_id(row, list(self.form.columns))
+            seen = self.content_seen[base] = self.content_seen.get(base, 0) + 1
+            row["id"] = base if seen == 1 else f"{base}-{seen}"
         self.rows.append(row)
-        if self.records is not None:
-            self.records.append((str(path), line, rec))
+        self.count += 1
+        if self.several:
+            self.where.append((file_index, line))
+        if len(self.rows) >= CHUNK_ROWS:
+            self._flush()
         return None
+
+    def _flush(self) -> None:
+        if not self.rows:
+            return
+        present = {k for r in self.rows for k, v in r.items() if v is not None}
+        self.present |= present
+        extras = sorted(present - set(self.form.columns) - {"id"})
+        schema = {"id": pl.String(), **self.form.columns, **{k: pl.String() for k in extras}}
+        self.chunks.append(pl.DataFrame(self.rows, schema=schema))
+        self.rows = []
+
+    def frame(self) -> pl.DataFrame:
+        """All rows as one frame: optional columns only when some row gives them, extra columns as text, sorted by name."""
+        self._flush()
+        extras = sorted(self.present - set(self.form.columns) - {"id"})
+        columns = {k: t for k, t in self.form.columns.items() if k in self.form.required or k in self.present}
+        schema = {"id": pl.String(), **columns, **{k: pl.String() for k in extras}}
+        chunks, self.chunks = self.chunks, []
+        aligned = [
+            chunk.select(pl.col(c) if c in chunk.columns else pl.lit(None, t).alias(c) for c, t in schema.items()) for chunk in chunks
+        ]
+        return pl.concat(aligned, how="vertical", rechunk=False) if aligned else pl.DataFrame(schema=schema)
 
 
 def ingest(
@@ -572,13 +615,13 @@ def ingest(
             ``fields`` names a column no record has.
     """
     several = len(FORMS[kind]) > 1
-    by_form = {form.name: _FormRows(form, records=[] if several else None) for form in FORMS[kind]}
+    by_form = {form.name: _FormRows(form, several=several) for form in FORMS[kind]}
     bad: list[dict[str, Any]] = []
     files: list[InputFile] = []
     seen: dict[str, None] = {}  # every column any record has, in first-seen order
     read = 0
     shown = _shown(show_paths)
-    for path in paths:
+    for file_index, path in enumerate(paths):
         files.append(InputFile(_valid_utf8(str(path)), file_sha256(path), input_size(path)))
         _refuse_utf16(path, shown(path.name))
         for line, rec, error, raw in _reader(path)(path, shown(path.name)):
@@ -587,7 +630,7 @@ def ingest(
                 advance(1000)
             if rec is not None:
                 seen.update(dict.fromkeys(rec))
-                error = _accept(rec, kind, fields, separator, by_form, path, line)
+                error = _accept(rec, kind, fields, separator, by_form, path, file_index, line)
                 if error is None:
                     continue
                 raw = _raw(rec)
@@ -595,17 +638,24 @@ def ingest(
     if read == 0:
         raise InputError(_no_rows(paths, shown))
     check_sources(fields, list(seen))
-    kept = max(by_form.values(), key=lambda f: len(f.rows))  # max keeps the first of equals
-    bad += _other_forms(by_form.values(), kept, fields)
+    kept = max(by_form.values(), key=lambda f: f.count)  # max keeps the first of equals
+    bad += _other_forms(paths, by_form.values(), kept, fields)
     order = {str(p): i for i, p in enumerate(paths)}
     bad.sort(key=lambda b: (order[b["source"]], b["line"]))
-    rows = _to_frame(_give_content_ids(kept.rows, kept.form), kept.form)
+    rows = kept.frame()
     warnings = unused_text_columns(rows, kept.form, fields)
     return Ingested(rows, pl.DataFrame(bad, schema=QUARANTINE_SCHEMA), files, kept.form, read, warnings)
 
 
 def _accept(
-    rec: dict[str, Any], kind: Kind, fields: Fields, separator: str, by_form: dict[str, _FormRows], path: Path, line: int
+    rec: dict[str, Any],
+    kind: Kind,
+    fields: Fields,
+    separator: str,
+    by_form: dict[str, _FormRows],
+    path: Path,
+    file_index: int,
+    line: int,
 ) -> str | None:
     """Validate ``rec`` in its own form and keep it there; the error when it cannot be kept."""
     try:
@@ -614,7 +664,7 @@ def _accept(
         row = _validate(renamed, form, fields)
     except ValueError as e:
         return str(e)
-    return by_form[form.name].add(row, rec, path, line)
+    return by_form[form.name].add(row, path, file_index, line)
 
 
 def _row_form(rec: dict[str, Any], kind: Kind) -> Form:
@@ -636,21 +686,34 @@ def _row_form(rec: dict[str, Any], kind: Kind) -> Form:
     return full[0] if full else max(forms, key=lambda f: (len(set(f.required) & filled), len(set(f.required) & present)))
 
 
-def _other_forms(groups: Iterable[_FormRows], kept: _FormRows, fields: Fields) -> list[dict[str, Any]]:
-    """Quarantine entries for the valid rows of the forms the dataset does not keep."""
+def _other_forms(paths: list[Path], groups: Iterable[_FormRows], kept: _FormRows, fields: Fields) -> list[dict[str, Any]]:
+    """Quarantine entries for the valid rows of the forms the dataset does not keep.
+
+    Those rows are read again from their files (only their places were kept): a mixed-form
+    input pays a second read, a one-form input nothing.
+    """
     error = "row is in the `{}` form, but the dataset keeps the `{}` form ({} rows); convert this row or curate it in a separate run"
-    return [
-        _quarantined(
-            source,
-            line,
-            _given_id(rec, fields),
-            error.format(group.form.name, kept.form.name, len(kept.rows)),
-            json.dumps(rec, ensure_ascii=False, default=str),
-        )
-        for group in groups
-        if group is not kept
-        for source, line, rec in group.records or []
-    ]
+    wanted: dict[int, dict[int, _FormRows]] = {}
+    for group in groups:
+        if group is not kept:
+            for file_index, line in group.where:
+                wanted.setdefault(file_index, {})[line] = group
+    out = []
+    for file_index, lines in sorted(wanted.items()):
+        path = paths[file_index]
+        for line, rec, _error, _raw_line in _reader(path)(path, path.name):
+            other = lines.get(line)
+            if other is not None and rec is not None:
+                out.append(
+                    _quarantined(
+                        str(path),
+                        line,
+                        _given_id(rec, fields),
+                        error.format(other.form.name, kept.form.name, kept.count),
+                        json.dumps(rec, ensure_ascii=False, default=str),
+                    )
+                )
+    return out
 
 
 def _refuse_utf16(path: Path, name: str) -> None:
@@ -686,31 +749,11 @@ def _quarantined(source: str, line: int, given_id: str | None, error: str | None
     return {"stage": "ingest", "source": _valid_utf8(source), "line": line, "id": given_id, "error": error, "raw": clean_raw}
 
 
-def _give_content_ids(rows: list[dict[str, Any]], form: Form) -> list[dict[str, Any]]:
-    """Rows without a given id get a content hash; repeats of the same content get -2, -3, ..."""
-    columns = list(form.columns)
-    seen: dict[str, int] = {}
-    for row in rows:
-        if row["id"] is None:
-            base = content_id(row, columns)
-            seen[base] = seen.get(base, 0) + 1
-            row["id"] = base if seen[base] == 1 else f"{base}-{seen[base]}"
-    return rows
-
-
 def _no_rows(paths: list[Path], shown: Callable[[str | Path], str]) -> str:
     if len(paths) > 1:
         return f"input has no rows: none of the {len(paths)} input files holds a record; point `input.path` to files with records"
     what = "only a header row" if paths[0].suffix.lower() == ".csv" else "no records"
     return f"input has no rows: '{shown(paths[0].name)}' holds {what}; point `input.path` to a file with records"
-
-
-def _to_frame(rows: list[dict[str, Any]], form: Form) -> pl.DataFrame:
-    present = {k for r in rows for k, v in r.items() if v is not None}
-    extras = sorted(present - set(form.columns) - {"id"})
-    columns = {k: t for k, t in form.columns.items() if k in form.required or k in present}  # optional columns only when given
-    schema = {"id": pl.String(), **columns, **{k: pl.String() for k in extras}}
-    return pl.DataFrame(rows, schema=schema)
 
 
 def read_any(path: Path) -> pl.DataFrame:

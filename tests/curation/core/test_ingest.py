@@ -304,3 +304,42 @@ def test_hugging_face_dataset_saved_to_disk(tmp_path: Path) -> None:
     paths = resolve_inputs("hf", tmp_path)
     data = ingest(paths, "classification", {"text": "body", "label": "category"})
     assert data.rows["text"].to_list() == ["one", "two"] and data.quarantine["error"].to_list() == ["field `text` is empty"]
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv", ".parquet"])
+def test_rows_read_in_chunks_equal_rows_read_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suffix: str) -> None:
+    """Ingest holds validated rows as dicts a chunk at a time; chunk boundaries change nothing:
+    columns given only late, content ids of repeats, given-id clashes and mixed forms across files."""
+    import curation.core.ingest as ingest_module
+
+    rows: list[dict[str, Any]] = []
+    for i in range(40):
+        row: dict[str, Any] = {"prompt": f"p{i % 6}", "completion": f"c{i % 4}"}
+        if i % 5 == 0:  # CSV cannot hold chat messages: rows of no form there
+            chat = [{"role": "user", "content": f"m{i}"}, {"role": "assistant", "content": "a"}]
+            row = {"text": f"not an instruction {i}"} if suffix == ".csv" else {"messages": chat}
+        if i == 33:
+            row["late"] = "only here"
+        if i in (7, 8, 21):
+            row["id"] = "given" if i != 21 else "other"
+        rows.append(row)
+    paths = []
+    for n, part in enumerate((rows[:17], rows[17:])):
+        path = tmp_path / f"part{n}{suffix}"
+        frame = pl.DataFrame(part, infer_schema_length=None)
+        if suffix == ".jsonl":
+            write_jsonl(path, part)
+        elif suffix == ".csv":
+            frame.write_csv(path)
+        else:
+            frame.write_parquet(path)
+        paths.append(path)
+    whole = ingest(paths, "instruction", {})
+    monkeypatch.setattr(ingest_module, "CHUNK_ROWS", 3)
+    chunked = ingest(paths, "instruction", {})
+    assert chunked.rows.equals(whole.rows) and chunked.quarantine.equals(whole.quarantine)
+    assert chunked.rows.height + chunked.quarantine.height == 40 and chunked.rows_read == 40
+    assert "late" in whole.rows.columns and whole.rows["id"].n_unique() == whole.rows.height
+    assert whole.quarantine["error"].str.contains("duplicate `id`").sum() == 1
+    other_form = whole.quarantine.filter(pl.col("error").str.contains("row is in the `messages` form"))
+    assert other_form.height == (0 if suffix == ".csv" else 8) and other_form["raw"].str.contains('"messages"').all()
