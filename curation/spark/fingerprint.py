@@ -27,6 +27,10 @@ if TYPE_CHECKING:
 def spark_fingerprint(sdf: DataFrame) -> str:
     """The fingerprint ``file_fingerprint`` gives the same rows (``curation.core.fingerprint``).
 
+    ``sdf`` is evaluated more than once (its ``count``, the sort's sampling, the pass that
+    hashes it): give it a DataFrame read from files (as a stage's written output is), not
+    an expensive plan.
+
     Raises:
         RunError: the DataFrame gave a different number of rows on a second evaluation
             (a non-deterministic plan: fingerprint a written copy instead).
