@@ -209,7 +209,8 @@ def _parquet_parts(path: Path) -> list[Path]:
 
 def _batches(files: list[Path]) -> Iterator[pl.DataFrame]:
     for file in files:
-        for batch in pq.ParquetFile(file).iter_batches(batch_size=BATCH_ROWS):
-            frame = pl.from_arrow(batch)
-            assert isinstance(frame, pl.DataFrame)
-            yield frame
+        with pq.ParquetFile(file) as parquet:
+            for batch in parquet.iter_batches(batch_size=BATCH_ROWS):
+                frame = pl.from_arrow(batch)
+                assert isinstance(frame, pl.DataFrame)
+                yield frame
