@@ -19,15 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from polars.datatypes import DataTypeClass
 
 from curation.core.errors import RunError
+from curation.core.fingerprint import file_fingerprint, frame_fingerprint  # noqa: F401  (the run directory's fingerprints, re-exported)
 from curation.core.integrity import require_unlocked, signature_status, signed, signing_key
 from curation.core.runfiles import check_manifest
 
 DATASET = Path("dataset") / "data.parquet"
 MANIFEST = "manifest.json"
-PolarsDataType = pl.DataType | DataTypeClass
 
 
 # ---------------------------------------------------------------------------- atomic writes
@@ -76,38 +75,11 @@ def atomic_dir(path: Path) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-# ---------------------------------------------------------------------------- fingerprints
+# ---------------------------------------------------------------------------- fingerprints (rows: curation.core.fingerprint)
 def sha256_json(data: Any) -> str:
     """SHA-256 over canonical JSON (sorted keys, no whitespace)."""
     payload = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
-
-
-def frame_fingerprint(df: pl.DataFrame) -> str:
-    """SHA-256 over a canonical serialisation: the schema, then the rows as NDJSON.
-
-    Row order counts; column order does not (columns are sorted by name). Floats are
-    written as their shortest round-trip text, so NaN, +Inf, -Inf, null and -0.0 differ
-    (NDJSON writes the first four as null).
-    """
-    df = df.select(sorted(df.columns))
-    schema = df.schema
-    df = df.with_columns(pl.col(c).cast(_floats_as_text(t)) for c, t in schema.items() if _floats_as_text(t) != t)
-    h = hashlib.sha256(json.dumps({k: str(v) for k, v in schema.items()}, sort_keys=True).encode())
-    for start in range(0, max(df.height, 1), 200_000):
-        h.update(df.slice(start, 200_000).write_ndjson().encode("utf-8"))
-    return h.hexdigest()
-
-
-def _floats_as_text(dtype: PolarsDataType) -> PolarsDataType:
-    """``dtype`` with every float (nested in lists, arrays and structs too) replaced by String."""
-    if dtype.is_float():
-        return pl.String()
-    if isinstance(dtype, pl.List | pl.Array):
-        return pl.List(_floats_as_text(dtype.inner))
-    if isinstance(dtype, pl.Struct):
-        return pl.Struct([pl.Field(f.name, _floats_as_text(f.dtype)) for f in dtype.fields])
-    return dtype
 
 
 def file_sha256(path: Path) -> str:
@@ -117,11 +89,6 @@ def file_sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def file_fingerprint(path: Path) -> str:
-    """The fingerprint of a parquet file's rows (not its bytes, which vary by writer)."""
-    return frame_fingerprint(read_run_parquet(path))
 
 
 # ---------------------------------------------------------------------------- manifest

@@ -51,7 +51,7 @@ from curation.core.rundir import (
 from curation.core.schema import BALANCE_COLUMNS, Kind, kind_columns
 from curation.core.stage import StageContext, StageResult
 
-FORMAT_VERSION = 3  # 3: floats fingerprinted as text (NaN, inf, null apart), file hashes in _SUCCESS, masked labels, ids and file names. Bump when a stage's on-disk output changes meaning, to invalidate resumes
+FORMAT_VERSION = 4  # 4: fingerprint v4, per-row digests ordered by id (curation.core.fingerprint). 3: floats fingerprinted as text (NaN, inf, null apart), file hashes in _SUCCESS, masked labels, ids and file names. Bump when a stage's on-disk output changes meaning, to invalidate resumes
 
 
 @dataclass(frozen=True)
