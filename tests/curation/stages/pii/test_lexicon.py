@@ -147,3 +147,25 @@ def test_short_words_and_names_are_never_near_misses() -> None:
 )
 def test_only_words_unless_a_name_supports_them(words: list[str], dropped: bool) -> None:
     assert only_words(words) is dropped
+
+
+def test_what_it_costs_surnames_outside_the_lists_are_rarely_words() -> None:
+    """The documented cost: a surname alone that neither list holds is lost when it is an English word (4.6%)."""
+    import importlib
+
+    from faker.config import AVAILABLE_LOCALES
+
+    surnames = set()
+    for loc in AVAILABLE_LOCALES:
+        if loc == "en" or loc.startswith("en_"):
+            continue
+        try:
+            values = importlib.import_module(f"faker.providers.person.{loc}").Provider.last_names
+        except (ModuleNotFoundError, AttributeError):
+            continue
+        if isinstance(values, (tuple, list, dict)):
+            surnames |= {n for n in values if isinstance(n, str) and n.isalpha() and all(ord(c) < 0x250 for c in n)}
+    outside = [n for n in surnames if not is_name(n)]
+    lost = [n for n in outside if only_words([n])]
+    assert len(outside) > 10_000
+    assert len(lost) / len(outside) < 0.05, len(lost) / len(outside)
