@@ -26,6 +26,7 @@ TAGGED_WORDS = [
     "Is there any country In the  Eu  where you cannot deliver the card?",
     "The Recipient says the transfer never arrived, what happened?",
     "My Landlord has not received the rent I sent on Monday.",
+    "Please look at my Card. As Cashback was fine until now, but this evening it got declined. Could you look into it?",
 ]
 # the same style, untagged today: kept here so a model or rule change that starts tagging them shows up
 SAME_STYLE = [
