@@ -170,3 +170,27 @@ def test_what_it_costs_surnames_outside_the_lists_are_rarely_words() -> None:
     lost = [n for n in outside if only_words([n])]
     assert len(outside) > 10_000
     assert len(lost) / len(outside) < 0.05, len(lost) / len(outside)
+
+
+def test_the_guard_keeps_every_name_made_of_english_words_in_the_lists() -> None:
+    """Every en_US given name and surname that is also an English word ("Rose", "Baker"), as spaCy would tag it.
+
+    Words of ``vocab.py``'s hand-made list ("Best", "King") are left to that list, as before.
+    """
+    from faker.providers.person.en_US import Provider
+
+    from curation.stages.pii.guard import guard_spans
+    from curation.stages.pii.recognizers import Span
+    from curation.stages.pii.vocab import is_vocabulary
+
+    given = sorted(n for n in Provider.first_names if is_word(n) and not is_vocabulary(n))
+    surnames = sorted(n for n in Provider.last_names if is_word(n) and not is_vocabulary(n))
+    assert len(given) > 100 and len(surnames) > 100
+    names = [*given, *surnames, *(f"{g} {s}" for g, s in zip(given, surnames * len(given), strict=False))]
+    lost = []
+    for name in names:
+        text = f"{name} from your fraud team phoned me about a payment."
+        kept = guard_spans(text, [Span(0, len(name), "PERSON", 0.85, "SpacyRecognizer")], phone_window=40)
+        if [text[s.start : s.end] for s in kept] != [name]:
+            lost.append(name)
+    assert lost == []
