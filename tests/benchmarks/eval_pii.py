@@ -164,7 +164,9 @@ def print_groups(corpus: list[Sample], ours: tuple[list[str], list[Spans]], base
     }
     if len(scored) < 4:
         return
-    print("\n## Recall by template group: old = the original six templates, new = written phones, role and quote names\n")
+    print(
+        "\n## Recall by template group: old = the original six templates, new = written phones, role and quote names, capitalised words\n"
+    )
     print(
         f"| {'entity':16} | {'n old':>5} | {'old ours':>8} | {'old presidio':>12} | {'n new':>5} | {'new ours':>8} | {'new presidio':>12} |"
     )

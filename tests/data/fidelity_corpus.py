@@ -2,7 +2,8 @@
 
 The clean rows hold essentially no personal data: code answers in Python, Java,
 JavaScript, SQL and shell (inside Markdown fences and as bare answers), maths, product
-and brand names, short banking and shop support questions, and instructions with their
+and brand names, short banking and shop support questions (some with capitalised ordinary
+words and misspelt brands: "Cancel Transaction", "the Seller says", "Mastecard"), and instructions with their
 one-word answers (``False.``). Everything a careless detector mistakes for PII is there on
 purpose, in ordinary use: ``String`` and ``Random`` in Java, ``s[::-1]``, ``PI =
 3.14159265``, version strings, ports, order numbers, "Do you accept Visa?".
@@ -18,6 +19,8 @@ import random
 from dataclasses import dataclass, field
 
 from faker import Faker
+
+from tests.data.pii_corpus import BRAND_TYPOS, OPENER_WORDS, STRESSED_WORDS, UI_LABELS
 
 NAMES = ("items", "values", "numbers", "words", "scores", "prices", "rows", "data", "nums", "lst")
 FUNCS = ("reverse_string", "is_palindrome", "count_vowels", "find_max", "sum_list", "fibonacci", "factorial", "merge_sorted")
@@ -106,6 +109,19 @@ SUPPORT = (
     "The exchange rate for euros looks wrong.",
     "Ticket {t} is still open, any update?",
 )
+# support text that capitalises ordinary words and misspells brands (spaCy tags such words PERSON)
+CAPITALISED_SUPPORT = (
+    "{label}",
+    "Please look at my Card. As {word} was fine until now, but this evening it got declined. Could you look into it?",
+    "I would rather pay with {typo}.",
+    "My dog did not like the new bed so it went back to Pet Smart last week. They say the refund is sent but I cannot see it.",
+    "Is there any country In the  Eu  where you cannot deliver the card?",
+    "HELP. Money has left my account and the {role} says they never got it? When will it reach them?",
+    "The {role} says the transfer never arrived, what happened?",
+    "I paid for a jacket online twice and it was declined both times. What's Wrong?",
+    "Hello, Yesterdays i could not pay in a shop because the card was declined. Please help me.",
+    "My {role} has not received the rent I sent on Monday.",
+)
 INSTRUCTIONS = (
     ("Generate a random password with 12 characters.", "x7$Kq9!mPz2L"),
     ("Classify the sentiment of this review: 'The battery lasts all day.'", "Positive."),
@@ -174,9 +190,18 @@ class _Gen:
         return Row(f"{lang}_fenced", text, src if lang == "python" else None)
 
     def clean(self) -> Row:
-        kind = self.rng.choice(("code", "code", "code", "maths", "products", "support", "instructions"))
+        kind = self.rng.choice(("code", "code", "code", "maths", "products", "support", "support_caps", "instructions"))
         if kind == "code":
             return self.code()
+        if kind == "support_caps":
+            r = self.rng
+            words = {
+                "label": r.choice(UI_LABELS),
+                "word": r.choice(OPENER_WORDS),
+                "typo": r.choice(BRAND_TYPOS),
+                "role": r.choice(STRESSED_WORDS),
+            }
+            return Row(kind, r.choice(CAPITALISED_SUPPORT).format(**words))
         if kind == "instructions":
             prompt, answer = self.rng.choice(INSTRUCTIONS)
             return Row("instructions", self.rng.choice((prompt, answer, f"{prompt}\n{answer}")))

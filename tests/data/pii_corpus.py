@@ -316,6 +316,23 @@ DECOY_NUMBERS = (
 )  # fmt: skip
 
 
+# Support text capitalises ordinary words (UI labels, sentence openers, stressed words) and misspells brands;
+# spaCy tags them PERSON. The people in it have names that are English words too (given names and surnames).
+UI_LABELS = ("Cancel Transaction", "Freeze Card", "Card Delivery", "Pending Payment", "Exchange Rate", "Top Up Limits", "Verify Identity")
+OPENER_WORDS = ("Withdrawal", "Transfer", "Cashback", "Contactless", "Refund", "Statement")
+STRESSED_WORDS = ("Seller", "Merchant", "Landlord", "Recipient", "Shop", "Broker")
+BRAND_TYPOS = ("Mastecard", "Paypall", "Revolutt", "Amazom", "Mastercad", "Googel")
+# Given names that are English words and that spaCy's small model tags in these sentences; those it misses in
+# them (Ivy, Ruby, Heather, Holly, Crystal, Summer, Amber, Chase) measure NER, not the guards, and are left out
+# (docs/pii.md lists them as a known miss).
+WORD_GIVEN = ("Grant", "Mark", "Bill", "Jack", "Frank", "Victor", "Ray", "Iris", "Hazel", "Jasmine", "Miles", "Rusty")
+WORD_SURNAMES = ("Baker", "Cook", "Price", "Stone", "Hill", "Young", "King", "Wood", "Long", "Fields", "Marsh", "Black")
+WORD_PEOPLE = (
+    "{} from your fraud team phoned me about it.", "My husband {} wants a card on this account too.",
+    "I asked {} at the branch and nobody could help.", "Please send the new card to my son {}.",
+)  # fmt: skip
+
+
 def _fill(v: Values, shape: str, **fixed: int | str) -> str:
     """``shape`` with each ``{dN}`` a fresh run of N random digits (first one non-zero for ``d1``) and ``fixed`` values."""
 
@@ -368,9 +385,20 @@ def _quotes(v: Values) -> Sample:
     return s.decoy("version", v.version()).lit(" keeps rebooting with ").decoy("error_code", v.error()).lit(", please advise.")
 
 
+def _capitalised(v: Values) -> Sample:
+    r = v.rng
+    s = Sample("capitalised_words").decoy("ui_label", r.choice(UI_LABELS)).lit("\nAs ").decoy("capital_word", r.choice(OPENER_WORDS))
+    s.lit(" was working fine so far, but today it got declined. I would rather pay with ").decoy("brand_typo", r.choice(BRAND_TYPOS))
+    s.lit(" anyway. The ").decoy("capital_word", r.choice(STRESSED_WORDS)).lit(" says the money never arrived. ")
+    head, tail = r.choice(WORD_PEOPLE).split("{}")
+    name = r.choice(WORD_GIVEN) if "son" in head else f"{r.choice(WORD_GIVEN)} {r.choice(WORD_SURNAMES)}"
+    return s.lit(head).pii("PERSON", name).lit(tail)
+
+
 TEMPLATES: tuple[Callable[[Values], Sample], ...] = (_ticket, _email, _chat, _form, _note, _log)
-HARD_TEMPLATES: tuple[Callable[[Values], Sample], ...] = (_phones, _roles, _quotes)  # issue 19: written phones, role and quote names
-HARD_NAMES = frozenset(("written_phone", "role_name", "quote_name"))
+# issue 19: written phones, role and quote names; then capitalised ordinary words beside word-shaped names
+HARD_TEMPLATES: tuple[Callable[[Values], Sample], ...] = (_phones, _roles, _quotes, _capitalised)
+HARD_NAMES = frozenset(("written_phone", "role_name", "quote_name", "capitalised_words"))
 
 
 def make_corpus(n: int, *, seed: int = 7, hard: bool = True) -> list[Sample]:
@@ -378,7 +406,8 @@ def make_corpus(n: int, *, seed: int = 7, hard: bool = True) -> list[Sample]:
 
     With ``hard`` (the default) one text in three comes from the hard templates (written
     phone numbers in many layouts and contexts, names after role words and opening
-    quotes); the others rotate through the original six.
+    quotes, capitalised ordinary words and misspelt brands beside names that are English
+    words); the others rotate through the original six.
     """
     values = Values(seed)
     out = []

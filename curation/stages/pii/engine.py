@@ -34,6 +34,7 @@ from typing import Any
 
 from curation.core.errors import ConfigError
 from curation.stages.pii.guard import guard_spans
+from curation.stages.pii.lexicon import lexicon
 from curation.stages.pii.options import PiiConfig
 from curation.stages.pii.phones import phone_recognizer
 from curation.stages.pii.recognizers import (
@@ -271,6 +272,8 @@ class PiiEngine:
         self.entities = cfg.all_entities()
         self.nlp = analyzer.nlp_engine.get_nlp(LANGUAGE)
         self.needs_person = "PERSON" in self.entities
+        if self.needs_person:
+            lexicon()  # read once here, so forked workers inherit it
         self.pipes = _ner_pipes(self.nlp, any(e in NER_LABELS for e in self.entities))
         _numpy_matmul(self.nlp, self.pipes)
         self.floor = min([cfg.threshold, *cfg.thresholds.values()])

@@ -14,7 +14,10 @@
   camelCase inside, not a word in capitals (``JSON``), and not made only of common,
   product or programming words (``vocab.py``: ``Visa``, ``String``, ``False``) unless an
   honorific or "my name is" precedes it. Leading vocabulary words are trimmed off
-  ("Thanks Maria" -> "Maria").
+  ("Thanks Maria" -> "Maria"). Nor is it made only of ordinary English words or
+  near-miss brands, unless a name in Faker's lists supports it or an honorific or "my
+  name is" precedes it (``lexicon.py``: "Cancel Transaction", "Seller", "Mastecard";
+  "Rose Baker" stays).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import ipaddress
 import re
 
 from curation.stages.pii.code import code_regions, in_regions
+from curation.stages.pii.lexicon import only_words
 from curation.stages.pii.phones import has_phone_context
 from curation.stages.pii.recognizers import CUE_RECOGNIZERS, HONORIFIC, NAME_TOKEN, Span, first_line
 from curation.stages.pii.vocab import is_vocabulary
@@ -95,8 +99,8 @@ def _name_or_none(text: str, s: Span) -> Span | None:
         return None
     if HONORIFIC.match(words[0]):
         return s
-    if all(is_vocabulary(w) for w in words):
-        return s if strong and _STRONG_BEFORE.search(text, max(0, s.start - 12), s.start) else None
+    if all(is_vocabulary(w) for w in words) or only_words(words):  # a cue's shape alone ("The Recipient says") is not enough
+        return s if _STRONG_BEFORE.search(text, max(0, s.start - 12), s.start) else None
     lead = 0
     while is_vocabulary(words[lead]):
         lead += 1

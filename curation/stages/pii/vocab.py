@@ -50,6 +50,7 @@ BRANDS = _words(
     Asus Acer Huawei Xiaomi Oneplus Nokia Motorola Canon Nikon Bose Dyson Philips Roku Fire Prime Plus Pro Max Mini Ultra
     Lite Air Nano Dot Jetson Raspberry Paperwhite ThinkPad Surface Claude Gemini Llama Mistral Mixtral Gemma Falcon Qwen Copilot Chatgpt Gpt Bard Openai Anthropic Cohere
     Card Debit Credit Bank Wallet Pay Cash Transfer Refund Fee Fees Atm Pin Euro Euros Dollar Dollars Pound Pounds
+    Cashback Contactless Chargeback Topup Payout Fintech Neobank Bitcoin Ethereum
     """
 )
 COMMON = _words(
