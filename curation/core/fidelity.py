@@ -16,9 +16,11 @@ data, so it is shown only by its shape (``mask_shape``: ``Jane Doe`` -> ``Jxxx D
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 import unicodedata
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from itertools import accumulate
 from typing import Any
 
@@ -170,20 +172,29 @@ def _example(field: str, a: str, b: str, change: Change) -> dict[str, str]:
 
 def _replacements(pairs: list[tuple[str, str, str, str]]) -> dict[str, Any]:
     """Diff each changed (id, field, before, after); count characters and the rows each replacement is in."""
+
+    def diffed() -> Iterator[tuple[str, int, list[tuple[tuple[str, str], Callable[[], dict[str, str]]]]]]:
+        for row_id, field, a, b in pairs:
+            n, changes = diff(a, b)
+            yield row_id, n, [((_cut(c[0]), _cut(c[1])), functools.partial(_example, field, a, b, c)) for c in changes]
+
+    return _tally(diffed())
+
+
+def _tally(diffed: Iterable[tuple[str, int, list[tuple[tuple[str, str], Callable[[], dict[str, str]]]]]]) -> dict[str, Any]:
+    """Characters changed, the top replacements by rows and their first examples, from diffed (row id, chars, changes) in order."""
     chars = 0
     rows: Counter[tuple[str, str]] = Counter()
     first: dict[tuple[str, str], dict[str, str]] = {}
     seen: set[tuple[str, str, str]] = set()
-    for row_id, field, a, b in pairs:
-        n, changes = diff(a, b)
+    for row_id, n, changes in diffed:
         chars += n
-        for change in changes:
-            key = (_cut(change[0]), _cut(change[1]))
+        for key, example in changes:
             if (row_id, *key) not in seen:
                 seen.add((row_id, *key))
                 rows[key] += 1
             if key not in first:
-                first[key] = _example(field, a, b, change)
+                first[key] = example()
     top = sorted(rows.items(), key=lambda kv: (-kv[1], mask_shape(kv[0][0]), kv[0]))[:TOP_VALUES]
     return {
         "chars_changed": chars,
@@ -216,9 +227,22 @@ def measure(before: pl.DataFrame, after: pl.DataFrame, kind: Kind, *, after_kind
         ``chars_changed`` (over the diffed rows), ``top_replaced`` (masked before/after,
         rows, ``is_value``) and a few masked ``examples``.
     """
+    fields = _fields(before, after, kind, after_kind)
+    if fields is None:
+        return None
+    counts, ids = _compare(before, after, fields)
+    return _result(fields, counts, ids.height, _replacements(_pairs(before, after, fields, ids)))
+
+
+def _fields(before: pl.DataFrame, after: pl.DataFrame, kind: Kind, after_kind: Kind | None) -> list[str] | None:
     fields = [f for f in text_fields(kind, before.columns) if f in after.columns]
     if (after_kind not in (None, kind)) or not fields or "id" not in before.columns or "id" not in after.columns:
         return None
+    return fields
+
+
+def _compare(before: pl.DataFrame, after: pl.DataFrame, fields: list[str]) -> tuple[dict[str, int], pl.DataFrame]:
+    """The counts (rows, rewritten, chars, and rewritten per field), and the changed rows to diff: at most MAX_DIFF_ROWS, the first by id hash."""
     after_digests = _digests(after, fields).drop([f"{f}__chars" for f in fields])
     joined = _digests(before, fields).join(after_digests, on="id", how="inner", suffix="__after")
     changed = {f: pl.col(f) != pl.col(f"{f}__after") for f in fields}
@@ -231,25 +255,87 @@ def measure(before: pl.DataFrame, after: pl.DataFrame, kind: Kind, *, after_kind
     ids = joined.filter(pl.any_horizontal(list(changed.values()))).select("id", *[e.alias(f) for f, e in changed.items()])
     if ids.height > MAX_DIFF_ROWS:
         ids = ids.sort(pl.col("id").hash(seed=0), "id").head(MAX_DIFF_ROWS)
+    return {k: int(v or 0) for k, v in counts.items()}, ids
+
+
+def _pairs(before: pl.DataFrame, after: pl.DataFrame, fields: list[str], ids: pl.DataFrame) -> list[tuple[str, str, str, str]]:
+    """(id, field, before, after) of each changed field of the rows in ``ids``: field by field, by id."""
     diffed = ids.join(
         _texts(before, fields, ids["id"]).join(_texts(after, fields, ids["id"]), on="id", suffix="__after"), on="id", suffix="__text"
     )
-    pairs = [
+    return [
         (row_id, f, a or "", b or "")
         for f in fields
         for row_id, a, b in diffed.filter(pl.col(f)).sort("id").select("id", f"{f}__text", f"{f}__after").iter_rows()
     ]
+
+
+def _result(fields: list[str], counts: dict[str, int], rows_diffed: int, replacements: dict[str, Any]) -> dict[str, Any]:
     return {
         "fields": fields,
-        "rows_compared": int(counts["rows"]),
-        "rows_rewritten": int(counts["rewritten"] or 0),
-        "share": round(int(counts["rewritten"] or 0) / counts["rows"], 4) if counts["rows"] else 0.0,
-        "rows_rewritten_by_field": {f: int(counts[f] or 0) for f in fields},
-        "chars_compared": int(counts["chars"] or 0),
-        "rows_diffed": diffed.height,
-        **_replacements(pairs),
+        "rows_compared": counts["rows"],
+        "rows_rewritten": counts["rewritten"],
+        "share": round(counts["rewritten"] / counts["rows"], 4) if counts["rows"] else 0.0,
+        "rows_rewritten_by_field": {f: counts[f] for f in fields},
+        "chars_compared": counts["chars"],
+        "rows_diffed": rows_diffed,
+        **replacements,
         "masking": "shape",
     }
+
+
+# ---------------------------------------------------------------------------- per batch, then merged
+_EXAMPLE = pl.Struct({"field": pl.String, "before": pl.String, "after": pl.String})
+DIFF_SCHEMA = {
+    "id": pl.String,
+    "field": pl.Int32,  # index into the fields
+    "chars": pl.Int64,
+    "changes": pl.List(pl.Struct({"before": pl.String, "after": pl.String, "example": _EXAMPLE})),
+}
+
+
+def partial(
+    before: pl.DataFrame, after: pl.DataFrame, kind: Kind, *, after_kind: Kind | None = None
+) -> tuple[dict[str, Any] | None, pl.DataFrame]:
+    """``measure`` of one batch of rows, in the form ``merge`` combines into exactly ``measure`` of all batches.
+
+    Returns:
+        The batch's counts (None where ``measure`` gives None), and its changed rows diffed
+        (the rows ``measure`` would diff on this batch alone; ``DIFF_SCHEMA`` plus ``hash``,
+        the id hash that picks the sample). The diffs hold raw replaced values: keep them in
+        the stage's temporary folder.
+    """
+    fields = _fields(before, after, kind, after_kind)
+    if fields is None:
+        return None, pl.DataFrame(schema={**DIFF_SCHEMA, "hash": pl.UInt64})
+    counts, ids = _compare(before, after, fields)
+    rows = []
+    for row_id, f, a, b in _pairs(before, after, fields, ids):
+        n, changes = diff(a, b)
+        done = [{"before": _cut(c[0]), "after": _cut(c[1]), "example": _example(f, a, b, c)} for c in changes]
+        rows.append({"id": row_id, "field": fields.index(f), "chars": n, "changes": done})
+    frame = pl.DataFrame(rows, schema=DIFF_SCHEMA).with_columns(hash=pl.col("id").hash(seed=0))
+    return {"fields": fields, **counts}, frame
+
+
+def merge(parts: list[dict[str, Any] | None], diffs: pl.LazyFrame) -> dict[str, Any] | None:
+    """What ``measure`` gives on the whole frame, from each batch's ``partial`` (counts in a list, diffs in one frame).
+
+    The sample is re-picked over all batches (each batch's own sample holds every row of
+    the overall one), so only MAX_DIFF_ROWS rows' diffs are held at once.
+    """
+    if not parts or any(p is None for p in parts):
+        return None
+    fields: list[str] = parts[0]["fields"]  # type: ignore[index]
+    counts = {k: sum(int(p[k]) for p in parts if p) for k in ("rows", "rewritten", "chars", *fields)}
+    chosen = diffs.select("id", "hash").unique("id").bottom_k(MAX_DIFF_ROWS, by=["hash", "id"]).select("id")
+    rows = diffs.join(chosen, on="id", how="semi").sort("field", "id").select("id", "chars", "changes").collect()
+
+    def diffed() -> Iterator[tuple[str, int, list[tuple[tuple[str, str], Callable[[], dict[str, str]]]]]]:
+        for row_id, n, changes in rows.iter_rows():
+            yield row_id, n, [((c["before"], c["after"]), functools.partial(dict, c["example"])) for c in changes]
+
+    return _result(fields, counts, rows["id"].n_unique(), _tally(diffed()))
 
 
 def summary(fidelity: dict[str, Any] | None) -> dict[str, Any] | None:
