@@ -286,7 +286,7 @@ def _result(fields: list[str], counts: dict[str, int], rows_diffed: int, replace
 
 # ---------------------------------------------------------------------------- per batch, then merged
 _EXAMPLE = pl.Struct({"field": pl.String, "before": pl.String, "after": pl.String})
-DIFF_SCHEMA = {
+DIFF_SCHEMA: dict[str, Any] = {
     "id": pl.String,
     "field": pl.Int32,  # index into the fields
     "chars": pl.Int64,
