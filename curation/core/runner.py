@@ -227,7 +227,7 @@ def _read_stage(stage_dir: Path, success: dict[str, Any]) -> tuple[StageResult, 
 
 
 def _ingest_stage(
-    cfg: PipelineConfig, inputs: dict[Path, str], stage_dir: Path, ctx: StageContext, reporter: Reporter
+    cfg: PipelineConfig, inputs: dict[Path, str], stage_dir: Path, ctx: StageContext, reporter: Reporter, *, files: bool = False
 ) -> tuple[StageResult, dict[str, Any], bool, float]:
     input_fp = sha256_json(
         {
@@ -238,7 +238,12 @@ def _ingest_stage(
         }
     )
     with reporter.stage("ingest", None) as timing:
-        loaded = _load_stage(stage_dir, input_fp, reporter.log)
+        if files:  # file mode: checked by its files' hashes and fingerprint, the rows not read
+            from curation.core.filerun import load_stage as load_files
+
+            loaded = load_files(stage_dir, input_fp, reporter.log)
+        else:
+            loaded = _load_stage(stage_dir, input_fp, reporter.log)
         if loaded is None:
             with ctx.progress("reading input", None) as bar:
                 data = ingest(
@@ -360,8 +365,12 @@ def _run_stages(
 ) -> RunResult:
     stages_dir = run_dir / "stages"
     t0 = time.perf_counter()
-    current, stats, skipped, seconds = _ingest_stage(cfg, inputs, stages_dir / "00-ingest", ctx, reporter)
-    books, ingest_fp = stats["books"], frame_fingerprint(current.kept)
+    files = engine.name == "spark" and cfg.run.spark_io == "files"  # file mode: stages go file to file (curation/core/filerun.py)
+    current, stats, skipped, seconds = _ingest_stage(cfg, inputs, stages_dir / "00-ingest", ctx, reporter, files=files)
+    books = stats["books"]
+    ingest_fp = (
+        json.loads((stages_dir / "00-ingest/_SUCCESS").read_text())["output_fingerprint"] if files else frame_fingerprint(current.kept)
+    )
     ledger.record_stage(
         run_id,
         started,
@@ -382,7 +391,6 @@ def _run_stages(
         say(f"ingest: warning: {warning}")
     entries = [_manifest_entry(0, "ingest", stages_dir / "00-ingest", stats, skipped, sensitive=True)]
     quarantines = [current.quarantined.with_columns(stage=pl.lit("ingest"))]
-    files = engine.name == "spark" and cfg.run.spark_io == "files"  # file mode: stages go file to file (curation/core/filerun.py)
     src = stages_dir / "00-ingest" / "output.parquet"
     df, kind, prev_fp, scrubbed = pl.DataFrame() if files else current.kept, cfg.input.kind, ingest_fp, False
     del current  # file mode: the driver holds no rows between stages
