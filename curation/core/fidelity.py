@@ -322,14 +322,16 @@ def merge(parts: list[dict[str, Any] | None], diffs: pl.LazyFrame) -> dict[str, 
     """What ``measure`` gives on the whole frame, from each batch's ``partial`` (counts in a list, diffs in one frame).
 
     The sample is re-picked over all batches (each batch's own sample holds every row of
-    the overall one), so only MAX_DIFF_ROWS rows' diffs are held at once.
+    the overall one) by a streamed top-k, so only the sample's diffs are held at once.
     """
     if not parts or any(p is None for p in parts):
         return None
     fields: list[str] = parts[0]["fields"]  # type: ignore[index]
     counts = {k: sum(int(p[k]) for p in parts if p) for k in ("rows", "rewritten", "chars", *fields)}
-    chosen = diffs.select("id", "hash").unique("id").bottom_k(MAX_DIFF_ROWS, by=["hash", "id"]).select("id")
-    rows = diffs.join(chosen, on="id", how="semi").sort("field", "id").select("id", "chars", "changes").collect()
+    # A row has at most one diff per field: the first rows by (hash, id) hold every row of the sample.
+    first = diffs.select("id", "hash").bottom_k(MAX_DIFF_ROWS * len(fields), by=["hash", "id"]).collect(engine="streaming")
+    chosen = first.unique("id").bottom_k(MAX_DIFF_ROWS, by=["hash", "id"]).select("id")
+    rows = diffs.join(chosen.lazy(), on="id", how="semi").collect(engine="streaming").sort("field", "id").select("id", "chars", "changes")
 
     def diffed() -> Iterator[tuple[str, int, list[tuple[tuple[str, str], Callable[[], dict[str, str]]]]]]:
         for row_id, n, changes in rows.iter_rows():
