@@ -55,6 +55,7 @@ UNIT_SCHEMA = "unit long, start long, rows long"
 RESULT_SCHEMA = (
     "unit long, rows_in long, kept long, dropped long, quarantined long, reasons string, stats string, fidelity string, kind string"
 )
+_RESULT_ARROW = pa.schema([(c.split()[0], pa.int64() if c.split()[1] == "long" else pa.string()) for c in RESULT_SCHEMA.split(", ")])
 NOT_SHARED = "tuneprep-file-mode: a Spark worker cannot read"  # marks the worker's error, so the driver can say what to do
 _WORKER_ENGINES: dict[str, Any] = {}  # per Python worker: Presidio analyzers and the like, built once
 
@@ -128,7 +129,7 @@ def per_row(
     except Exception as e:
         if NOT_SHARED in str(e):
             raise RunError(
-                f"Spark workers cannot read the run directory ({src.parent.parent}): `run.spark_io: files` needs it on storage every "
+                f"Spark workers cannot read {src}: `run.spark_io: files` needs the run directory on storage every "
                 "worker shares (local[N], a Databricks Volume, an EFS or FSx mount); set `run.spark_io: driver` to ship the rows instead"
             ) from None
         raise
@@ -166,7 +167,7 @@ def _unit_kernel(
             result = fn(frame, options, ctx)
             if keys is not None:
                 _write_part(parts / f"keys-{unit:06d}.parquet", _hashed(keys(frame, options, kind).unique()))
-            yield pa.RecordBatch.from_pylist([_unit_done(unit, frame, result, kind, parts)])
+            yield pa.RecordBatch.from_pylist([_unit_done(unit, frame, result, kind, parts)], schema=_RESULT_ARROW)
 
 
 def _unit_done(unit: int, frame: pl.DataFrame, result: StageResult, kind: Kind, parts: Path) -> dict[str, Any]:
