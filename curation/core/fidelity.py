@@ -16,11 +16,9 @@ data, so it is shown only by its shape (``mask_shape``: ``Jane Doe`` -> ``Jxxx D
 from __future__ import annotations
 
 import difflib
-import functools
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
 from itertools import accumulate
 from typing import Any
 
@@ -172,29 +170,20 @@ def _example(field: str, a: str, b: str, change: Change) -> dict[str, str]:
 
 def _replacements(pairs: list[tuple[str, str, str, str]]) -> dict[str, Any]:
     """Diff each changed (id, field, before, after); count characters and the rows each replacement is in."""
-
-    def diffed() -> Iterator[tuple[str, int, list[tuple[tuple[str, str], Callable[[], dict[str, str]]]]]]:
-        for row_id, field, a, b in pairs:
-            n, changes = diff(a, b)
-            yield row_id, n, [((_cut(c[0]), _cut(c[1])), functools.partial(_example, field, a, b, c)) for c in changes]
-
-    return _tally(diffed())
-
-
-def _tally(diffed: Iterable[tuple[str, int, list[tuple[tuple[str, str], Callable[[], dict[str, str]]]]]]) -> dict[str, Any]:
-    """Characters changed, the top replacements by rows and their first examples, from diffed (row id, chars, changes) in order."""
     chars = 0
     rows: Counter[tuple[str, str]] = Counter()
     first: dict[tuple[str, str], dict[str, str]] = {}
     seen: set[tuple[str, str, str]] = set()
-    for row_id, n, changes in diffed:
+    for row_id, field, a, b in pairs:
+        n, changes = diff(a, b)
         chars += n
-        for key, example in changes:
+        for change in changes:
+            key = (_cut(change[0]), _cut(change[1]))
             if (row_id, *key) not in seen:
                 seen.add((row_id, *key))
                 rows[key] += 1
             if key not in first:
-                first[key] = example()
+                first[key] = _example(field, a, b, change)
     top = sorted(rows.items(), key=lambda kv: (-kv[1], mask_shape(kv[0][0]), kv[0]))[:TOP_VALUES]
     return {
         "chars_changed": chars,
@@ -260,9 +249,17 @@ def _compare(before: pl.DataFrame, after: pl.DataFrame, fields: list[str]) -> tu
 
 def _pairs(before: pl.DataFrame, after: pl.DataFrame, fields: list[str], ids: pl.DataFrame) -> list[tuple[str, str, str, str]]:
     """(id, field, before, after) of each changed field of the rows in ``ids``: field by field, by id."""
-    diffed = ids.join(
+    return _pairs_of(_changed_texts(before, after, fields, ids), fields)
+
+
+def _changed_texts(before: pl.DataFrame, after: pl.DataFrame, fields: list[str], ids: pl.DataFrame) -> pl.DataFrame:
+    """The rows in ``ids`` with, per field, whether it changed (``f``) and its texts (``f__text``, ``f__after``)."""
+    return ids.join(
         _texts(before, fields, ids["id"]).join(_texts(after, fields, ids["id"]), on="id", suffix="__after"), on="id", suffix="__text"
     )
+
+
+def _pairs_of(diffed: pl.DataFrame, fields: list[str]) -> list[tuple[str, str, str, str]]:
     return [
         (row_id, f, a or "", b or "")
         for f in fields
@@ -285,59 +282,38 @@ def _result(fields: list[str], counts: dict[str, int], rows_diffed: int, replace
 
 
 # ---------------------------------------------------------------------------- per batch, then merged
-_EXAMPLE = pl.Struct({"field": pl.String, "before": pl.String, "after": pl.String})
-DIFF_SCHEMA: dict[str, Any] = {
-    "id": pl.String,
-    "field": pl.Int32,  # index into the fields
-    "chars": pl.Int64,
-    "changes": pl.List(pl.Struct({"before": pl.String, "after": pl.String, "example": _EXAMPLE})),
-}
-
-
 def partial(
     before: pl.DataFrame, after: pl.DataFrame, kind: Kind, *, after_kind: Kind | None = None
 ) -> tuple[dict[str, Any] | None, pl.DataFrame]:
     """``measure`` of one batch of rows, in the form ``merge`` combines into exactly ``measure`` of all batches.
 
     Returns:
-        The batch's counts (None where ``measure`` gives None), and its changed rows diffed
-        (the rows ``measure`` would diff on this batch alone; ``DIFF_SCHEMA`` plus ``hash``,
-        the id hash that picks the sample). The diffs hold raw replaced values: keep them in
-        the stage's temporary folder.
+        The batch's counts (None where ``measure`` gives None), and the changed rows
+        ``measure`` would diff on this batch alone, undiffed: ``id``, ``hash`` (the id hash
+        that picks the sample) and per field whether it changed and its two texts. They hold
+        raw text: keep them in the stage's temporary folder.
     """
     fields = _fields(before, after, kind, after_kind)
     if fields is None:
-        return None, pl.DataFrame(schema={**DIFF_SCHEMA, "hash": pl.UInt64})
+        return None, pl.DataFrame(schema={"id": pl.String, "hash": pl.UInt64})
     counts, ids = _compare(before, after, fields)
-    rows = []
-    for row_id, f, a, b in _pairs(before, after, fields, ids):
-        n, changes = diff(a, b)
-        done = [{"before": _cut(c[0]), "after": _cut(c[1]), "example": _example(f, a, b, c)} for c in changes]
-        rows.append({"id": row_id, "field": fields.index(f), "chars": n, "changes": done})
-    frame = pl.DataFrame(rows, schema=DIFF_SCHEMA).with_columns(hash=pl.col("id").hash(seed=0))
-    return {"fields": fields, **counts}, frame
+    return {"fields": fields, **counts}, _changed_texts(before, after, fields, ids).with_columns(hash=pl.col("id").hash(seed=0))
 
 
-def merge(parts: list[dict[str, Any] | None], diffs: pl.LazyFrame) -> dict[str, Any] | None:
-    """What ``measure`` gives on the whole frame, from each batch's ``partial`` (counts in a list, diffs in one frame).
+def merge(parts: list[dict[str, Any] | None], changed: pl.LazyFrame) -> dict[str, Any] | None:
+    """What ``measure`` gives on the whole frame, from each batch's ``partial`` (counts in a list, changed rows in one frame).
 
-    The sample is re-picked over all batches (each batch's own sample holds every row of
-    the overall one) by a streamed top-k, so only the sample's diffs are held at once.
+    The sample is re-picked over all batches by a streamed top-k (each batch's own sample
+    holds every row of the overall one), and only the sample is read and diffed: the
+    same rows, in the same order, through the same code as ``measure``.
     """
     if not parts or any(p is None for p in parts):
         return None
     fields: list[str] = parts[0]["fields"]  # type: ignore[index]
     counts = {k: sum(int(p[k]) for p in parts if p) for k in ("rows", "rewritten", "chars", *fields)}
-    # A row has at most one diff per field: the first rows by (hash, id) hold every row of the sample.
-    first = diffs.select("id", "hash").bottom_k(MAX_DIFF_ROWS * len(fields), by=["hash", "id"]).collect(engine="streaming")
-    chosen = first.unique("id").bottom_k(MAX_DIFF_ROWS, by=["hash", "id"]).select("id")
-    rows = diffs.join(chosen.lazy(), on="id", how="semi").collect(engine="streaming").sort("field", "id").select("id", "chars", "changes")
-
-    def diffed() -> Iterator[tuple[str, int, list[tuple[tuple[str, str], Callable[[], dict[str, str]]]]]]:
-        for row_id, n, changes in rows.iter_rows():
-            yield row_id, n, [((c["before"], c["after"]), functools.partial(dict, c["example"])) for c in changes]
-
-    return _result(fields, counts, rows["id"].n_unique(), _tally(diffed()))
+    chosen = changed.select("id", "hash").bottom_k(MAX_DIFF_ROWS, by=["hash", "id"]).collect(engine="streaming").select("id")
+    diffed = changed.join(chosen.lazy(), on="id", how="semi").collect(engine="streaming")
+    return _result(fields, counts, diffed.height, _replacements(_pairs_of(diffed, fields)))
 
 
 def summary(fidelity: dict[str, Any] | None) -> dict[str, Any] | None:
