@@ -57,6 +57,7 @@ class RunSettings(Strict):
     seed: int = 0  # every random choice in the run derives from it
     ledger: str | None = None  # SQLite ledger; default <runs root>/ledger.db
     engine: Literal["local", "spark"] = "local"  # spark: stages run on Apache Spark (pip install 'tuneprep[spark]'; docs/spark.md)
+    spark_io: Literal["files", "driver"] = "files"  # files: workers read and write the run folder (shared storage); docs/spark.md
 
 
 class CustomExpectation(Strict):
@@ -206,7 +207,7 @@ class PipelineConfig(Strict):
             "stages": [{s.name: s.options.model_dump(mode="json")} for s in self.stages],
             "checks": self.checks.model_dump(mode="json"),
             "train": self.train.model_dump(mode="json"),
-            "run": self.run.model_dump(mode="json"),
+            "run": self.run.model_dump(mode="json", exclude={"spark_io"} if self.run.spark_io == "files" else None),  # default: left out
             **report,  # only when set, so that configs without it keep their fingerprints
         }
 

@@ -216,9 +216,22 @@ def measure(before: pl.DataFrame, after: pl.DataFrame, kind: Kind, *, after_kind
         ``chars_changed`` (over the diffed rows), ``top_replaced`` (masked before/after,
         rows, ``is_value``) and a few masked ``examples``.
     """
+    fields = _fields(before, after, kind, after_kind)
+    if fields is None:
+        return None
+    counts, ids = _compare(before, after, fields)
+    return _result(fields, counts, ids.height, _replacements(_pairs(before, after, fields, ids)))
+
+
+def _fields(before: pl.DataFrame, after: pl.DataFrame, kind: Kind, after_kind: Kind | None) -> list[str] | None:
     fields = [f for f in text_fields(kind, before.columns) if f in after.columns]
     if (after_kind not in (None, kind)) or not fields or "id" not in before.columns or "id" not in after.columns:
         return None
+    return fields
+
+
+def _compare(before: pl.DataFrame, after: pl.DataFrame, fields: list[str]) -> tuple[dict[str, int], pl.DataFrame]:
+    """The counts (rows, rewritten, chars, and rewritten per field), and the changed rows to diff: at most MAX_DIFF_ROWS, the first by id hash."""
     after_digests = _digests(after, fields).drop([f"{f}__chars" for f in fields])
     joined = _digests(before, fields).join(after_digests, on="id", how="inner", suffix="__after")
     changed = {f: pl.col(f) != pl.col(f"{f}__after") for f in fields}
@@ -231,25 +244,76 @@ def measure(before: pl.DataFrame, after: pl.DataFrame, kind: Kind, *, after_kind
     ids = joined.filter(pl.any_horizontal(list(changed.values()))).select("id", *[e.alias(f) for f, e in changed.items()])
     if ids.height > MAX_DIFF_ROWS:
         ids = ids.sort(pl.col("id").hash(seed=0), "id").head(MAX_DIFF_ROWS)
-    diffed = ids.join(
+    return {k: int(v or 0) for k, v in counts.items()}, ids
+
+
+def _pairs(before: pl.DataFrame, after: pl.DataFrame, fields: list[str], ids: pl.DataFrame) -> list[tuple[str, str, str, str]]:
+    """(id, field, before, after) of each changed field of the rows in ``ids``: field by field, by id."""
+    return _pairs_of(_changed_texts(before, after, fields, ids), fields)
+
+
+def _changed_texts(before: pl.DataFrame, after: pl.DataFrame, fields: list[str], ids: pl.DataFrame) -> pl.DataFrame:
+    """The rows in ``ids`` with, per field, whether it changed (``f``) and its texts (``f__text``, ``f__after``)."""
+    return ids.join(
         _texts(before, fields, ids["id"]).join(_texts(after, fields, ids["id"]), on="id", suffix="__after"), on="id", suffix="__text"
     )
-    pairs = [
+
+
+def _pairs_of(diffed: pl.DataFrame, fields: list[str]) -> list[tuple[str, str, str, str]]:
+    return [
         (row_id, f, a or "", b or "")
         for f in fields
         for row_id, a, b in diffed.filter(pl.col(f)).sort("id").select("id", f"{f}__text", f"{f}__after").iter_rows()
     ]
+
+
+def _result(fields: list[str], counts: dict[str, int], rows_diffed: int, replacements: dict[str, Any]) -> dict[str, Any]:
     return {
         "fields": fields,
-        "rows_compared": int(counts["rows"]),
-        "rows_rewritten": int(counts["rewritten"] or 0),
-        "share": round(int(counts["rewritten"] or 0) / counts["rows"], 4) if counts["rows"] else 0.0,
-        "rows_rewritten_by_field": {f: int(counts[f] or 0) for f in fields},
-        "chars_compared": int(counts["chars"] or 0),
-        "rows_diffed": diffed.height,
-        **_replacements(pairs),
+        "rows_compared": counts["rows"],
+        "rows_rewritten": counts["rewritten"],
+        "share": round(counts["rewritten"] / counts["rows"], 4) if counts["rows"] else 0.0,
+        "rows_rewritten_by_field": {f: counts[f] for f in fields},
+        "chars_compared": counts["chars"],
+        "rows_diffed": rows_diffed,
+        **replacements,
         "masking": "shape",
     }
+
+
+# ---------------------------------------------------------------------------- per batch, then merged
+def partial(
+    before: pl.DataFrame, after: pl.DataFrame, kind: Kind, *, after_kind: Kind | None = None
+) -> tuple[dict[str, Any] | None, pl.DataFrame]:
+    """``measure`` of one batch of rows, in the form ``merge`` combines into exactly ``measure`` of all batches.
+
+    Returns:
+        The batch's counts (None where ``measure`` gives None), and the changed rows
+        ``measure`` would diff on this batch alone, undiffed: ``id``, ``hash`` (the id hash
+        that picks the sample) and per field whether it changed and its two texts. They hold
+        raw text: keep them in the stage's temporary folder.
+    """
+    fields = _fields(before, after, kind, after_kind)
+    if fields is None:
+        return None, pl.DataFrame(schema={"id": pl.String, "hash": pl.UInt64})
+    counts, ids = _compare(before, after, fields)
+    return {"fields": fields, **counts}, _changed_texts(before, after, fields, ids).with_columns(hash=pl.col("id").hash(seed=0))
+
+
+def merge(parts: list[dict[str, Any] | None], changed: pl.LazyFrame) -> dict[str, Any] | None:
+    """What ``measure`` gives on the whole frame, from each batch's ``partial`` (counts in a list, changed rows in one frame).
+
+    The sample is re-picked over all batches by a streamed top-k (each batch's own sample
+    holds every row of the overall one), and only the sample is read and diffed: the
+    same rows, in the same order, through the same code as ``measure``.
+    """
+    if not parts or any(p is None for p in parts):
+        return None
+    fields: list[str] = parts[0]["fields"]  # type: ignore[index]
+    counts = {k: sum(int(p[k]) for p in parts if p) for k in ("rows", "rewritten", "chars", *fields)}
+    chosen = changed.select("id", "hash").bottom_k(MAX_DIFF_ROWS, by=["hash", "id"]).collect(engine="streaming").select("id")
+    diffed = changed.join(chosen.lazy(), on="id", how="semi").collect(engine="streaming")
+    return _result(fields, counts, diffed.height, _replacements(_pairs_of(diffed, fields)))
 
 
 def summary(fidelity: dict[str, Any] | None) -> dict[str, Any] | None:

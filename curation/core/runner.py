@@ -156,11 +156,16 @@ def _write_stage(
         for rel, content in sorted(result.files.items()):
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
             (tmp / rel).write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
-        (tmp / "stats.json").write_text(json.dumps(stats, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
-        files = sorted([*frames, *result.files, "stats.json"])
-        marker = {**success, "files": files, "sha256": {f: file_sha256(tmp / f) for f in files}}
-        marker["sensitive_files"] = _sensitive_names(files, raw=raw, pii_stage=pii_stage)
-        (tmp / "_SUCCESS").write_text(json.dumps(signed(marker, signing_key()), sort_keys=True) + "\n", encoding="utf-8")
+        _seal(tmp, [*frames, *result.files], stats, success, raw=raw, pii_stage=pii_stage)
+
+
+def _seal(tmp: Path, names: list[str], stats: dict[str, Any], success: dict[str, Any], *, raw: bool, pii_stage: bool) -> None:
+    """Write ``stats.json``, then ``_SUCCESS`` over ``names`` and stats.json: their SHA-256s, which hold raw text, signed when a key is set."""
+    (tmp / "stats.json").write_text(json.dumps(stats, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+    files = sorted([*names, "stats.json"])
+    marker = {**success, "files": files, "sha256": {f: file_sha256(tmp / f) for f in files}}
+    marker["sensitive_files"] = _sensitive_names(files, raw=raw, pii_stage=pii_stage)
+    (tmp / "_SUCCESS").write_text(json.dumps(signed(marker, signing_key()), sort_keys=True) + "\n", encoding="utf-8")
 
 
 def _load_stage(stage_dir: Path, input_fp: str, log: Log) -> tuple[StageResult, dict[str, Any], dict[str, Any]] | None:
@@ -222,7 +227,7 @@ def _read_stage(stage_dir: Path, success: dict[str, Any]) -> tuple[StageResult, 
 
 
 def _ingest_stage(
-    cfg: PipelineConfig, inputs: dict[Path, str], stage_dir: Path, ctx: StageContext, reporter: Reporter
+    cfg: PipelineConfig, inputs: dict[Path, str], stage_dir: Path, ctx: StageContext, reporter: Reporter, *, files: bool = False
 ) -> tuple[StageResult, dict[str, Any], bool, float]:
     input_fp = sha256_json(
         {
@@ -233,7 +238,12 @@ def _ingest_stage(
         }
     )
     with reporter.stage("ingest", None) as timing:
-        loaded = _load_stage(stage_dir, input_fp, reporter.log)
+        if files:  # file mode: checked by its files' hashes and fingerprint, the rows not read
+            from curation.core.filerun import load_stage as load_files
+
+            loaded = load_files(stage_dir, input_fp, reporter.log)
+        else:
+            loaded = _load_stage(stage_dir, input_fp, reporter.log)
         if loaded is None:
             with ctx.progress("reading input", None) as bar:
                 data = ingest(
@@ -355,8 +365,12 @@ def _run_stages(
 ) -> RunResult:
     stages_dir = run_dir / "stages"
     t0 = time.perf_counter()
-    current, stats, skipped, seconds = _ingest_stage(cfg, inputs, stages_dir / "00-ingest", ctx, reporter)
-    books, ingest_fp = stats["books"], frame_fingerprint(current.kept)
+    files = engine.name == "spark" and cfg.run.spark_io == "files"  # file mode: stages go file to file (curation/core/filerun.py)
+    current, stats, skipped, seconds = _ingest_stage(cfg, inputs, stages_dir / "00-ingest", ctx, reporter, files=files)
+    books = stats["books"]
+    ingest_fp = (
+        json.loads((stages_dir / "00-ingest/_SUCCESS").read_text())["output_fingerprint"] if files else frame_fingerprint(current.kept)
+    )
     ledger.record_stage(
         run_id,
         started,
@@ -377,7 +391,9 @@ def _run_stages(
         say(f"ingest: warning: {warning}")
     entries = [_manifest_entry(0, "ingest", stages_dir / "00-ingest", stats, skipped, sensitive=True)]
     quarantines = [current.quarantined.with_columns(stage=pl.lit("ingest"))]
-    df, kind, prev_fp, scrubbed = current.kept, cfg.input.kind, ingest_fp, False
+    src = stages_dir / "00-ingest" / "output.parquet"
+    df, kind, prev_fp, scrubbed = pl.DataFrame() if files else current.kept, cfg.input.kind, ingest_fp, False
+    del current  # file mode: the driver holds no rows between stages
     for idx, (stage, secret) in enumerate(zip(cfg.stages, secrets, strict=True), start=1):
         name = stage.name
         stage_dir = stages_dir / f"{idx:02d}-{name}"
@@ -388,28 +404,38 @@ def _run_stages(
             {"input": prev_fp, "stage": name, "options": options, "kind": kind, "seed": cfg.run.seed, "v": FORMAT_VERSION, **secret}
         )
         scrubs = STAGES[name].scrubs_pii
-        with reporter.stage(name, f"{df.height} rows in") as timing:
-            loaded = _load_stage(stage_dir, input_fp, say)
-            if loaded is None:
-                result = engine.run_stage(name, df, stage.options, ctx)
-        if loaded is not None:
-            result, st, success = loaded
-            skipped = True
+        if files:
+            from curation.core.filerun import run_stage as run_file_stage
+
+            raw = not (scrubbed or scrubs)
+            result, st, success, skipped, seconds = run_file_stage(
+                engine, name, stage.options, src, stage_dir, input_fp, ctx, reporter, say, raw=raw, pii_stage=scrubs
+            )
+            src = stage_dir / "output.parquet"
         else:
-            books = _books(df.height, result, kind)
-            _check_ids(df, result, kind)
-            st = {
-                "stage": name,
-                "books": books,
-                "dropped_by_reason": _dropped_by_reason(result.dropped),
-                "config": options,
-                "metrics": result.stats,
-                **timing.as_stats(),
-                "fidelity": fidelity.measure(df, result.kept, kind, after_kind=result.kind),  # what it rewrote (docs/checks.md)
-            }
-            success = {"input_fingerprint": input_fp, "output_fingerprint": frame_fingerprint(result.kept), "kind": result.kind or kind}
-            _write_stage(stage_dir, result, st, success, raw=not (scrubbed or scrubs), pii_stage=scrubs)
-            skipped = False
+            with reporter.stage(name, f"{df.height} rows in") as timing:
+                loaded = _load_stage(stage_dir, input_fp, say)
+                if loaded is None:
+                    result = engine.run_stage(name, df, stage.options, ctx)
+            seconds = timing.seconds
+            if loaded is not None:
+                result, st, success = loaded
+                skipped = True
+            else:
+                books = _books(df.height, result, kind)
+                _check_ids(df, result, kind)
+                st = {
+                    "stage": name,
+                    "books": books,
+                    "dropped_by_reason": _dropped_by_reason(result.dropped),
+                    "config": options,
+                    "metrics": result.stats,
+                    **timing.as_stats(),
+                    "fidelity": fidelity.measure(df, result.kept, kind, after_kind=result.kind),  # what it rewrote (docs/checks.md)
+                }
+                success = {"input_fingerprint": input_fp, "output_fingerprint": frame_fingerprint(result.kept), "kind": result.kind or kind}
+                _write_stage(stage_dir, result, st, success, raw=not (scrubbed or scrubs), pii_stage=scrubs)
+                skipped = False
         ctx.artifacts[name] = result
         ledger.record_stage(
             run_id,
@@ -425,9 +451,9 @@ def _run_stages(
         scrubbed = scrubbed or scrubs
         if not result.quarantined.is_empty():
             quarantines.append(result.quarantined.select("id", "error").with_columns(stage=pl.lit(name)))
-        say(_stage_line(name, st, skipped, timing.seconds))
+        say(_stage_line(name, st, skipped, seconds))
         df, kind, prev_fp = result.kept, success["kind"], success["output_fingerprint"]
-    return _finish(cfg, inputs, run_dir, run_id, df, kind, entries, quarantines)
+    return _finish(cfg, inputs, run_dir, run_id, src if files else df, kind, entries, quarantines)
 
 
 def _took(stats: dict[str, Any]) -> str:
@@ -484,14 +510,20 @@ def _finish(
     inputs: dict[Path, str],
     run_dir: Path,
     run_id: str,
-    df: pl.DataFrame,
+    df: pl.DataFrame | Path,
     kind: Kind,
     entries: list[dict[str, Any]],
     quarantines: list[pl.DataFrame],
 ) -> RunResult:
-    weights = [c for c in BALANCE_COLUMNS if c in df.columns and df[c].null_count() < df.height]
-    dataset = df.select(kind_columns(kind, df.columns) + weights)
-    write_parquet(run_dir / DATASET, dataset)
+    if isinstance(df, Path):  # file mode: streamed from the last stage's output.parquet
+        from curation.core.filerun import write_dataset
+
+        fp, rows, columns = write_dataset(df, kind, run_dir / DATASET)
+    else:
+        weights = [c for c in BALANCE_COLUMNS if c in df.columns and df[c].null_count() < df.height]
+        dataset = df.select(kind_columns(kind, df.columns) + weights)
+        write_parquet(run_dir / DATASET, dataset)
+        fp, rows, columns = frame_fingerprint(dataset), dataset.height, dataset.columns
     ingest_q = pl.read_parquet(run_dir / "stages/00-ingest/quarantine_full.parquet")
     later = [
         q.select(
@@ -506,7 +538,6 @@ def _finish(
     ]
     quarantine = pl.concat([ingest_q, *later]) if later else ingest_q
     write_parquet(run_dir / "quarantine.parquet", quarantine.select(list(QUARANTINE_SCHEMA)))
-    fp = frame_fingerprint(dataset)
     sensitive_paths = ["quarantine.parquet", *(f for e in entries for f in e["sensitive_files"])]
     if entries[-1]["sensitive"]:  # no PII stage ran: the dataset and what was exported from it hold raw text
         sensitive_paths += [str(DATASET), *export_files(run_dir)]
@@ -519,7 +550,7 @@ def _finish(
         "inputs": [{"path": cfg.shown_path(p), "sha256": h} for p, h in inputs.items()],
         "stages": entries,
         "quarantine": {"path": "quarantine.parquet", "rows": quarantine.height},
-        "dataset": {"path": str(DATASET), "fingerprint": fp, "rows": dataset.height, "columns": dataset.columns},
+        "dataset": {"path": str(DATASET), "fingerprint": fp, "rows": rows, "columns": columns},
         "sensitive_paths": sensitive_paths,
         "versions": library_versions(),
         "ledger": str(cfg.resolve(cfg.run.ledger).resolve()) if cfg.run.ledger else None,  # None: <runs root>/ledger.db
@@ -527,4 +558,4 @@ def _finish(
     manifest.update(_kept_sections(run_dir / MANIFEST, fp))
     write_manifest(run_dir, manifest, sign=True)
     rows_in = entries[0]["books"]["rows_in"]
-    return RunResult(run_id, run_dir, kind, fp, rows_in, dataset.height, quarantine.height, entries)
+    return RunResult(run_id, run_dir, kind, fp, rows_in, rows, quarantine.height, entries)

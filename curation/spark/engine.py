@@ -25,9 +25,11 @@ The runner keeps the books, fingerprints and run directory exactly as for the lo
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
+import pyarrow.parquet as pq
 
 from curation.core.errors import RunError
 from curation.core.registry import stage_function
@@ -36,6 +38,8 @@ from curation.spark.session import open_session
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
+
+    from curation.spark.files import FileStageResult
 
 DISTRIBUTED = ("normalize", "pii", "dedup", "balance", "label_audit", "preferences")
 
@@ -93,18 +97,34 @@ class SparkEngine:
             from curation.spark.rows import run_per_row
 
             result = run_per_row(self.spark, name, df, _per_worker(name, options), ctx, batch_rows=self.batch_rows)
-            result = _pii_samples(result) if name == "pii" else result
+            result = _pii_samples(result, df, options, ctx) if name == "pii" else result
         return dataclasses.replace(result, stats={**result.stats, "engine": where})
+
+    def run_in_files(self, name: str, src: Path, out_dir: Path, options: Any, ctx: StageContext) -> FileStageResult | None:
+        """File mode: the stage over ``src``, its files written into ``out_dir`` by the workers, when it has a
+        file-mode function for these options (``curation.spark.files``); None: run it over a frame instead."""
+        from curation.spark.files import FILE_STAGES
+
+        rows = pq.ParquetFile(src).metadata.num_rows
+        if name not in FILE_STAGES or rows == 0 or self._numbers_people(name, pl.Schema(pl.read_parquet_schema(src)), options, ctx):
+            return None
+        done = FILE_STAGES[name](self.spark, src, out_dir, _per_worker(name, options), ctx, batch_rows=self.batch_rows)
+        return dataclasses.replace(done, stats={**done.stats, "engine": "spark", "spark_io": "files"})
+
+    @staticmethod
+    def _numbers_people(name: str, schema: pl.Schema, options: Any, ctx: StageContext) -> bool:
+        if name != "pii":
+            return False
+        from curation.stages.pii.stage import scanned_fields
+
+        return bool(set(options.person_columns) & set(scanned_fields(options, ctx.kind, schema)))
 
     def where(self, name: str, df: pl.DataFrame, options: Any, ctx: StageContext) -> str:
         """``spark`` when the stage has a distributed path for these options, else ``spark-driver``."""
         if name not in DISTRIBUTED or df.is_empty():
             return "spark-driver"
-        if name == "pii":
-            from curation.stages.pii.stage import scanned_fields
-
-            if set(options.person_columns) & set(scanned_fields(options, ctx.kind, df.schema)):
-                return "spark-driver"  # numbered placeholders count people across all rows
+        if self._numbers_people(name, pl.Schema(df.schema), options, ctx):
+            return "spark-driver"  # numbered placeholders count people across all rows
         if name == "label_audit":
             from curation.spark.label_audit import distributed
 
@@ -123,13 +143,21 @@ def _per_worker(name: str, options: Any) -> Any:
     return options.model_copy(update={"workers": 1}) if name == "pii" else options
 
 
-def _pii_samples(result: StageResult) -> StageResult:
+def _pii_samples(result: StageResult, df: pl.DataFrame, options: Any, ctx: StageContext) -> StageResult:
+    """Masked samples and distinct texts over all rows, not summed over batches."""
+    from curation.spark.files import _pii_texts
+
+    stats = {**pii_samples(result.stats, result.findings), "unique_texts": _pii_texts(df, options, ctx.kind).n_unique()}
+    return dataclasses.replace(result, stats=stats)
+
+
+def pii_samples(stats: dict[str, Any], findings: pl.DataFrame) -> dict[str, Any]:
     """The PII stage's masked samples, re-picked over all findings as the stage picks them (first three per entity)."""
     samples: dict[str, list[str]] = {}
-    found = result.findings.filter(~pl.col("residual"))
+    found = findings.filter(~pl.col("residual"))
     for entity, masked in found.select("entity_type", "masked").iter_rows():
         if masked not in samples.setdefault(entity, []) and len(samples[entity]) < 3:
             samples[entity].append(masked)
-    stats = {**result.stats, "samples_by_entity": dict(sorted(samples.items()))}
+    stats = {**stats, "samples_by_entity": dict(sorted(samples.items()))}
     stats["rows_with_pii"] = found["id"].n_unique()
-    return dataclasses.replace(result, stats=stats)
+    return stats

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -14,6 +15,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+import curation.core.runner
 from curation.core.config import load_config
 from curation.core.rundir import read_manifest
 from curation.core.runner import run_pipeline
@@ -48,7 +50,7 @@ def _kill_after_first_stage(cmd: list[str], run_dir: Path) -> set[str]:
     return {s for s in STAGES if (run_dir / "stages" / s / "_SUCCESS").is_file()}
 
 
-def test_killed_spark_run_resumes_with_the_local_engines_result(spark: Any, tmp_path: Path) -> None:
+def test_killed_spark_run_resumes_with_the_local_engines_result(spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     docs, _ = generate(80, seed=5)
     write_jsonl(tmp_path / "data.jsonl", [*docs.drop("id").to_dicts()[:40], b'{"text": oops', *docs.drop("id").to_dicts()[40:]])
     config = tmp_path / "pipeline.yaml"
@@ -62,6 +64,13 @@ def test_killed_spark_run_resumes_with_the_local_engines_result(spark: Any, tmp_
     done = _kill_after_first_stage([*cmd, "--spark-master", "local[2]"], run_dir)
     assert {"00-ingest", "01-normalize"} <= done and not (run_dir / "manifest.json").exists()
 
+    normalize = json.loads((run_dir / "stages/01-normalize/stats.json").read_text())["metrics"]
+    assert normalize["spark_io"] == "files"  # run.spark_io defaults to files: the workers wrote the stage's parts
+
+    def no_frames(*_a: Any) -> Any:
+        raise AssertionError("a resumed stage's rows were read back on the driver")
+
+    monkeypatch.setattr(curation.core.runner, "_read_stage", no_frames)  # file mode checks finished stages by hashes and fingerprints
     cfg = load_config(config)
     resumed = run_pipeline(
         cfg.model_copy(update={"run": cfg.run.model_copy(update={"engine": "spark"})}), out_dir=run_dir, engine=SparkEngine(spark)
@@ -75,3 +84,4 @@ def test_killed_spark_run_resumes_with_the_local_engines_result(spark: Any, tmp_
         assert books["rows_in"] == books["kept"] + books["dropped"] + books["quarantined"], stage["name"]
     assert manifest["stages"][0]["books"]["quarantined"] == 1 and resumed.quarantined == 1
     assert_frame_equal(pl.read_parquet(run_dir / "quarantine.parquet"), pl.read_parquet(reference.run_dir / "quarantine.parquet"))
+    assert not list(run_dir.glob("**/.*.tmp")) and not list(run_dir.glob("stages/*/parts"))  # what the killed stage left is swept
