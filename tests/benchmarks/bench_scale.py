@@ -117,7 +117,7 @@ def _local(path: str, boilerplate: bool, spill: str, out: str) -> dict[str, Any]
     return {**_measured(result, seconds, frame, out), "spilled": spill_path.wanted(df, cfg), "phases": phases.stop()}
 
 
-def _spark(path: str, boilerplate: bool, out: str) -> dict[str, Any]:
+def _spark(path: str, boilerplate: bool, out: str, files: bool = False) -> dict[str, Any]:
     import psutil
     from pyspark.sql import SparkSession
 
@@ -132,6 +132,8 @@ def _spark(path: str, boilerplate: bool, out: str) -> dict[str, Any]:
     spark = builder.config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false").getOrCreate()
     spark.conf.set("spark.sql.shuffle.partitions", "4")
     startup = time.perf_counter() - t0
+    if files:
+        return _spark_files(spark, path, cfg, out, startup)
     df = pl.read_parquet(path)
     frame = _rss_mb()
     spark_dedup(spark, df.head(500), cfg, StageContext(kind="text"))  # workers start and import, as imports precede the local clock
@@ -143,6 +145,35 @@ def _spark(path: str, boilerplate: bool, out: str) -> dict[str, Any]:
     heap = [a for p in kids if p.name().startswith("java") for a in p.cmdline() if a.startswith("-Xmx")]  # driver.memory took
     spark.stop()
     return {**_measured(result, seconds, frame, out), "startup": startup, "jvm_mb": children, "jvm_heap": ",".join(heap) or "?"}
+
+
+def _spark_files(spark: Any, path: str, cfg: Any, out: str, startup: float) -> dict[str, Any]:
+    """``spark_dedup_files`` (file mode): the workers read the Parquet file, the driver never holds the texts."""
+    import shutil
+    import tempfile
+
+    import psutil
+
+    from curation.core.stage import StageContext
+    from curation.spark.dedup import spark_dedup_files
+
+    with tempfile.TemporaryDirectory() as tmp:
+        warm = Path(tmp) / "warm.parquet"
+        pl.scan_parquet(path).head(500).collect().write_parquet(warm)
+        (Path(tmp) / "warm").mkdir()
+        spark_dedup_files(spark, warm, Path(tmp) / "warm", cfg, StageContext(kind="text"))  # workers start and import
+        frame = _rss_mb()
+        (Path(tmp) / "run").mkdir()
+        t0 = time.perf_counter()
+        result = spark_dedup_files(spark, Path(path), Path(tmp) / "run", cfg, StageContext(kind="text"))
+        seconds = time.perf_counter() - t0
+        shutil.copy(Path(tmp) / "run" / "findings.parquet", out)
+    kids = psutil.Process().children(recursive=True)
+    children = sum(p.memory_info().rss for p in kids) / 2**20
+    heap = [a for p in kids if p.name().startswith("java") for a in p.cmdline() if a.startswith("-Xmx")]
+    spark.stop()
+    measured = {"seconds": seconds, "peak_mb": _peak_mb(), "frame_mb": frame, "removed": result.dropped}
+    return measured | {"startup": startup, "jvm_mb": children, "jvm_heap": ",".join(heap) or "?"}
 
 
 def _measured(result: Any, seconds: float, frame_mb: float, out: str) -> dict[str, Any]:
@@ -200,6 +231,7 @@ def main() -> None:
     parser.add_argument("--boilerplate", choices=["on", "off", "both"], default="both", help="boilerplate discounting of the local runs")
     parser.add_argument("--spill", choices=["auto", "on", "off"], default="auto", help="the local stage's `spill` option")
     parser.add_argument("--data", type=Path, default=None, help="folder for the generated corpora (default: a temporary one)")
+    parser.add_argument("--files", action="store_true", help="also run Spark in file mode (`spark_dedup_files`: no texts on the driver)")
     args = parser.parse_args()
     import tempfile
 
@@ -226,17 +258,19 @@ def main() -> None:
                     same_setting = r | {"out": out}
             if n != args.spark_n or same_setting is None:
                 continue
-            out = str(Path(tmp) / f"spark-{n}.parquet")
-            s = _in_fresh_process(_spark, docs, spark_boiler, out)
-            print(
-                _line("spark local[2]", spark_boiler, n, s, _score(out, truth))
-                + f"   driver only; JVM ({s['jvm_heap']}) + workers {s['jvm_mb']:,.0f} MB at the end"
-            )
-            same = pl.read_parquet(out).equals(pl.read_parquet(same_setting["out"]))
-            ratio = s["seconds"] / same_setting["seconds"]
-            print(
-                f"# spark/local wall {ratio:.2f}x (session start {s['startup']:.0f} s not counted); identical findings: {same}", flush=True
-            )
+            for files in (False, True) if args.files else (False,):
+                out = str(Path(tmp) / f"spark-{n}-{files}.parquet")
+                s = _in_fresh_process(_spark, docs, spark_boiler, out, files)
+                print(
+                    _line("spark files" if files else "spark local[2]", spark_boiler, n, s, _score(out, truth))
+                    + f"   driver only; JVM ({s['jvm_heap']}) + workers {s['jvm_mb']:,.0f} MB at the end"
+                )
+                same = pl.read_parquet(out).equals(pl.read_parquet(same_setting["out"]))
+                ratio = s["seconds"] / same_setting["seconds"]
+                print(
+                    f"# spark/local wall {ratio:.2f}x (session start {s['startup']:.0f} s not counted); identical findings: {same}",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from curation.spark.unit_files import units
 from curation.stages.dedup.stage import DedupConfig, dedup
 from tests.data.dedup_data import generate, generate_boilerplate
 from tests.data.jsonl_files import write_jsonl
-from tests.spark.test_parity import _boiler_messages, _messages
+from tests.spark.test_parity import _boiler_messages
 
 pytestmark = [
     pytest.mark.spark,
@@ -47,7 +47,7 @@ def _same_files(
     return local, got
 
 
-FRAMES = {"text": lambda: generate(160, seed=1)[0], "chat": lambda: _messages(120), "boiler chat": lambda: _boiler_messages(200)}
+FRAMES = {"text": lambda: generate(160, seed=1)[0], "boiler chat": lambda: _boiler_messages(200)}
 
 
 @pytest.mark.parametrize(
@@ -55,8 +55,7 @@ FRAMES = {"text": lambda: generate(160, seed=1)[0], "chat": lambda: _messages(12
     [
         ("text", {"keep": "longest", "minhash": {"verify": "minhash", "num_perm": 64}, "boilerplate": {"enabled": False}}),
         ("text", {"near": False, "keep": "best"}),  # exact only; `best` with the PII counts of an earlier stage
-        ("chat", {"boilerplate": {"enabled": False}}),  # two parts (prompt turns, answer), each verified on its own
-        ("boiler chat", {"boilerplate": {"min_docs": 3}}),  # two parts, boilerplate discounting on
+        ("boiler chat", {"boilerplate": {"min_docs": 3}}),  # two parts (prompt turns, answer), each verified on its own
     ],
 )
 def test_file_dedup_matches_the_local_stage(spark: Any, tmp_path: Path, frame: str, options: dict[str, Any]) -> None:
@@ -85,20 +84,21 @@ def test_file_dedup_with_boilerplate_against_an_earlier_run(spark: Any, tmp_path
     assert local.stats["boilerplate"]["blocks"]
 
 
-def test_file_dedup_caps_huge_buckets_and_strips_on_the_driver(spark: Any, tmp_path: Path) -> None:
+def test_file_dedup_caps_huge_buckets(spark: Any, tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     base = " ".join(f"w{i}" for i in range(40))
     df = pl.DataFrame({"id": [f"r{i}" for i in range(60)], "text": [f"{base} tail{int(k)}" for k in rng.integers(0, 10_000, 60)]})
-    (tmp_path / "capped").mkdir()
-    _, got = _same_files(
-        df, DedupConfig.model_validate({"boilerplate": {"enabled": False}}), StageContext(kind="text"), spark, tmp_path / "capped"
-    )
+    _, got = _same_files(df, DedupConfig.model_validate({"boilerplate": {"enabled": False}}), StageContext(kind="text"), spark, tmp_path)
     assert got.stats["spark"]["capped_buckets"] > 0 and got.stats["spark"]["largest_bucket"] > 33
 
-    (tmp_path / "strip").mkdir()  # the kept texts are rewritten: the stage runs over the frame read on the driver
-    stripped = DedupConfig.model_validate({"strip_boilerplate": True, "keep": "longest"})
-    local, _ = _same_files(generate_boilerplate(300, seed=4)[0], stripped, StageContext(kind="text"), spark, tmp_path / "strip")
-    assert local.stats["boilerplate"]["stripped_rows"] > 0
+
+@pytest.mark.parametrize("rows", [0, 150])
+def test_file_dedup_runs_on_the_driver_when_it_rewrites_texts_or_has_no_rows(spark: Any, tmp_path: Path, rows: int) -> None:
+    """``strip_boilerplate`` rewrites the kept texts (fidelity measures them): the stage runs over the frame read on the driver."""
+    cfg = DedupConfig.model_validate({"strip_boilerplate": True, "boilerplate": {"min_docs": 3}})
+    local, got = _same_files(generate_boilerplate(150, seed=4)[0].head(rows), cfg, StageContext(kind="text"), spark, tmp_path)
+    assert local.stats["boilerplate"]["stripped_rows"] > 0 if rows else got.kept == 0
+    assert got.fidelity is not None and got.fidelity["rows_rewritten"] == local.stats["boilerplate"].get("stripped_rows", 0)
 
 
 def test_units_follow_the_row_groups(tmp_path: Path) -> None:
