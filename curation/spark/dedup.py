@@ -21,6 +21,7 @@ Only the exact duplicates' ranks and the verified edges come back; the keeper ru
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import shutil
 from collections.abc import Iterator
@@ -93,7 +94,7 @@ def spark_dedup_files(
         row = np.concatenate([np.full(n_fixed, -1), order])
         parts = keyed.drop("key") if keyed.width > 1 else None
         table = ds._Table(
-            np.concatenate([prior["id"].to_numpy(), ids.gather(order).to_numpy()]),
+            np.arange(n_fixed + n_in),  # table rows stand in for the ids (``_named``): no Python string per row here
             row,
             pl.Series("key", [], pl.String).extend_constant(None, n_fixed + n_in),  # only the report's sample is read
             parts,
@@ -104,7 +105,7 @@ def spark_dedup_files(
         )
         phrases = sb.Phrases.for_sizes(text_bytes, n_fixed + n_in, cfg) if ds._boilerplate_on(cfg) else None
         found = _on_cluster(texts, table, cfg, phrases)
-        result = ds._result(pl.DataFrame({"id": ids}), table, found.verdicts, cfg, found.near_stats)
+        result = _named(ds._result(pl.DataFrame({"id": ids}), table, found.verdicts, cfg, found.near_stats), prior["id"], ids, order)
         if found.phrases is not None:
             table.key = _sample_texts(spark, texts, sb.report_sample(found.verdicts, table, found.sample), n_fixed + n_in)
             result = sb.report_blocks(result, table, found.verdicts, found.sample, found.live, cfg, ctx, found.phrases)
@@ -125,6 +126,14 @@ def spark_dedup_files(
         dropped_by_reason=_by_reason(result.dropped),
         fidelity=written["fidelity"],
     )
+
+
+def _named(result: StageResult, prior: pl.Series, ids: pl.Series, order: np.ndarray) -> StageResult:
+    """The findings' ``id`` and ``kept_id`` (table rows, from ``_result`` over row numbers) as the rows' ids."""
+    names = pl.concat([prior, ids.gather(order)])
+    found = result.findings
+    at = {c: names.gather(found[c].cast(pl.Int64)) for c in ("id", "kept_id")}
+    return dataclasses.replace(result, findings=found.with_columns(**at))
 
 
 def _by_reason(dropped: pl.DataFrame) -> dict[str, int]:
