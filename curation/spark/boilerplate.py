@@ -57,7 +57,12 @@ class Phrases:
     @classmethod
     def for_table(cls, table: ds._Table, cfg: ds.DedupConfig) -> Phrases:
         """The local stage's table for this corpus (``Boilerplate.for_corpus``; its counters are never touched here)."""
-        freq = bp.DocFrequency.for_bytes(int(table.key.str.len_bytes().sum() or 0), bp._threshold(cfg.boilerplate, table.key.len()))
+        return cls.for_sizes(int(table.key.str.len_bytes().sum() or 0), table.key.len(), cfg)
+
+    @classmethod
+    def for_sizes(cls, text_bytes: int, texts: int, cfg: ds.DedupConfig) -> Phrases:
+        """``for_table`` of ``texts`` key texts of ``text_bytes`` bytes in all."""
+        freq = bp.DocFrequency.for_bytes(text_bytes, bp._threshold(cfg.boilerplate, texts))
         return cls(cfg.boilerplate, int(freq.mask).bit_length(), freq.most, 1 if cfg.strip_boilerplate else bp.WINDOW)
 
     def boiler(self, window: int = bp.WINDOW) -> bp.Boilerplate:
@@ -144,12 +149,8 @@ def with_blocks(
 ) -> StageResult:
     """``stage._with_boilerplate_blocks``: the kept rows' frequent blocks in the stats, and with ``strip_boilerplate``
     stripped from their text (``live``: whether each table row has shingles)."""
+    out = report_blocks(result, table, verdicts, block_sample, live, cfg, ctx, phrases)
     kept = np.flatnonzero((verdicts.kept_by < 0) & ~table.fixed)
-    sample = np.intersect1d(block_sample, kept)
-    boiler = phrases.boiler()
-    hashed = ds._Hashed(np.zeros((0, 2), np.uint64), np.zeros((0, 0), np.uint32), live, {}, boiler)
-    hashed.blocks, hashed.block_sample, hashed.block_rows = _driver_blocks(table.key, sample, boiler, cfg), block_sample, sample
-    out = ds._with_boilerplate_blocks(result, df, table, hashed, verdicts, cfg.model_copy(update={"strip_boilerplate": False}), ctx)
     if not cfg.strip_boilerplate:
         return out
     if len(table.fields) != 1 or df.schema[table.fields[0]] != pl.String:
@@ -160,6 +161,31 @@ def with_blocks(
     kept_frame, stripped, skipped = bp.strip_column(out.kept, table.fields[0], found_all, **ds._word_options(cfg))
     stats = {**out.stats, "boilerplate": {**out.stats["boilerplate"], "stripped_rows": stripped, "strip_skipped_rows": skipped}}
     return dataclasses.replace(out, kept=kept_frame, stats=stats)
+
+
+def report_sample(verdicts: ds._Verdicts, table: ds._Table, block_sample: np.ndarray) -> np.ndarray:
+    """The kept rows of ``block_sample``: the rows whose blocks the report counts (their key texts are all it reads)."""
+    return np.intersect1d(block_sample, np.flatnonzero((verdicts.kept_by < 0) & ~table.fixed))
+
+
+def report_blocks(
+    result: StageResult,
+    table: ds._Table,
+    verdicts: ds._Verdicts,
+    block_sample: np.ndarray,
+    live: np.ndarray,
+    cfg: ds.DedupConfig,
+    ctx: StageContext,
+    phrases: Phrases,
+) -> StageResult:
+    """``stage._with_boilerplate_blocks`` without stripping: the kept rows' frequent blocks in the stats, found here
+    in the key texts of the ``report_sample`` rows (``table.key`` needs no other text)."""
+    sample = report_sample(verdicts, table, block_sample)
+    boiler = phrases.boiler()
+    hashed = ds._Hashed(np.zeros((0, 2), np.uint64), np.zeros((0, 0), np.uint32), live, {}, boiler)
+    hashed.blocks, hashed.block_sample, hashed.block_rows = _driver_blocks(table.key, sample, boiler, cfg), block_sample, sample
+    unstripped = cfg.model_copy(update={"strip_boilerplate": False})
+    return ds._with_boilerplate_blocks(result, result.kept.clear(), table, hashed, verdicts, unstripped, ctx)
 
 
 def _driver_blocks(texts: pl.Series, rows: np.ndarray, boiler: bp.Boilerplate, cfg: ds.DedupConfig) -> pl.DataFrame:

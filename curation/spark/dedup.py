@@ -21,17 +21,25 @@ Only the exact duplicates' ranks and the verified edges come back; the keeper ru
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import shutil
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.parquet as pq
 
+from curation.core import fidelity
 from curation.core.stage import StageContext, StageResult
 from curation.spark import boilerplate as sb
-from curation.spark.session import ship, to_polars, unpack
+from curation.spark import unit_files as uf
+from curation.spark.session import arrow_batches, ship, to_polars, unpack
+from curation.spark.unit_files import FileStageResult
 from curation.stages.dedup import minhash as mh
 from curation.stages.dedup import stage as ds
 
@@ -43,19 +51,221 @@ MAX_PARTNERS = 32  # minhash.candidate_pairs' default: pairs per bucket member
 
 def spark_dedup(spark: SparkSession, df: pl.DataFrame, cfg: ds.DedupConfig, ctx: StageContext, *, batch_rows: int = 5000) -> StageResult:
     """``dedup(df, cfg, ctx)`` with the hashing, phrase counting, bucketing and verification on the cluster."""
-    from pyspark.sql import functions as F
-
     table = ds._ranked(df, cfg, ctx)
-    n, n_fixed = len(table.ids), int(table.fixed.sum())
-    assert table.fixed[:n_fixed].all(), "rows of `against` runs rank first"
-    texts_pl = pl.DataFrame({"rank": np.arange(n, dtype=np.int64)}).with_columns(key=table.key)
+    texts_pl = pl.DataFrame({"rank": np.arange(len(table.ids), dtype=np.int64)}).with_columns(key=table.key)
     if table.parts is not None:
         texts_pl = texts_pl.with_columns(table.parts)
-    ddl = ", ".join(["rank long", *(f"{c} string" for c in texts_pl.columns[1:])])
-    texts = unpack(ship(spark, texts_pl, rows=batch_rows), ddl)
+    texts = unpack(ship(spark, texts_pl, rows=batch_rows), _texts_ddl(texts_pl.columns))
+    phrases = sb.Phrases.for_table(table, cfg) if ds._boilerplate_on(cfg) else None
+    found = _on_cluster(texts, table, cfg, phrases)
+    result = ds._result(df, table, found.verdicts, cfg, found.near_stats)
+    if found.phrases is not None:
+        result = sb.with_blocks(result, df, table, texts, found.verdicts, found.sample, found.live, cfg, ctx, found.phrases, batch_rows)
+    return StageResult(
+        kept=result.kept, dropped=result.dropped, findings=result.findings, stats={**result.stats, "spark": found.spark_stats}
+    )
+
+
+def spark_dedup_files(
+    spark: SparkSession, src: Path, out_dir: Path, cfg: ds.DedupConfig, ctx: StageContext, *, batch_rows: int = 5000
+) -> FileStageResult:
+    """``spark_dedup`` of the Parquet file ``src`` without its texts on the driver (file mode).
+
+    The workers read their units of ``src``: the keep order's numbers (key lengths, quality), then the key texts for
+    hashing, verification and the report's sample; the driver holds ids, ranks and verdicts. ``out_dir`` gets
+    ``output.parquet``, ``dropped.parquet`` (written by the workers per unit, put together in input order) and
+    ``findings.parquet``. With ``strip_boilerplate`` (the kept texts are rewritten), or no rows, the stage runs on
+    the frame read here, as ``spark_dedup``.
+    """
+    if cfg.strip_boilerplate or not pq.ParquetFile(src).metadata.num_rows:
+        return _on_driver(spark, src, out_dir, cfg, ctx, batch_rows)
+    ids = pl.read_parquet(src, columns=["id"])["id"]
+    empty = pl.DataFrame(schema=pl.read_parquet_schema(src))
+    fields = ds.resolve_fields(cfg, ctx.kind, empty.columns)
+    keyed = ds.key_columns(empty, fields)  # the key text's columns: ``key``, and ``part0``... with several parts
+    work = out_dir / "_dedup_work"  # scratch the workers read and write: a folder of the stage's own
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        units = uf.units_frame(spark, uf.units(src, batch_rows))
+        prior, against = _against(cfg, ctx, fields, keyed)
+        order, text_bytes = _keep_order(units, src, fields, prior, cfg, ctx, ids)
+        texts = _file_texts(spark, units, src, fields, prior, order, work, batch_rows)
+        n_in, n_fixed = ids.len(), prior.height
+        row = np.concatenate([np.full(n_fixed, -1), order])
+        parts = keyed.drop("key") if keyed.width > 1 else None
+        table = ds._Table(
+            np.arange(n_fixed + n_in),  # table rows stand in for the ids (``_named``): no Python string per row here
+            row,
+            pl.Series("key", [], pl.String).extend_constant(None, n_fixed + n_in),  # only the report's sample is read
+            parts,
+            row < 0,
+            fields,
+            np.concatenate([prior["source"].to_numpy(), np.full(n_in, "input", object)]),
+            against,
+        )
+        phrases = sb.Phrases.for_sizes(text_bytes, n_fixed + n_in, cfg) if ds._boilerplate_on(cfg) else None
+        found = _on_cluster(texts, table, cfg, phrases)
+        result = _named(ds._result(pl.DataFrame({"id": ids}), table, found.verdicts, cfg, found.near_stats), prior["id"], ids, order)
+        if found.phrases is not None:
+            table.key = _sample_texts(spark, texts, sb.report_sample(found.verdicts, table, found.sample), n_fixed + n_in)
+            result = sb.report_blocks(result, table, found.verdicts, found.sample, found.live, cfg, ctx, found.phrases)
+        removed = np.flatnonzero(found.verdicts.kept_by >= 0)
+        drop = pl.DataFrame(
+            {"row": row[removed], "reason": found.verdicts.reason[removed].astype(str)}, schema={"row": pl.Int64, "reason": pl.String}
+        )
+        written = uf.write_parts(units, src, drop.sort("row"), out_dir, work, ctx.kind)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    result.findings.write_parquet(out_dir / "findings.parquet", statistics=False)
+    assert written["kept"] == result.kept.height and written["dropped"] == result.dropped.height, "dedup books do not balance"
+    return FileStageResult(
+        stats={**result.stats, "spark": found.spark_stats},
+        kept=written["kept"],
+        dropped=written["dropped"],
+        quarantined=0,
+        dropped_by_reason=_by_reason(result.dropped),
+        fidelity=written["fidelity"],
+    )
+
+
+def _named(result: StageResult, prior: pl.Series, ids: pl.Series, order: np.ndarray) -> StageResult:
+    """The findings' ``id`` and ``kept_id`` (table rows, from ``_result`` over row numbers) as the rows' ids."""
+    names = pl.concat([prior, ids.gather(order)])
+    found = result.findings
+    at = {c: names.gather(found[c].cast(pl.Int64)) for c in ("id", "kept_id")}
+    return dataclasses.replace(result, findings=found.with_columns(**at))
+
+
+def _by_reason(dropped: pl.DataFrame) -> dict[str, int]:
+    return {r: int(n) for r, n in dropped.group_by("reason").len().sort("reason").iter_rows()}
+
+
+def _on_driver(spark: SparkSession, src: Path, out_dir: Path, cfg: ds.DedupConfig, ctx: StageContext, batch_rows: int) -> FileStageResult:
+    """``spark_dedup_files`` over the frame read here (``strip_boilerplate`` rewrites the kept texts; an empty input)."""
+    df = pl.read_parquet(src)
+    result = spark_dedup(spark, df, cfg, ctx, batch_rows=batch_rows) if df.height else ds.dedup(df, cfg, ctx)
+    for name, frame in (("output.parquet", result.kept), ("dropped.parquet", result.dropped), ("findings.parquet", result.findings)):
+        frame.write_parquet(out_dir / name, statistics=False)
+    kept, dropped = result.kept.height, result.dropped.height
+    fid = fidelity.measure(df, result.kept, ctx.kind)
+    return FileStageResult(result.stats, kept, dropped, 0, _by_reason(result.dropped), fid)
+
+
+def _against(cfg: ds.DedupConfig, ctx: StageContext, fields: list[str], keyed: pl.DataFrame) -> tuple[pl.DataFrame, list[Path]]:
+    """The key texts (``key``, parts), ``id`` and ``source`` of the ``against`` runs' rows, first run first, as ``_ranked``."""
+    against = [ds.resolve_run(r, ctx) for r in ([cfg.against] if isinstance(cfg.against, str) else cfg.against or [])]
+    frames = []
+    for run_dir in against:
+        prior = ds._load_against(run_dir, fields)
+        frames.append(ds.key_columns(prior, fields).with_columns(id=prior["id"].cast(pl.String), source=pl.lit(run_dir.name)))
+    if frames:
+        return pl.concat(frames), against
+    return keyed.with_columns(id=pl.lit(None, pl.String), source=pl.lit(None, pl.String)), against
+
+
+def _keep_order(
+    units: DataFrame, src: Path, fields: list[str], prior: pl.DataFrame, cfg: ds.DedupConfig, ctx: StageContext, ids: pl.Series
+) -> tuple[np.ndarray, int]:
+    """Input row numbers, best keeper first (``stage._keep_order``), and the key texts' bytes in all (boilerplate's table size).
+
+    The numbers come from the workers: key lengths, and for ``best`` the quality parts."""
+    from pyspark.sql import functions as F
+
+    n = ids.len()
+    prior_bytes = int(prior["key"].str.len_bytes().sum() or 0)
+    if cfg.keep == "first" and not ds._boilerplate_on(cfg):
+        return np.arange(n), prior_bytes
+    kernel = functools.partial(_sizes_kernel, src=str(src), fields=fields, kind=ctx.kind, best=cfg.keep == "best")
+    sizes = units.mapInArrow(kernel, "row long, bytes long, chars long, complete long, response long")
+    if cfg.keep == "first":
+        return np.arange(n), prior_bytes + int(to_polars(sizes.agg(F.sum("bytes").alias("b")))["b"][0] or 0)
+    got = to_polars(sizes).sort("row")
+    if cfg.keep == "longest":
+        order = got.sort(["chars", "row"], descending=[True, False])["row"].to_numpy()
+    else:
+        score = got.with_columns(id=ids).join(ds.pii_counts(ctx), on="id", how="left", maintain_order="left")
+        score = score.with_columns(pl.col("pii").fill_null(0))
+        order = score.sort(["complete", "pii", "response", "row"], descending=[True, False, True, False])["row"].to_numpy()
+    return order, prior_bytes + int(got["bytes"].sum())
+
+
+def _sizes_kernel(batches: Iterator[pa.RecordBatch], *, src: str, fields: list[str], kind: Any, best: bool) -> Iterator[pa.RecordBatch]:
+    """Runs in a Python worker: per row of its units the key text's bytes and characters, and the ``best`` quality parts."""
+    for _, start, rows in uf.unit_rows(batches):
+        frame = uf.read_unit(src, start, rows, None if best else fields)
+        key = ds.key_columns(frame, fields)["key"]
+        out = pl.DataFrame({"row": np.arange(start, start + rows, dtype=np.int64)}).with_columns(
+            bytes=key.str.len_bytes().cast(pl.Int64), chars=key.str.len_chars().cast(pl.Int64)
+        )
+        parts = ds.quality(frame, StageContext(kind=kind)) if best else pl.DataFrame({"complete": [0] * rows, "response": [0] * rows})
+        yield from arrow_batches(out.with_columns(parts["complete"].cast(pl.Int64), parts["response"].cast(pl.Int64)))
+
+
+def _file_texts(
+    spark: SparkSession, units: DataFrame, src: Path, fields: list[str], prior: pl.DataFrame, order: np.ndarray, work: Path, batch_rows: int
+) -> DataFrame:
+    """The key texts (``rank``, ``key``, parts) of every table row on the cluster: the input's read by the workers from
+    ``src``, the ``against`` rows' shipped from here. A row's rank is its place in the keep order, after the ``against`` rows."""
+    n_fixed, ranks_path = prior.height, None
+    if not np.array_equal(order, np.arange(len(order))):
+        ranks = np.empty(len(order), np.int64)
+        ranks[order] = np.arange(n_fixed, n_fixed + len(order))
+        ranks_path = str(work / "ranks.npy")
+        np.save(ranks_path, ranks)
+    columns = ["rank", *prior.drop("id", "source").columns]
+    kernel = functools.partial(_texts_kernel, src=str(src), fields=fields, n_fixed=n_fixed, ranks=ranks_path)
+    texts = units.mapInArrow(kernel, _texts_ddl(columns))
+    if not n_fixed:
+        return texts
+    shipped = prior.with_row_index("rank").select(pl.col("rank").cast(pl.Int64), *columns[1:])
+    return texts.unionByName(unpack(ship(spark, shipped, rows=batch_rows), _texts_ddl(columns)))
+
+
+def _texts_kernel(
+    batches: Iterator[pa.RecordBatch], *, src: str, fields: list[str], n_fixed: int, ranks: str | None
+) -> Iterator[pa.RecordBatch]:
+    """Runs in a Python worker: the key texts of its units' rows, with their ranks."""
+    rank_of = np.load(ranks, mmap_mode="r") if ranks is not None else None
+    for _, start, rows in uf.unit_rows(batches):
+        keys = ds.key_columns(uf.read_unit(src, start, rows, fields), fields)
+        rank = np.arange(start, start + rows) + n_fixed if rank_of is None else np.asarray(rank_of[start : start + rows])
+        yield from arrow_batches(keys.insert_column(0, pl.Series("rank", rank, pl.Int64)))
+
+
+def _sample_texts(spark: SparkSession, texts: DataFrame, rows: np.ndarray, n: int) -> pl.Series:
+    """A key Series of ``n`` table rows holding only the texts of ``rows`` (collected from the cluster), nulls elsewhere."""
+    key = pl.Series("key", [], pl.String).extend_constant(None, n)
+    if not rows.size:
+        return key
+    wanted = unpack(ship(spark, pl.DataFrame({"rank": rows.astype(np.int64)}), rows=100_000), "rank long")
+    got = to_polars(texts.join(wanted, "rank").select("rank", "key"))
+    return key.scatter(got["rank"].to_numpy(), got["key"])
+
+
+def _texts_ddl(columns: list[str]) -> str:
+    return ", ".join(["rank long", *(f"{c} string" for c in columns[1:])])
+
+
+@dataclass
+class _Found:
+    """What the cluster decided: every table row's verdict, the near stats, and what the report's blocks need."""
+
+    verdicts: ds._Verdicts
+    near_stats: dict[str, Any]
+    spark_stats: dict[str, Any]
+    sample: np.ndarray  # the rows whose boilerplate blocks the report counts
+    live: np.ndarray  # whether each table row has shingles
+    phrases: sb.Phrases | None  # with the common slots counted
+
+
+def _on_cluster(texts: DataFrame, table: ds._Table, cfg: ds.DedupConfig, phrases: sb.Phrases | None) -> _Found:
+    """Exact and near duplicates of the ``texts`` (``rank``, ``key``, parts) of ``table``'s rows, decided as locally."""
+    from pyspark.sql import functions as F
+
+    n, n_fixed = len(table.ids), int(table.fixed.sum())
+    assert table.fixed[:n_fixed].all(), "rows of `against` runs rank first"
     bands, rows = cfg.minhash.lsh_params() if cfg.near else (0, 0)
     with_sigs = cfg.near and cfg.minhash.verify == "minhash"
-    phrases = sb.Phrases.for_table(table, cfg) if ds._boilerplate_on(cfg) else None
     schema = "rank long, h1 long, h2 long, live boolean, bands array<long>" + (", sig binary" if with_sigs else "")
     schema += ", slots array<int>" if phrases is not None else ""
     kernel = functools.partial(_hash_kernel, cfg=cfg, bands=bands, rows=rows, with_sigs=with_sigs, phrases=phrases)
@@ -66,15 +276,13 @@ def spark_dedup(spark: SparkSession, df: pl.DataFrame, cfg: ds.DedupConfig, ctx:
         nodes, near_input = _exact(hashed, table.fixed, verdicts) if cfg.exact else (np.arange(n), hashed)
         near_stats: dict[str, Any] = {}
         spark_stats: dict[str, Any] = {}
+        sample, live = np.zeros(0, np.int64), np.ones(n, bool)
         if cfg.near:
             near_stats, spark_stats, sample, live = _near(near_input, texts, table, nodes, n_fixed, cfg, verdicts, F, phrases)
         ds._repoint(verdicts)
-        result = ds._result(df, table, verdicts, cfg, near_stats)
-        if phrases is not None:
-            result = sb.with_blocks(result, df, table, texts, verdicts, sample, live, cfg, ctx, phrases, batch_rows)
     finally:
         hashed.unpersist()
-    return StageResult(kept=result.kept, dropped=result.dropped, findings=result.findings, stats={**result.stats, "spark": spark_stats})
+    return _Found(verdicts, near_stats, spark_stats, sample, live, phrases)
 
 
 def _hash_kernel(

@@ -4,6 +4,8 @@
     nice .venv/bin/python -m tests.benchmarks.bench_scale --n 1000000 5000000 --spark-n 0 --boilerplate on --data /tmp/scale
     nice .venv/bin/python -m tests.benchmarks.bench_scale --n 20000000 --spark-n 0 --boilerplate on --data /tmp/scale
     nice .venv/bin/python -m tests.benchmarks.bench_scale --n 1000000 --spark-n 1000000 --boilerplate on --data /tmp/scale
+    nice .venv/bin/python -m tests.benchmarks.bench_scale --n 200000 --spark-n 200000 --boilerplate on --files --data /tmp/scale
+    nice .venv/bin/python -m tests.benchmarks.bench_scale --n 40000 --spark-n 40000 --words 300 600 --boilerplate on --files --data /tmp/scale
 
 The corpus is ``tests.data.scale_data``: 100-300 byte messages with exact, re-formatted and
 edited copies and messages sharing boilerplate blocks, written to Parquet in chunks (kept
@@ -13,6 +15,11 @@ process, which reads the Parquet file and runs the stage: wall time of the stage
 the process's peak RSS (``ru_maxrss``) and its RSS with only the frame read (``frame``), and
 precision/recall of the removals against the generator's truth. ``--boilerplate both``
 (the default) also runs it with ``boilerplate: {enabled: false}``: the bounded part alone.
+
+``--words A B`` makes the messages A to B-1 words long (default 12 to 45). ``--files`` also
+runs Spark in file mode (``spark_dedup_files``): the workers read the Parquet file, the
+driver holds ids, ranks and verdicts, never the texts; its ``frame`` column is the RSS before
+the run (nothing read).
 
 The Spark side runs ``curation.spark.dedup.spark_dedup`` at the defaults (boilerplate
 discounting on, distributed; ``--boilerplate off`` runs both without it) on a ``local[2]``
@@ -31,6 +38,18 @@ Measured (2 cores shared with other jobs; one size at a time; MB are MiB):
     local spill   1,000,000     21.3   47,048      831    430    273,288  0.9985  0.9671
     spark local2  1,000,000    109.4    9,139      945    467    273,288  0.9985  0.9671   (driver Python;
                   JVM -Xmx6g + workers 7,293 MB at the end) 5.15x local's wall; identical findings: True
+
+File mode against ``spark_dedup`` (``--files``; same findings in every run). At 200k short
+messages (40 MB of text) the driver's peak is its fixed share (PySpark, collects, ids), about
+the same; at 40k messages of 300-600 words (59 MB of Parquet, about 130 MB of text) file
+mode keeps the texts off the driver. Walls vary by tens of seconds between runs on this
+shared machine (a second 40k run: 74.0 s in memory, 46.0 s files):
+
+    engine            docs   wall s  peak MB  frame
+    spark local[2]  200,000    108.3      397    235   (frame: RSS with the frame read)
+    spark files     200,000    105.5      436    264   (frame: RSS before the run)
+    spark local[2]   40,000     50.9      590    348   (--words 300 600)
+    spark files      40,000     66.4      419    281
 """
 
 from __future__ import annotations
@@ -117,7 +136,7 @@ def _local(path: str, boilerplate: bool, spill: str, out: str) -> dict[str, Any]
     return {**_measured(result, seconds, frame, out), "spilled": spill_path.wanted(df, cfg), "phases": phases.stop()}
 
 
-def _spark(path: str, boilerplate: bool, out: str) -> dict[str, Any]:
+def _spark(path: str, boilerplate: bool, out: str, files: bool = False) -> dict[str, Any]:
     import psutil
     from pyspark.sql import SparkSession
 
@@ -132,6 +151,8 @@ def _spark(path: str, boilerplate: bool, out: str) -> dict[str, Any]:
     spark = builder.config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false").getOrCreate()
     spark.conf.set("spark.sql.shuffle.partitions", "4")
     startup = time.perf_counter() - t0
+    if files:
+        return _spark_files(spark, path, cfg, out, startup)
     df = pl.read_parquet(path)
     frame = _rss_mb()
     spark_dedup(spark, df.head(500), cfg, StageContext(kind="text"))  # workers start and import, as imports precede the local clock
@@ -143,6 +164,35 @@ def _spark(path: str, boilerplate: bool, out: str) -> dict[str, Any]:
     heap = [a for p in kids if p.name().startswith("java") for a in p.cmdline() if a.startswith("-Xmx")]  # driver.memory took
     spark.stop()
     return {**_measured(result, seconds, frame, out), "startup": startup, "jvm_mb": children, "jvm_heap": ",".join(heap) or "?"}
+
+
+def _spark_files(spark: Any, path: str, cfg: Any, out: str, startup: float) -> dict[str, Any]:
+    """``spark_dedup_files`` (file mode): the workers read the Parquet file, the driver never holds the texts."""
+    import shutil
+    import tempfile
+
+    import psutil
+
+    from curation.core.stage import StageContext
+    from curation.spark.dedup import spark_dedup_files
+
+    with tempfile.TemporaryDirectory() as tmp:
+        warm = Path(tmp) / "warm.parquet"
+        pl.scan_parquet(path).head(500).collect().write_parquet(warm)
+        (Path(tmp) / "warm").mkdir()
+        spark_dedup_files(spark, warm, Path(tmp) / "warm", cfg, StageContext(kind="text"))  # workers start and import
+        frame = _rss_mb()
+        (Path(tmp) / "run").mkdir()
+        t0 = time.perf_counter()
+        result = spark_dedup_files(spark, Path(path), Path(tmp) / "run", cfg, StageContext(kind="text"))
+        seconds = time.perf_counter() - t0
+        shutil.copy(Path(tmp) / "run" / "findings.parquet", out)
+    kids = psutil.Process().children(recursive=True)
+    children = sum(p.memory_info().rss for p in kids) / 2**20
+    heap = [a for p in kids if p.name().startswith("java") for a in p.cmdline() if a.startswith("-Xmx")]
+    spark.stop()
+    measured = {"seconds": seconds, "peak_mb": _peak_mb(), "frame_mb": frame, "removed": result.dropped}
+    return measured | {"startup": startup, "jvm_mb": children, "jvm_heap": ",".join(heap) or "?"}
 
 
 def _measured(result: Any, seconds: float, frame_mb: float, out: str) -> dict[str, Any]:
@@ -173,13 +223,23 @@ def _score(findings: str, truth: str) -> tuple[float, float]:
     return (correct / n if n else 1.0), (correct / should if should else 1.0)
 
 
-def _corpus(data: Path, n: int) -> tuple[str, str]:
+def _generate(docs: Path, truth: Path, n: int, spec: Any) -> dict[str, Any]:
     from tests.data.scale_data import write_short
 
-    docs, truth = data / f"short-{n}.parquet", data / f"short-{n}-truth.parquet"
+    write_short(docs, truth, n, seed=0, spec=spec)
+    return {}
+
+
+def _corpus(data: Path, n: int, words: tuple[int, int] | None = None) -> tuple[str, str]:
+    from tests.data.scale_data import ShortSpec
+
+    name = f"short-{n}" + (f"-w{words[0]}-{words[1]}" if words else "")
+    docs, truth = data / f"{name}.parquet", data / f"{name}-truth.parquet"
     if not (docs.exists() and truth.exists()):
         t0 = time.perf_counter()
-        write_short(docs.with_suffix(".tmp"), truth.with_suffix(".tmp"), n, seed=0)
+        spec = ShortSpec(words=words, own_words=words) if words else None
+        # in a fresh process: a process started from this one starts with this one's peak RSS as its own
+        _in_fresh_process(_generate, docs.with_suffix(".tmp"), truth.with_suffix(".tmp"), n, spec)
         docs.with_suffix(".tmp").replace(docs)
         truth.with_suffix(".tmp").replace(truth)
         print(f"# generated {n:,} documents in {time.perf_counter() - t0:.0f} s ({docs.stat().st_size / 2**20:.0f} MB parquet)", flush=True)
@@ -200,6 +260,8 @@ def main() -> None:
     parser.add_argument("--boilerplate", choices=["on", "off", "both"], default="both", help="boilerplate discounting of the local runs")
     parser.add_argument("--spill", choices=["auto", "on", "off"], default="auto", help="the local stage's `spill` option")
     parser.add_argument("--data", type=Path, default=None, help="folder for the generated corpora (default: a temporary one)")
+    parser.add_argument("--words", type=int, nargs=2, default=None, help="words per message (a half-open range; default 12 46)")
+    parser.add_argument("--files", action="store_true", help="also run Spark in file mode (`spark_dedup_files`: no texts on the driver)")
     args = parser.parse_args()
     import tempfile
 
@@ -210,7 +272,7 @@ def main() -> None:
             f"{'engine':<16}{'boiler':>6}{'docs':>11}{'wall s':>9}{'docs/s':>9}{'peak MB':>10}{'frame':>9}{'removed':>10}{'prec':>8}{'recall':>8}"
         )
         for n in sorted(set(args.n) | ({args.spark_n} if args.spark_n else set())):
-            docs, truth = _corpus(data, n)
+            docs, truth = _corpus(data, n, tuple(args.words) if args.words else None)
             settings = [s for s in (True, False) if args.boilerplate == "both" or (args.boilerplate == "on") == s]
             spark_boiler = args.boilerplate != "off"  # Spark at the defaults unless only `off` is asked for
             if n == args.spark_n and spark_boiler not in settings:
@@ -226,17 +288,19 @@ def main() -> None:
                     same_setting = r | {"out": out}
             if n != args.spark_n or same_setting is None:
                 continue
-            out = str(Path(tmp) / f"spark-{n}.parquet")
-            s = _in_fresh_process(_spark, docs, spark_boiler, out)
-            print(
-                _line("spark local[2]", spark_boiler, n, s, _score(out, truth))
-                + f"   driver only; JVM ({s['jvm_heap']}) + workers {s['jvm_mb']:,.0f} MB at the end"
-            )
-            same = pl.read_parquet(out).equals(pl.read_parquet(same_setting["out"]))
-            ratio = s["seconds"] / same_setting["seconds"]
-            print(
-                f"# spark/local wall {ratio:.2f}x (session start {s['startup']:.0f} s not counted); identical findings: {same}", flush=True
-            )
+            for files in (False, True) if args.files else (False,):
+                out = str(Path(tmp) / f"spark-{n}-{files}.parquet")
+                s = _in_fresh_process(_spark, docs, spark_boiler, out, files)
+                print(
+                    _line("spark files" if files else "spark local[2]", spark_boiler, n, s, _score(out, truth))
+                    + f"   driver only; JVM ({s['jvm_heap']}) + workers {s['jvm_mb']:,.0f} MB at the end"
+                )
+                same = pl.read_parquet(out).equals(pl.read_parquet(same_setting["out"]))
+                ratio = s["seconds"] / same_setting["seconds"]
+                print(
+                    f"# spark/local wall {ratio:.2f}x (session start {s['startup']:.0f} s not counted); identical findings: {same}",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

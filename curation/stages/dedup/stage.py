@@ -265,12 +265,16 @@ def quality(df: pl.DataFrame, ctx: StageContext) -> pl.DataFrame:
     cols = [c for c in detect_form(ctx.kind, df.columns).columns if c in df.columns]
     filled = [_filled(df, c).fill_null(False).cast(pl.Int32) for c in cols]
     out = df.select(complete=pl.sum_horizontal(filled) if filled else pl.lit(0), response=_response_length(df), id=pl.col("id"))
-    pii = ctx.artifacts.get("pii")
-    counts = pl.DataFrame(schema={"id": pl.String, "pii": pl.Int64})
-    if pii is not None and "id" in pii.findings.columns:
-        counts = pii.findings.group_by("id").agg(pii=pl.len().cast(pl.Int64))
-    out = out.join(counts, on="id", how="left", maintain_order="left")
+    out = out.join(pii_counts(ctx), on="id", how="left", maintain_order="left")
     return out.select("complete", pl.col("pii").fill_null(0), "response")
+
+
+def pii_counts(ctx: StageContext) -> pl.DataFrame:
+    """``id``, ``pii``: the PII findings per row of an earlier ``pii`` stage (none without one)."""
+    pii = ctx.artifacts.get("pii")
+    if pii is not None and "id" in pii.findings.columns:
+        return pii.findings.group_by("id").agg(pii=pl.len().cast(pl.Int64))
+    return pl.DataFrame(schema={"id": pl.String, "pii": pl.Int64})
 
 
 def _filled(df: pl.DataFrame, column: str) -> pl.Expr:
