@@ -38,8 +38,8 @@ from curation.core import fidelity
 from curation.core.stage import StageContext, StageResult
 from curation.spark import boilerplate as sb
 from curation.spark import unit_files as uf
+from curation.spark.files import FileStageResult
 from curation.spark.session import arrow_batches, ship, to_polars, unpack
-from curation.spark.unit_files import FileStageResult
 from curation.stages.dedup import minhash as mh
 from curation.stages.dedup import stage as ds
 

@@ -266,4 +266,11 @@ def _pii_texts(frame: pl.DataFrame, options: Any, kind: Kind) -> pl.Series:
     return pl.Series([t for _, _, t in _cells(frame, scanned_fields(options, kind, frame.schema)) if t], dtype=pl.String)
 
 
-FILE_STAGES: dict[str, FileStage] = {"normalize": functools.partial(per_row, name="normalize"), "pii": pii}
+def dedup(spark: SparkSession, src: Path, out_dir: Path, options: Any, ctx: StageContext, *, batch_rows: int) -> FileStageResult:
+    """The dedup stage with its texts read by the workers (``curation.spark.dedup.spark_dedup_files``)."""
+    from curation.spark.dedup import spark_dedup_files
+
+    return spark_dedup_files(spark, src, out_dir, options, ctx, batch_rows=batch_rows)
+
+
+FILE_STAGES: dict[str, FileStage] = {"normalize": functools.partial(per_row, name="normalize"), "pii": pii, "dedup": dedup}

@@ -1,61 +1,39 @@
-"""File mode's pieces for dedup: work units of a Parquet file, read by the workers themselves, and part files.
+"""File mode's pieces for dedup (``curation.spark.dedup.spark_dedup_files``): units read by the workers, kept/dropped parts.
 
-A stand-in for ``curation/spark/files.py`` (branch sparkio, not merged yet): the same
-``FileStageResult`` contract and the few helpers file-mode dedup needs, to be unified with
-that module. A work unit is a row range of the stage's input file (``units``: from the
-Parquet metadata, within one row group); a Spark task reads its units with polars
-(``read_unit``), so no row travels through the driver. The kept and dropped rows are
-written by the workers as one part file per unit (``write_parts``) and put together in unit
-order, one part at a time (``assemble``): the output files hold the rows in input order.
+The work units are file mode's (``curation.spark.files.plan_units``: row ranges of the
+stage's input file, from the Parquet metadata, within one row group); a Spark task reads
+its units with polars (``read_unit``), so no row travels through the driver. The kept and
+dropped rows are written by the workers as one part file per unit (``write_parts``) and put
+together in unit order, one part at a time (``files.concat_parquet``): the output files
+hold the rows in input order.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from curation.core import fidelity
 from curation.core.schema import Kind
+from curation.spark.files import concat_parquet, plan_units
 from curation.spark.session import to_polars
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 
-@dataclass(frozen=True)
-class FileStageResult:
-    """What a file-mode stage returns; its rows are in the files it wrote (``output.parquet``...)."""
-
-    stats: dict[str, Any]  # the stage's metrics (StageResult.stats)
-    kept: int
-    dropped: int
-    quarantined: int
-    dropped_by_reason: dict[str, int]
-    fidelity: dict[str, Any] | None  # what ``fidelity.measure`` gives for the stage's input and kept rows
-    kind: str | None = None
-    files: dict[str, str | bytes] = field(default_factory=dict)
-
-
 UNIT_SCHEMA = "unit long, start long, rows long"
 
 
 def units(src: Path, rows: int) -> list[tuple[int, int]]:
-    """``(start, rows)`` of each work unit of ``src``: at most ``rows`` rows, never across a row group."""
-    meta = pq.ParquetFile(src).metadata
-    out, at = [], 0
-    for g in range(meta.num_row_groups):
-        n = meta.row_group(g).num_rows
-        out += [(at + s, min(rows, n - s)) for s in range(0, n, rows)]
-        at += n
-    return out
+    """``(start, rows)`` of each work unit of ``src`` (``files.plan_units``: about ``rows`` rows, never across a row group)."""
+    return [(start, n) for _, start, n in plan_units(src, rows)]
 
 
 def units_frame(spark: SparkSession, spans: list[tuple[int, int]]) -> DataFrame:
@@ -106,21 +84,10 @@ def write_parts(units: DataFrame, src: Path, drop: pl.DataFrame, out_dir: Path, 
     kernel = functools.partial(_split_kernel, src=str(src), drop=str(work / "drop.parquet"), parts=str(work / "parts"), fields=fields)
     counts = to_polars(units.mapInArrow(kernel, "unit long, kept long, dropped long, chars long")).sort("unit")
     for name, part in (("output.parquet", "kept"), ("dropped.parquet", "dropped")):
-        assemble([work / "parts" / f"{part}-{u:06d}.parquet" for u in counts["unit"].to_list()], out_dir / name)
+        concat_parquet(
+            [work / "parts" / f"{part}-{u:06d}.parquet" for u in counts["unit"].to_list()], out_dir / name, row_group_size=65_536
+        )
     kept = int(counts["kept"].sum())
     if base is not None:
         base |= {"rows_compared": kept, "chars_compared": int(counts["chars"].sum())}
     return {"kept": kept, "dropped": int(counts["dropped"].sum()), "fidelity": base}
-
-
-def assemble(parts: list[Path], out: Path) -> None:
-    """The part files one after another in ``out``, read and written one part at a time."""
-    writer: pq.ParquetWriter | None = None
-    try:
-        for part in parts:
-            table = pq.read_table(part)
-            writer = writer or pq.ParquetWriter(out, table.schema, write_statistics=False)
-            writer.write_table(table)
-    finally:
-        if writer is not None:
-            writer.close()

@@ -90,6 +90,11 @@ def test_pipeline_gate_and_resume_match_the_local_engine(spark: Any, tmp_path: P
     assert set(read_manifest(remote.run_dir)["stages"][3]["dropped_by_reason"]) == {"exact_duplicate", "near_duplicate"}
     assert pl.read_parquet(remote.run_dir / "stages/02-pii/findings.parquet").height > 0
     assert [_engine_of(remote.run_dir, s) for s in ("normalize", "pii", "dedup", "balance")] == ["spark", "spark", "spark", "spark"]
+    io = [
+        json.loads(next(remote.run_dir.glob(f"stages/*-{s}/stats.json")).read_text())["metrics"].get("spark_io")
+        for s in ("normalize", "pii", "dedup", "balance")
+    ]
+    assert io == ["files", "files", "files", None]  # file to file on the workers; balance reads its input on the driver
 
     checked = {name: run_checks(r.run_dir) for name, r in (("local", local), ("spark", remote))}
     assert checked["local"].verdict == checked["spark"].verdict == "pass"
