@@ -12,7 +12,8 @@ from polars.testing import assert_frame_equal
 from curation.core import fidelity
 from curation.core.errors import ConfigError
 from curation.core.stage import StageContext
-from curation.spark.balance import spark_balance_files
+from curation.spark.balance import _decide, _sample, spark_balance_files
+from curation.stages.balance.representativeness import seeded_sample
 from curation.stages.balance.stage import BalanceConfig, balance
 from tests.spark.test_stage_parity import _heavy, _tickets
 
@@ -25,15 +26,7 @@ pytestmark = [
 @pytest.mark.parametrize(
     "options",
     [
-        # down drops rows; the embedding sample (10 of the 12 kept rows) is read on the driver and embedded on the cluster
-        {
-            "embeddings": True,
-            "max_embed": 10,
-            "k_topics": 3,
-            "facets": ["label", "source"],
-            "reference": "ref.parquet",
-            "target": {"rebalance": "down"},
-        },
+        {"embeddings": False, "facets": ["label", "source"], "reference": "ref.parquet", "target": {"rebalance": "down"}},  # drops rows
         {"embeddings": False, "min_count": 30, "target": {"shares": "uniform", "rebalance": "up"}},  # `repeat` and `sample_weight`
     ],
 )
@@ -58,9 +51,22 @@ def test_file_balance_matches_the_local_stage(spark: Any, tmp_path: Path, option
     assert got.fidelity == fidelity.measure(df, local.kept, ctx.kind)
     assert "sample_weight" in local.kept.columns and local.findings.height > 0 and local.stats["lengths"]["outliers"]
     assert ("repeat" in local.kept.columns) == (cfg.target is not None and cfg.target.rebalance == "up")
-    if cfg.embeddings:
-        assert local.dropped.height > 0 and local.kept.height > cfg.max_embed and "embeddings" in local.stats
-        assert not any(k.startswith("encoder:") for k in ctx.engines)  # the sample was embedded on the cluster
+    assert local.dropped.height == (56 if cfg.target and cfg.target.rebalance == "down" else 0)
+
+
+def test_the_embedding_sample_is_the_local_stages(tmp_path: Path) -> None:
+    """With embeddings the driver reads only the kept rows ``embedding_stats`` embeds: the local stage's seeded sample
+    (whose own seeded sample is then all of it). The embedding on the cluster is ``test_stage_parity``'s."""
+    df = _tickets(64)
+    df.write_parquet(tmp_path / "input.parquet", row_group_size=32)
+    cfg, ctx = BalanceConfig(max_embed=10, target={"rebalance": "down"}), StageContext(kind="classification", seed=3)  # type: ignore[arg-type]
+    verdicts, kept_ids, _ = _decide(tmp_path / "input.parquet", df.clear(), cfg, ctx)
+    kept_rows = verdicts.filter(pl.col("reason").is_null())["_tuneprep_row"].to_numpy()
+    sample = _sample(tmp_path / "input.parquet", kept_rows, kept_ids, cfg, ctx)
+    kept = balance(df, cfg.model_copy(update={"embeddings": False}), ctx).kept
+    assert kept.height > cfg.max_embed == sample.height
+    assert_frame_equal(sample, df.filter(pl.col("id").is_in(kept["id"].implode())).gather(seeded_sample(kept.height, 10, 3, kept["id"])))
+    assert seeded_sample(sample.height, cfg.max_embed, ctx.seed, sample["id"]).tolist() == list(range(sample.height))
 
 
 def test_file_balance_reports_a_missing_target_facet_as_locally(spark: Any, tmp_path: Path) -> None:
