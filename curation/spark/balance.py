@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from curation.core import fidelity
 from curation.core.schema import Kind
@@ -229,9 +230,11 @@ def spark_balance_files(
 ) -> FileStageResult:
     """``spark_balance`` of the Parquet file ``src`` without its rows on the driver (file mode).
 
-    The driver reads the ``id`` column (and, with a ``target``, the target facet's column) and
-    decides there with the local ``rebalance``: each row's ``reason`` (``rebalance`` for a row
-    ``down`` drops), ``repeat`` (``up``) and ``sample_weight``, written as a small file by row.
+    With a ``target`` the driver reads the ``id`` and target facet columns and decides there
+    with the local ``rebalance`` (without one every row is kept as it is, and the driver reads
+    the ids only for an embedding sample smaller than the rows): each row's ``reason``
+    (``rebalance`` for a row ``down`` drops), ``repeat`` (``up``) and ``sample_weight``,
+    written as a small file by row.
     The workers read their units of ``src`` (``curation.spark.unit_files``) and that file: the
     kept rows' per-row numbers (as ``spark_profile``, aggregated the same way), their distinct
     words and bigrams, and each unit's kept rows (with the weight columns) and dropped rows
@@ -294,9 +297,10 @@ def _decide(
     src: Path, empty: pl.DataFrame, cfg: bs.BalanceConfig, ctx: StageContext
 ) -> tuple[pl.DataFrame, pl.Series, dict[str, Any] | None]:
     """Each row's verdict (``ROW``, ``reason``, and with a target ``repeat``/``sample_weight``), the kept rows' ids, ``rebalance``'s stats."""
-    if cfg.target is None:
-        ids = pl.read_parquet(src, columns=["id"])["id"]
-        verdicts = pl.DataFrame({ROW: np.arange(ids.len(), dtype=np.int64), "reason": pl.Series([None] * ids.len(), dtype=pl.String)})
+    if cfg.target is None:  # every row kept as it is; the ids only for a seeded sample smaller than the rows
+        n = int(pq.ParquetFile(src).metadata.num_rows)
+        ids = pl.read_parquet(src, columns=["id"])["id"] if cfg.embeddings and n > cfg.max_embed else pl.Series("id", [], pl.String)
+        verdicts = pl.DataFrame({ROW: np.arange(n, dtype=np.int64), "reason": pl.Series("reason", [], pl.String).extend_constant(None, n)})
         return verdicts, ids, None
     if cfg.target.facet not in empty.columns:
         rebalance(empty, cfg.target, ctx.seed)  # raises the local stage's error, which names the columns

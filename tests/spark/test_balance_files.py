@@ -54,12 +54,13 @@ def test_file_balance_matches_the_local_stage(spark: Any, tmp_path: Path, option
     assert local.dropped.height == (56 if cfg.target and cfg.target.rebalance == "down" else 0)
 
 
-def test_the_embedding_sample_is_the_local_stages(tmp_path: Path) -> None:
+@pytest.mark.parametrize("target", [None, {"rebalance": "down"}])
+def test_the_embedding_sample_is_the_local_stages(tmp_path: Path, target: dict[str, Any] | None) -> None:
     """With embeddings the driver reads only the kept rows ``embedding_stats`` embeds: the local stage's seeded sample
     (whose own seeded sample is then all of it). The embedding on the cluster is ``test_stage_parity``'s."""
     df = _tickets(64)
     df.write_parquet(tmp_path / "input.parquet", row_group_size=32)
-    cfg, ctx = BalanceConfig(max_embed=10, target={"rebalance": "down"}), StageContext(kind="classification", seed=3)  # type: ignore[arg-type]
+    cfg, ctx = BalanceConfig(max_embed=10, target=target), StageContext(kind="classification", seed=3)  # type: ignore[arg-type]
     verdicts, kept_ids, _ = _decide(tmp_path / "input.parquet", df.clear(), cfg, ctx)
     kept_rows = verdicts.filter(pl.col("reason").is_null())["_tuneprep_row"].to_numpy()
     sample = _sample(tmp_path / "input.parquet", kept_rows, kept_ids, cfg, ctx)
