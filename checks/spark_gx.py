@@ -1,10 +1,11 @@
 """The gate on Apache Spark: the same suite, evaluated by Great Expectations' Spark datasource.
 
 ``tuneprep check`` takes this path for a run made with ``engine: spark`` (or with
-``--engine spark``). The derived columns come from the one polars ``checks.derive`` on
-the driver, as on the local path, so both validate the same values; the frame then goes
-to Spark in dataset order (Arrow blobs, the engine's own transport, which also works
-over Spark Connect) and GX's Spark execution engine computes every expectation there.
+``--engine spark``). The derived columns come from the one polars ``checks.derive``, as on
+the local path, so both validate the same values: computed by the Spark workers over the
+file (``checks.spark_derive``, ``validate_spark_frame``), or, with ``run.spark_io: driver``,
+on the driver and shipped in dataset order (Arrow blobs, ``validate_on_spark``). GX's Spark
+execution engine computes every expectation on the cluster, classic or Spark Connect.
 
 GX's Spark results differ from its pandas results in form only, and this module makes
 them the same, so ``checks/results.json``, ``verdict.json`` and the failure lines do not

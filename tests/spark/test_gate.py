@@ -148,3 +148,19 @@ def test_gate_on_spark_matches_pandas_on_messages(spark: Any, tmp_path: Path) ->
     run = make_run(tmp_path, rows, kind="instruction", run={"engine": "spark"})
     issue = next(o for o in _assert_same_gate(run).outcomes if o.name == "messages_roles")
     assert not issue.success
+
+
+def test_driver_path_ships_the_derived_frame_with_the_same_results(spark: Any, tmp_path: Path) -> None:
+    """`run.spark_io: driver` (the run directory out of the workers' reach): the driver derives and ships the frame."""
+    from checks.derive import derive
+    from checks.gx import validate
+    from checks.suites import build_suite
+
+    df = _failing(classification_rows(40))
+    frame = derive(df, "classification", residual_pii=None)
+    specs = build_suite("classification", df.columns, ChecksConfig(), pii_ran=False, rewrites=[])
+    names = {"text_columns": ["text"], "suite_name": "tuneprep_classification"}
+    local, _ = validate(frame, specs, docs_dir=tmp_path / "local", **names)
+    shipped, _ = validate(frame, specs, docs_dir=tmp_path / "spark", spark=spark, **names)
+    assert shipped == local
+    assert not local["unique_ids"].success
