@@ -7,7 +7,7 @@ the one ``checks.derive`` (``per_row=True``) inside ``mapInArrow``. What counts 
 whole dataset is then a Spark aggregate joined back by label (``_class_rows``,
 ``_class_share``, ``_label_variants``, ``_label_rows``) or one number (every weight 0).
 The aggregates are small (one row per label) and broadcast, so the rows never shuffle and
-keep the dataset's order, which GX's samples of offending rows follow.
+keep the dataset's order (unit ``i`` is task ``i``), which GX's samples of offending rows follow.
 
 The workers must see the run directory's path (one machine, ``local[N]``, a Connect server
 on the same machine, or storage shared with the cluster); when they cannot, one line says so.
@@ -104,12 +104,14 @@ def units(path: Path, unit_rows: int) -> list[tuple[int, int]]:
     return [*out, (start, rows)] if rows or not out else out
 
 
-def _derive_kernel(batches: Iterator[pa.RecordBatch], *, path: str, how: Derivation) -> Iterator[pa.RecordBatch]:
-    """Runs in a Python worker: each unit of the file read with polars, with its per-row derived columns."""
+def _derive_kernel(
+    batches: Iterator[pa.RecordBatch], *, path: str, plan: list[tuple[int, int]], how: Derivation
+) -> Iterator[pa.RecordBatch]:
+    """Runs in a Python worker: each unit (by its number in ``plan``) read with polars, with its per-row derived columns."""
     from curation.spark.session import arrow_batches
 
     for batch in batches:
-        for start, rows in zip(batch.column("start").to_pylist(), batch.column("rows").to_pylist(), strict=True):
+        for start, rows in (plan[i] for i in batch.column(0).to_pylist()):
             if not Path(path).is_file():
                 raise FileNotFoundError(f"{UNREADABLE} '{path}' on this worker")
             frame = pl.scan_parquet(path).slice(start, rows).collect()
@@ -127,9 +129,10 @@ def derive_on_spark(spark: SparkSession, path: Path, how: Derivation, *, unit_ro
     empty = pl.DataFrame(schema=pl.scan_parquet(path).collect_schema())
     per_row = spark_frame(flat_frame(how.of(empty, per_row=True)))
     whole = how.of(empty, per_row=False)
-    plan = spark.createDataFrame(units(path, unit_rows), "start bigint, rows bigint")
-    kernel = functools.partial(_derive_kernel, path=str(path.resolve()), how=how)
-    rows = plan.mapInArrow(kernel, spark_schema(per_row)).cache()
+    plan = units(path, unit_rows)
+    kernel = functools.partial(_derive_kernel, path=str(path.resolve()), plan=plan, how=how)
+    # one task per unit; `range` partitions hold consecutive numbers in order, so the rows keep the file's order
+    rows = spark.range(0, len(plan), 1, len(plan)).mapInArrow(kernel, spark_schema(per_row)).cache()
     try:
         total = pq.ParquetFile(path).metadata.num_rows
         sdf = _with_whole(rows, per_row.columns, whole.columns, total)

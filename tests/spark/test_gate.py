@@ -118,7 +118,7 @@ def _tokenizer(path: Path) -> Path:
 
 
 def test_spark_workers_read_and_derive_the_dataset_in_units(spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Six units of 7 rows over two partitions: the whole-dataset columns (label counts, every weight 0) and GX's samples
+    """Six units of 7 rows, one task each: the whole-dataset columns (label counts, every weight 0) and GX's samples
     in dataset order equal the pandas path's, with a tokenizer shipped to the workers, and the driver never loads the rows."""
     run = make_run(tmp_path, classification_rows(40), stages=["normalize"], run={"engine": "spark"})
     df = _failing(classification_rows(40))
@@ -164,3 +164,9 @@ def test_driver_path_ships_the_derived_frame_with_the_same_results(spark: Any, t
     shipped, _ = validate(frame, specs, docs_dir=tmp_path / "spark", spark=spark, **names)
     assert shipped == local
     assert not local["unique_ids"].success
+
+
+def test_gate_on_spark_matches_pandas_on_an_empty_dataset(spark: Any, tmp_path: Path) -> None:
+    run = make_run(tmp_path, classification_rows(20), stages=["normalize"], run={"engine": "spark"})
+    empty = copy_run(run, tmp_path / "empty", pl.read_parquet(run / DATASET).clear())
+    assert _assert_same_gate(empty, SparkEngine(spark)).verdict == "fail"  # no rows: min_rows fails, on both engines
