@@ -157,7 +157,9 @@ def _with_whole(rows: DataFrame, have: list[str], want: list[str], total: int) -
     out = rows
     if "_class_rows" in want:
         counts = rows.groupBy("label").agg(F.count(F.lit(1)).alias("_class_rows"))
-        out = _join(out, counts, "label").withColumn("_class_share", F.col("_class_rows") / F.lit(float(total)))
+        # polars divides by a scalar as a product with its reciprocal (23 * (1/40) != 23/40 in the last bit): so here too
+        share = F.col("_class_rows") * F.lit(1.0 / total if total else 0.0)
+        out = _join(out, counts, "label").withColumn("_class_share", share)
     if "_label_rows" in want:
         # polars' n_unique counts a null label as one value: a null key groups only null labels
         variants = F.when(F.col("_k").isNull(), F.lit(1)).otherwise(F.count_distinct("label")).cast("bigint")
