@@ -117,7 +117,7 @@ def run_checks(run_dir: Path, *, config: ChecksConfig | None = None, engine: Eng
     cfg = config or pipeline.checks
     runner = engine or engine_for(pipeline.run.engine)
     # on Spark the workers read and derive the dataset (checks.spark_derive); `spark_io: driver` ships it from here
-    df = None if runner.name == "spark" and getattr(pipeline.run, "spark_io", "files") == "files" else load_dataset(run_dir)
+    df = None if runner.name == "spark" and pipeline.run.spark_io == "files" else load_dataset(run_dir)
     fingerprint = _verify_made_by_run(run_dir, manifest, df)
     columns = pl.scan_parquet(run_dir / DATASET).collect_schema().names() if df is None else df.columns
     kind = manifest["kind"]
