@@ -87,7 +87,8 @@ def spark_label_audit_files(
         return None
     src, out_dir = Path(src).resolve(), Path(out_dir).resolve()
     units = uf.units_frame(spark, uf.units(src, batch_rows))
-    kernel = functools.partial(_unit_findings_kernel, src=str(src), cfg=cfg.response)
+    columns: list[str] = [c for c in ("id", "prompt", "completion", "messages") if c in pl.read_parquet_schema(src)]  # what the audit reads
+    kernel = functools.partial(_unit_findings_kernel, src=str(src), columns=columns, cfg=cfg.response)
     found = to_polars(units.mapInArrow(kernel, ROW_FOUND_SCHEMA)).cast(
         {"row": pl.Int64, "id": pl.String, "issue": pl.String, "score": pl.Float64, "detail": pl.String}
     )
@@ -112,10 +113,12 @@ def spark_label_audit_files(
     )
 
 
-def _unit_findings_kernel(batches: Iterator[pa.RecordBatch], *, src: str, cfg: ResponseAuditConfig) -> Iterator[pa.RecordBatch]:
+def _unit_findings_kernel(
+    batches: Iterator[pa.RecordBatch], *, src: str, columns: list[str], cfg: ResponseAuditConfig
+) -> Iterator[pa.RecordBatch]:
     """Runs in a Python worker: the response audit's findings for each unit of ``src``, with each row's number in ``src``."""
     for _, start, n in uf.unit_rows(batches):
-        frame = uf.read_unit(src, start, n)
+        frame = uf.read_unit(src, start, n, columns)
         rows = frame.select("id").with_row_index("row", offset=start).with_columns(pl.col("row").cast(pl.Int64))
         found = rows.join(response_findings(frame, cfg), on="id", how="inner").select("row", "id", "issue", "score", "detail")
         if found.height:

@@ -34,9 +34,20 @@ pytestmark = [
 DROPS = {"response_truncated": "drop", "response_empty": "drop", "response_refusal": "drop"}
 
 
-@pytest.mark.parametrize("actions", [DROPS, {}], ids=["drops", "flags only"])
-def test_file_label_audit_of_responses_matches_the_local_stage(spark: Any, tmp_path: Path, actions: dict[str, str]) -> None:
-    df = _answers(60)
+def _chats(df: pl.DataFrame) -> pl.DataFrame:
+    """The same exchanges in the ``messages`` form, a system turn and an extra column in front."""
+    turns = [
+        [{"role": "system", "content": "be brief"}, {"role": "user", "content": p}, {"role": "assistant", "content": c}]
+        for p, c in zip(df["prompt"], df["completion"], strict=True)
+    ]
+    return df.select("id", source=pl.lit("chat"), messages=pl.Series(turns))
+
+
+@pytest.mark.parametrize(
+    ("form", "actions"), [("completion", DROPS), ("completion", {}), ("messages", DROPS)], ids=["drops", "flags only", "messages"]
+)
+def test_file_label_audit_of_responses_matches_the_local_stage(spark: Any, tmp_path: Path, form: str, actions: dict[str, str]) -> None:
+    df = _answers(60) if form == "completion" else _chats(_answers(60))
     src, out = tmp_path / "input.parquet", tmp_path / "out"
     df.write_parquet(src, row_group_size=25)  # units never cross a row group: several units, uneven
     out.mkdir()
