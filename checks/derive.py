@@ -16,6 +16,7 @@ import polars as pl
 
 from checks.fidelity import StageRewrite, derived_columns
 from curation.core.balance_rules import issue_expr as balance_issue_expr
+from curation.core.balance_rules import weight_zero
 from curation.core.schema import BALANCE_COLUMNS, Kind, detect_form
 
 ROLES = ("system", "user", "assistant")
@@ -111,10 +112,28 @@ def label_key(label: pl.Expr) -> pl.Expr:
     return label.str.strip_chars().str.replace_all(r"\s+", " ").str.to_lowercase()
 
 
+# Derived columns that count over the whole dataset (``over`` a label): the Spark gate
+# aggregates them (``checks.spark_derive``); each batch there carries these helpers instead.
+WHOLE = ("_class_rows", "_class_share", "_label_variants", "_label_rows")
+LABEL_KEY = "_label_key"  # the row's ``label_key``, to group by
+WEIGHT_ZERO = "_weight_zero"  # the row's weight reads as 0 (every row so: the dataset's ALL_ZERO issue)
+
+
 def derive(
-    df: pl.DataFrame, kind: Kind, *, residual_pii: int | None, tokenizer: Any = None, rewrites: list[StageRewrite] | None = None
+    df: pl.DataFrame,
+    kind: Kind,
+    *,
+    residual_pii: int | None,
+    tokenizer: Any = None,
+    rewrites: list[StageRewrite] | None = None,
+    per_row: bool = False,
 ) -> pl.DataFrame:
-    """``df`` plus the derived columns that apply to its kind and form (see ``DERIVED``)."""
+    """``df`` plus the derived columns that apply to its kind and form (see ``DERIVED``).
+
+    ``per_row``: for one batch of a larger dataset: the ``WHOLE`` columns are left out and
+    the helpers ``LABEL_KEY`` and ``WEIGHT_ZERO`` added, ``_balance_issue`` leaves out the
+    every-weight-is-0 issue; the caller completes them over all batches.
+    """
     cols = df.columns
     texts = training_texts(kind, cols)
     # -1 when no PII stage ran: an aggregate check on it fails (as a warning) even on an empty set
@@ -124,10 +143,12 @@ def derive(
     tcols = text_columns(kind, cols)
     if tcols:
         exprs.append(pl.struct(tcols).hash(seed=0).alias("_dup_key"))
-    if kind == "classification" and "label" in cols:
+    if kind == "classification" and "label" in cols and not per_row:
         n = pl.len().over("label")
         exprs += [n.cast(pl.Int64).alias("_class_rows"), (n / pl.len()).alias("_class_share")]
-    if "label" in cols:
+    if "label" in cols and per_row:
+        exprs.append(label_key(pl.col("label").cast(pl.String)).alias(LABEL_KEY))
+    elif "label" in cols:
         key = label_key(pl.col("label").cast(pl.String))  # a label of another type fails column_types, not here
         exprs += [
             pl.col("label").n_unique().over(key).cast(pl.Int64).alias("_label_variants"),
@@ -141,7 +162,9 @@ def derive(
     if "messages" in cols:
         exprs.append(_messages_issue("messages").alias("_messages_issue"))
     if set(BALANCE_COLUMNS) & set(cols):
-        exprs.append(balance_issue_expr(df.schema).alias("_balance_issue"))
+        exprs.append(balance_issue_expr(df.schema, all_zero=pl.lit(False) if per_row else None).alias("_balance_issue"))
+        if per_row and "sample_weight" in cols and df.schema["sample_weight"].is_numeric():
+            exprs.append(weight_zero().alias(WEIGHT_ZERO))
     out = df.with_columns(exprs)
     if tokenizer is not None:
         out = out.with_columns(tokenizer_counts(df, texts, tokenizer))

@@ -17,11 +17,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from checks.derive import derive, text_columns
+import polars as pl
+
+from checks.derive import text_columns
 from checks.fidelity import details, read_rewrites
-from checks.gx import validate
-from checks.results import CheckResult, to_outcome, verdict_of
-from checks.suites import build_suite, suite_fingerprint
+from checks.gx import RawResult, validate
+from checks.results import CheckResult, LabelCounts, to_outcome, verdict_of
+from checks.spark_derive import Derivation, validate_run_on_spark
+from checks.suites import Spec, build_suite, suite_fingerprint
 from curation.core.config import ChecksConfig, PipelineConfig, read_run_config
 from curation.core.engines import Engine, engine_for
 from curation.core.errors import ConfigError, GateFailed, RunError
@@ -112,30 +115,25 @@ def run_checks(run_dir: Path, *, config: ChecksConfig | None = None, engine: Eng
     _verify_signature(run_dir, manifest)
     pipeline = _pipeline_config(run_dir)
     cfg = config or pipeline.checks
-    df = load_dataset(run_dir)
+    runner = engine or engine_for(pipeline.run.engine)
+    # on Spark the workers read and derive the dataset (checks.spark_derive); `spark_io: driver` ships it from here
+    df = None if runner.name == "spark" and pipeline.run.spark_io == "files" else load_dataset(run_dir)
     fingerprint = _verify_made_by_run(run_dir, manifest, df)
+    columns = pl.scan_parquet(run_dir / DATASET).collect_schema().names() if df is None else df.columns
     kind = manifest["kind"]
     residual, pii_ran = _residual_pii(run_dir, manifest)
     rewrites = read_rewrites(run_dir, manifest)
-    specs = build_suite(kind, df.columns, cfg, pii_ran=pii_ran, rewrites=rewrites)
-    frame = derive(df, kind, residual_pii=residual, tokenizer=_tokenizer(cfg), rewrites=rewrites)
+    specs = build_suite(kind, columns, cfg, pii_ran=pii_ran, rewrites=rewrites)
+    how = Derivation(kind, residual, _tokenizer(cfg), rewrites)
     checks_dir = run_dir / CHECKS_DIR
-    runner = engine or engine_for(pipeline.run.engine)
     with atomic_dir(checks_dir) as tmp:
         try:
-            raw, gx_json = validate(
-                frame,
-                specs,
-                docs_dir=tmp / DOCS,
-                text_columns=text_columns(kind, df.columns),
-                suite_name=f"tuneprep_{kind}",
-                spark=getattr(runner, "spark", None) if runner.name == "spark" else None,
-            )
+            raw, gx_json, labels = _validate(runner, run_dir, df, how, specs, docs_dir=tmp / DOCS, text_columns=text_columns(kind, columns))
         finally:
             if engine is None:
                 runner.close()
         extra = details(rewrites)
-        outcomes = tuple(to_outcome(s, raw.get(s.name), frame, extra.get(s.name, "")) for s in specs)
+        outcomes = tuple(to_outcome(s, raw.get(s.name), labels, extra.get(s.name, "")) for s in specs)
         result = CheckResult(
             run_id=manifest["run_id"],
             verdict=verdict_of(list(outcomes)),
@@ -149,6 +147,21 @@ def run_checks(run_dir: Path, *, config: ChecksConfig | None = None, engine: Eng
         write_json(tmp / VERDICT, result.to_json())
     _record(run_dir, manifest, pipeline, result, cfg, runner.name)
     return result
+
+
+def _validate(
+    runner: Engine, run_dir: Path, df: pl.DataFrame | None, how: Derivation, specs: list[Spec], *, docs_dir: Path, text_columns: list[str]
+) -> tuple[dict[str, RawResult], dict[str, Any], pl.DataFrame | LabelCounts | None]:
+    """GX's results and JSON, and what label checks' lines need: of ``df``, or (None) of the dataset the Spark workers read."""
+    suite_name = f"tuneprep_{how.kind}"
+    if df is None:
+        return validate_run_on_spark(
+            runner, run_dir / DATASET, how, specs, docs_dir=docs_dir, text_columns=text_columns, suite_name=suite_name
+        )
+    frame = how.of(df, per_row=False)
+    spark = getattr(runner, "spark", None) if runner.name == "spark" else None
+    raw, gx_json = validate(frame, specs, docs_dir=docs_dir, text_columns=text_columns, suite_name=suite_name, spark=spark)
+    return raw, gx_json, frame
 
 
 def _record(run_dir: Path, manifest: dict[str, Any], pipeline: PipelineConfig, result: CheckResult, cfg: ChecksConfig, engine: str) -> None:
@@ -250,9 +263,11 @@ def _verify_signature(run_dir: Path, manifest: dict[str, Any]) -> None:
             raise GateFailed(f"'{path}' changed since `tuneprep check` wrote it; rerun `tuneprep check {run_dir}`")
 
 
-def _verify_made_by_run(run_dir: Path, manifest: dict[str, Any], df: Any) -> str:
-    """The dataset's fingerprint, if it is the one the run recorded; else GateFailed (it was replaced)."""
-    fingerprint = frame_fingerprint(df)
+def _verify_made_by_run(run_dir: Path, manifest: dict[str, Any], df: pl.DataFrame | None) -> str:
+    """The dataset's fingerprint (of ``df``, else of the file), if it is the one the run recorded; else GateFailed (it was replaced)."""
+    if df is None and not (run_dir / DATASET).is_file():
+        raise RunError(f"'{run_dir}' has no curated dataset ({DATASET}); rerun `tuneprep run` on its config")
+    fingerprint = file_fingerprint(run_dir / DATASET) if df is None else frame_fingerprint(df)
     recorded = manifest.get("dataset", {}).get("fingerprint") if isinstance(manifest.get("dataset"), dict) else None
     if recorded is not None and recorded != fingerprint:
         raise GateFailed(

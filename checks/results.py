@@ -96,18 +96,29 @@ def show_label(label: str | None) -> str:
     return "null" if label is None else repr(mask_shape(label))
 
 
-def _counts(frame: pl.DataFrame) -> pl.DataFrame:
-    return frame.group_by("label").len().with_columns(label_key(pl.col("label")).alias("key"))
+@dataclass(frozen=True)
+class LabelCounts:
+    """Rows per label (columns ``label``, ``len``) of a non-empty dataset with a string label, and its rows."""
+
+    counts: pl.DataFrame
+    rows: int
 
 
-def class_detail(spec: Spec, frame: pl.DataFrame) -> str:
+def label_counts(frame: pl.DataFrame) -> LabelCounts | None:
+    """What label checks name in their lines; None when there is no non-empty string ``label`` column."""
+    if "label" not in frame.columns or frame.is_empty() or frame.schema["label"] != pl.String:
+        return None
+    return LabelCounts(frame.group_by("label").len(), frame.height)
+
+
+def class_detail(spec: Spec, labels: LabelCounts | None) -> str:
     """Which labels break a label check, by shape (``show_label``), with their rows."""
-    if spec.check not in _LABEL_CHECKS or "label" not in frame.columns or frame.is_empty() or frame.schema["label"] != pl.String:
+    if spec.check not in _LABEL_CHECKS or labels is None:
         return ""
-    counts = _counts(frame)
+    counts = labels.counts.with_columns(label_key(pl.col("label")).alias("key"))
     if spec.check == "max_class_share":
         label, n = counts.sort(["len", "label"], descending=[True, False]).select("label", "len").row(0)
-        return f" ({show_label(label)}: {n} of {frame.height} rows)"
+        return f" ({show_label(label)}: {n} of {labels.rows} rows)"
     if spec.check == "min_rows_per_class":
         small = counts.filter(pl.col("len") < spec.kwargs["min_value"]).sort("len", "label").head(_SHOW_IDS)
         return " (" + ", ".join(f"{show_label(label)}: {n}" for label, n in small.select("label", "len").iter_rows()) + ")"
@@ -133,10 +144,11 @@ def _listed(items: list[tuple[str | None, int | None]], total: int) -> str:
     return ", ".join(shown) + (" ..." if total > len(shown) else "")
 
 
-def to_outcome(spec: Spec, raw: RawResult | None, frame: pl.DataFrame, detail: str = "") -> Outcome:
+def to_outcome(spec: Spec, raw: RawResult | None, frame: pl.DataFrame | LabelCounts | None, detail: str = "") -> Outcome:
     """The outcome of ``spec`` from GX's raw result (missing from the results: an error).
 
-    ``detail`` is added to a failure line (``checks.fidelity.details``); label checks name their labels.
+    ``detail`` is added to a failure line (``checks.fidelity.details``); label checks name
+    their labels, from ``frame`` (the dataset, or its ``label_counts``).
     """
     if raw is None:
         return _outcome(spec, False, None, f"{spec.describe}: no result came back from Great Expectations", "missing result")
@@ -146,7 +158,12 @@ def to_outcome(spec: Spec, raw: RawResult | None, frame: pl.DataFrame, detail: s
     observed = _observed(raw.result)
     if raw.success:
         return _outcome(spec, True, observed, f"{spec.describe}: ok")
-    return _outcome(spec, False, observed, _failure_message(spec, observed, detail + class_detail(spec, frame)))
+    return _outcome(
+        spec,
+        False,
+        observed,
+        _failure_message(spec, observed, detail + class_detail(spec, label_counts(frame) if isinstance(frame, pl.DataFrame) else frame)),
+    )
 
 
 def _outcome(spec: Spec, success: bool, observed: Any, message: str, error: str | None = None) -> Outcome:

@@ -1,10 +1,11 @@
 """The gate on Apache Spark: the same suite, evaluated by Great Expectations' Spark datasource.
 
 ``tuneprep check`` takes this path for a run made with ``engine: spark`` (or with
-``--engine spark``). The derived columns come from the one polars ``checks.derive`` on
-the driver, as on the local path, so both validate the same values; the frame then goes
-to Spark in dataset order (Arrow blobs, the engine's own transport, which also works
-over Spark Connect) and GX's Spark execution engine computes every expectation there.
+``--engine spark``). The derived columns come from the one polars ``checks.derive``, as on
+the local path, so both validate the same values: computed by the Spark workers over the
+file (``checks.spark_derive``, ``validate_spark_frame``), or, with ``run.spark_io: driver``,
+on the driver and shipped in dataset order (Arrow blobs, ``validate_on_spark``). GX's Spark
+execution engine computes every expectation on the cluster, classic or Spark Connect.
 
 GX's Spark results differ from its pandas results in form only, and this module makes
 them the same, so ``checks/results.json``, ``verdict.json`` and the failure lines do not
@@ -16,6 +17,7 @@ depend on the engine:
   of each, and the sample of a uniqueness check (whose Spark plan shuffles, so its first
   rows are not the dataset's first offending rows) is taken again in dataset order;
 - unsigned integers (the ``_dup_key`` hash) travel as signed 64-bit and are shown unsigned;
+- on an empty dataset a value-by-value check counts 0 unexpected rows (Spark's sum over no rows is null);
 - results come back in suite order.
 
 Nothing here imports PySpark at module import.
@@ -92,7 +94,8 @@ def spark_frame(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.select(exprs)
 
 
-def _ddl(frame: pl.DataFrame) -> str:
+def spark_schema(frame: pl.DataFrame) -> str:
+    """The DDL of ``frame`` (already ``spark_frame``) as Spark reads it."""
     return ", ".join(f"`{name}` {_DDL[dtype.base_type()]}" for name, dtype in frame.schema.items())
 
 
@@ -101,7 +104,7 @@ def to_spark(spark: SparkSession, frame: pl.DataFrame) -> DataFrame:
     from curation.spark.session import ipc_bytes, unpack
 
     blobs = [(ipc_bytes(frame.slice(start, BLOB_ROWS)),) for start in range(0, max(frame.height, 1), BLOB_ROWS)]
-    return unpack(spark.createDataFrame(blobs, "data binary"), _ddl(frame))
+    return unpack(spark.createDataFrame(blobs, "data binary"), spark_schema(frame))
 
 
 def spark_spec(spec: Spec) -> Spec:
@@ -126,6 +129,8 @@ def as_pandas_result(
     """
     for key in ("unexpected_index_query", "unexpected_index_column_names"):
         result.pop(key, None)
+    if "unexpected_count" in result and result["unexpected_count"] is None and result.get("element_count") == 0:
+        result["unexpected_count"] = 0  # Spark's sum over no rows is null; pandas counts 0
     if "type_" in kwargs:
         kwargs["type_"] = spec.kwargs.get("type_", kwargs["type_"])
         observed = result.get("observed_value")
@@ -230,28 +235,38 @@ def counts_of(values: list[Any], sample: int) -> list[dict[str, Any]]:
 def validate_on_spark(
     spark: SparkSession, frame: pl.DataFrame, specs: list[Spec], *, docs_dir: Path, text_columns: list[str], suite_name: str
 ) -> tuple[dict[str, RawResult], dict[str, Any]]:
-    """``checks.gx.validate`` with GX's Spark datasource: the same results, computed by Spark."""
-    expectations = [build_expectation(spark_spec(s)) for s in specs]
-    flat = spark_frame(flat_frame(frame))
-    sdf = to_spark(spark, flat).cache()
+    """``checks.gx.validate`` with GX's Spark datasource for a derived ``frame`` the driver holds: shipped in row order."""
+    sdf = to_spark(spark, spark_frame(flat_frame(frame))).cache()
     try:
-        context = make_context(docs_dir)
-        definition = validation_definition(context, context.data_sources.add_spark("dataset"), suite_name, expectations)
-        result_format = {
-            "result_format": "SUMMARY",
-            "partial_unexpected_count": SAMPLE,
-            "unexpected_index_column_names": index_column(flat),
-        }
-        validation = definition.run(batch_parameters={"dataframe": sdf}, result_format=result_format)
-        by_name = {s.name: s for s in specs}
-        raw: dict[str, RawResult] = {}
-        for r in validation.results:  # GX orders them by column, whatever the engine
-            spec = by_name[r.expectation_config.meta["tuneprep"]]
-            as_pandas_result(spec, r.result, r.expectation_config.kwargs, frame, _redone(spec, r.result, sdf))
-            column = r.expectation_config.kwargs.get("column")
-            scrub(r.result, column, free_text=column in text_columns)
-            raw[spec.name] = RawResult(bool(r.success), plain(dict(r.result)), _exception(r.exception_info or {}))
-        _store_and_build_docs(context, validation, docs_dir)
+        return validate_spark_frame(sdf, frame.clear(), specs, docs_dir=docs_dir, text_columns=text_columns, suite_name=suite_name)
     finally:
         sdf.unpersist()
+
+
+def validate_spark_frame(
+    sdf: DataFrame, schema: pl.DataFrame, specs: list[Spec], *, docs_dir: Path, text_columns: list[str], suite_name: str
+) -> tuple[dict[str, RawResult], dict[str, Any]]:
+    """``checks.gx.validate`` with GX's Spark datasource: the same results, computed by Spark.
+
+    ``sdf``: the flat derived dataset in ``spark_frame`` types and dataset order; ``schema``:
+    an empty polars frame with the derived columns' local types.
+    """
+    expectations = [build_expectation(spark_spec(s)) for s in specs]
+    context = make_context(docs_dir)
+    definition = validation_definition(context, context.data_sources.add_spark("dataset"), suite_name, expectations)
+    result_format = {
+        "result_format": "SUMMARY",
+        "partial_unexpected_count": SAMPLE,
+        "unexpected_index_column_names": index_column(schema),
+    }
+    validation = definition.run(batch_parameters={"dataframe": sdf}, result_format=result_format)
+    by_name = {s.name: s for s in specs}
+    raw: dict[str, RawResult] = {}
+    for r in validation.results:  # GX orders them by column, whatever the engine
+        spec = by_name[r.expectation_config.meta["tuneprep"]]
+        as_pandas_result(spec, r.result, r.expectation_config.kwargs, schema, _redone(spec, r.result, sdf))
+        column = r.expectation_config.kwargs.get("column")
+        scrub(r.result, column, free_text=column in text_columns)
+        raw[spec.name] = RawResult(bool(r.success), plain(dict(r.result)), _exception(r.exception_info or {}))
+    _store_and_build_docs(context, validation, docs_dir)
     return raw, validation.to_json_dict()

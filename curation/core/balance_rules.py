@@ -29,17 +29,21 @@ def _bad_repeat(schema: pl.Schema) -> pl.Expr:
     return r.is_not_null() & (r < 1) if schema["repeat"].is_integer() else r.is_not_null()
 
 
-def _all_zero() -> pl.Expr:
-    return (pl.col("sample_weight").cast(pl.Float64, strict=False).fill_null(1.0) == 0).all()
+def weight_zero() -> pl.Expr:
+    """Per row: its weight reads as 0 (a null reads as 1)."""
+    return pl.col("sample_weight").cast(pl.Float64, strict=False).fill_null(1.0) == 0
 
 
-def issue_expr(schema: pl.Schema) -> pl.Expr:
-    """Per row: why its balance columns are unusable for training, or null when fine."""
+def issue_expr(schema: pl.Schema, *, all_zero: pl.Expr | None = None) -> pl.Expr:
+    """Per row: why its balance columns are unusable for training, or null when fine.
+
+    ``all_zero``: whether every weight is 0, when known elsewhere (the Spark gate, per batch); default: over this frame.
+    """
     issues = []
     if "sample_weight" in schema:
         issues.append(pl.when(_bad_weight(schema)).then(pl.lit(f"`sample_weight` is not {WEIGHT_RULE}")))
         if schema["sample_weight"].is_numeric():
-            issues.append(pl.when(_all_zero()).then(pl.lit(ALL_ZERO)))
+            issues.append(pl.when(weight_zero().all() if all_zero is None else all_zero).then(pl.lit(ALL_ZERO)))
     if "repeat" in schema:
         issues.append(pl.when(_bad_repeat(schema)).then(pl.lit(f"`repeat` is not {REPEAT_RULE}")))
     return pl.coalesce(issues) if issues else pl.lit(None, dtype=pl.String)
@@ -65,7 +69,7 @@ def require_usable(df: pl.DataFrame, *, hint: str) -> None:
         if bad.any():
             value = column.filter(bad)[0]
             raise SchemaError(f"`sample_weight` must be {WEIGHT_RULE}, got {value} at {_where(df, bad)}; fix the weights {hint}")
-        if df.height and df.select(_all_zero()).item():
+        if df.height and df.select(weight_zero().all()).item():
             raise SchemaError(f"{ALL_ZERO}; check `balance.target.shares` {hint}")
     if "repeat" in df.columns:
         column = df["repeat"]

@@ -109,6 +109,8 @@ class SparkEngine:
         if name not in FILE_STAGES or rows == 0 or self._numbers_people(name, pl.Schema(pl.read_parquet_schema(src)), options, ctx):
             return None
         done = FILE_STAGES[name](self.spark, src, out_dir, _per_worker(name, options), ctx, batch_rows=self.batch_rows)
+        if done is None:  # not by files with these options (label_audit of classification rows)
+            return None
         return dataclasses.replace(done, stats={**done.stats, "engine": "spark", "spark_io": "files"})
 
     @staticmethod

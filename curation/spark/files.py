@@ -74,7 +74,7 @@ class FileStageResult:
     files: dict[str, str | bytes] = field(default_factory=dict)  # extra files, as StageResult.files
 
 
-FileStage = Callable[..., FileStageResult]
+FileStage = Callable[..., FileStageResult | None]  # None: run the stage over a frame (the runner's adapter)
 Keys = Callable[[pl.DataFrame, Any, Kind], pl.Series]  # per unit: values whose distinct count over all units is a stat
 
 
@@ -280,9 +280,19 @@ def balance(spark: SparkSession, src: Path, out_dir: Path, options: Any, ctx: St
     return spark_balance_files(spark, src, out_dir, options, ctx, batch_rows=batch_rows)
 
 
+def label_audit(
+    spark: SparkSession, src: Path, out_dir: Path, options: Any, ctx: StageContext, *, batch_rows: int
+) -> FileStageResult | None:
+    """The label audit's response checks by units (``curation.spark.label_audit.spark_label_audit_files``); None: classification."""
+    from curation.spark.label_audit import spark_label_audit_files
+
+    return spark_label_audit_files(spark, src, out_dir, options, ctx, batch_rows=batch_rows)
+
+
 FILE_STAGES: dict[str, FileStage] = {
     "normalize": functools.partial(per_row, name="normalize"),
     "pii": pii,
     "dedup": dedup,
     "balance": balance,
+    "label_audit": label_audit,
 }

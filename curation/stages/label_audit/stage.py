@@ -430,10 +430,16 @@ def _with_actions(findings: pl.DataFrame, cfg: LabelAuditConfig) -> pl.DataFrame
     return out.sort(["_rank", "score", "id"], nulls_last=True).drop("_rank")
 
 
+def dropping(findings: pl.DataFrame) -> pl.DataFrame:
+    """The rows the findings drop (``id``, ``reason``): per row the first drop action by precedence (findings come sorted)."""
+    acted = findings.filter((pl.col("issue") != "label_normalized") & (pl.col("action") == "drop"))
+    return acted.unique("id", keep="first", maintain_order=True).select("id", reason="issue")
+
+
 def _apply(df: pl.DataFrame, labels: pl.Series | None, findings: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, int]]:
     """Kept rows (labels canonical, relabels applied), dropped rows with reasons, relabel counts."""
     acted = findings.filter(pl.col("issue") != "label_normalized")  # findings come sorted by precedence
-    drops = acted.filter(pl.col("action") == "drop").unique("id", keep="first", maintain_order=True).select("id", reason="issue")
+    drops = dropping(findings)
     relabels = acted.filter(
         (pl.col("action") == "relabel") & pl.col("suggested_label").is_not_null() & ~pl.col("id").is_in(drops["id"].implode())
     )
@@ -501,16 +507,23 @@ def _shown_labels(stats: dict[str, Any]) -> dict[str, Any]:
 
 def audit_instruction(df: pl.DataFrame, cfg: LabelAuditConfig, found: pl.DataFrame) -> StageResult:
     """The instruction audit from its per-row part, ``response_findings(df, cfg.response)`` (in any row order)."""
-    none = pl.lit(None, pl.String)
-    findings = _with_actions(
-        _finding(found, pl.col("issue"), given=none, suggested=none, score=pl.col("score"), detail=pl.col("detail")), cfg
-    )
+    findings = instruction_findings(found, cfg)
     kept, dropped, _ = _apply(df, None, findings)
-    stats = {
+    return StageResult(kept=kept, dropped=dropped, findings=findings, stats=instruction_stats(df.height, findings, dropped["reason"], cfg))
+
+
+def instruction_findings(found: pl.DataFrame, cfg: LabelAuditConfig) -> pl.DataFrame:
+    """The instruction audit's findings (with actions, sorted by precedence) from ``response_findings`` in any row order."""
+    none = pl.lit(None, pl.String)
+    return _with_actions(_finding(found, pl.col("issue"), given=none, suggested=none, score=pl.col("score"), detail=pl.col("detail")), cfg)
+
+
+def instruction_stats(rows_in: int, findings: pl.DataFrame, reasons: pl.Series, cfg: LabelAuditConfig) -> dict[str, Any]:
+    """The instruction audit's stats: ``reasons`` is the dropped rows' ``reason`` column."""
+    return {
         "applies": True,
-        "rows_in": df.height,
+        "rows_in": rows_in,
         "issues": _issue_counts(findings),
         "actions": {issue: cfg.action(issue) for issue in RESPONSE_ISSUES},
-        "dropped": _issue_counts(dropped.rename({"reason": "issue"})),
+        "dropped": _issue_counts(pl.DataFrame({"issue": reasons})),
     }
-    return StageResult(kept=kept, dropped=dropped, findings=findings, stats=stats)
