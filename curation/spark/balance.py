@@ -17,6 +17,11 @@ stage's own code over the same numbers:
    density and topics are computed on the driver over that sample (at most ``max_embed``
    rows a side), whose vectors the topics need anyway. A Gram matrix summed from partition
    partials would differ from the local ``X^T X`` in the last bits, so it is not used.
+
+In file mode (``spark_balance_files``, ``FILE_STAGES["balance"]``) the same numbers come from
+the workers reading their units of the stage's input, over the kept rows only; the driver
+decides from the ids and the target facet's values, and the workers write the kept and
+dropped rows.
 """
 
 from __future__ import annotations
