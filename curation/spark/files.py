@@ -273,6 +273,13 @@ def dedup(spark: SparkSession, src: Path, out_dir: Path, options: Any, ctx: Stag
     return spark_dedup_files(spark, src, out_dir, options, ctx, batch_rows=batch_rows)
 
 
+def balance(spark: SparkSession, src: Path, out_dir: Path, options: Any, ctx: StageContext, *, batch_rows: int) -> FileStageResult:
+    """The balance stage with its rows read by the workers (``curation.spark.balance.spark_balance_files``)."""
+    from curation.spark.balance import spark_balance_files
+
+    return spark_balance_files(spark, src, out_dir, options, ctx, batch_rows=batch_rows)
+
+
 def label_audit(
     spark: SparkSession, src: Path, out_dir: Path, options: Any, ctx: StageContext, *, batch_rows: int
 ) -> FileStageResult | None:
@@ -286,5 +293,6 @@ FILE_STAGES: dict[str, FileStage] = {
     "normalize": functools.partial(per_row, name="normalize"),
     "pii": pii,
     "dedup": dedup,
+    "balance": balance,
     "label_audit": label_audit,
 }
