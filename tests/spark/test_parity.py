@@ -7,7 +7,6 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
@@ -131,8 +130,7 @@ def _messages(n: int) -> pl.DataFrame:
 @pytest.mark.parametrize(
     ("kind", "options"),
     [
-        ("text", {"keep": "longest", "minhash": {"verify": "minhash", "num_perm": 64}}),
-        ("text", {"near": False}),
+        # keep: longest with MinHash verification, and exact-only: tests/spark/test_dedup_files.py (same cluster code)
         ("text", {"minhash": {"shingle": "char", "ngram": 5, "bands": 8, "rows": 4, "num_perm": 32}, "strip_punctuation": True}),
         ("instruction", {}),  # two parts (prompt turns, answer), each verified on its own
     ],
@@ -147,32 +145,6 @@ def test_dedup_matches_the_local_stage(spark: Any, kind: str, options: dict[str,
         assert_frame_equal(getattr(local, part), getattr(remote, part), check_exact=True)
     assert local.stats.get("minhash") == remote.stats.get("minhash")
     assert remote.stats["spark"]["capped_buckets"] == 0 if cfg.near else remote.stats["spark"] == {}
-
-
-def test_huge_buckets_are_capped_like_the_local_stage(spark: Any) -> None:
-    rng = np.random.default_rng(0)
-    base = " ".join(f"w{i}" for i in range(40))
-    texts = [f"{base} tail{int(k)}" for k in rng.integers(0, 10_000, 60)]  # 60 near copies: one bucket over the cap
-    df = pl.DataFrame({"id": [f"r{i}" for i in range(60)], "text": texts})
-    cfg = DedupConfig(boilerplate={"enabled": False})  # type: ignore[arg-type]
-    local = dedup(df, cfg, StageContext(kind="text"))
-    remote = spark_dedup(spark, df, cfg, StageContext(kind="text"))
-    assert_frame_equal(local.findings, remote.findings, check_exact=True)
-    assert remote.stats["spark"]["capped_buckets"] > 0 and remote.stats["spark"]["largest_bucket"] > 33
-
-
-def test_dedup_against_an_earlier_run(spark: Any, tmp_path: Path) -> None:
-    docs, _ = generate(120, seed=2)
-    first = write_jsonl(tmp_path / "first.jsonl", docs.head(60).drop("id").to_dicts())
-    cfg = parse_config({"input": {"path": str(first), "kind": "text"}, "stages": ["dedup"]}, base_dir=tmp_path)
-    earlier = run_pipeline(cfg, out_dir=tmp_path / "first", quiet=True)
-    cfg = DedupConfig(against=str(earlier.run_dir), boilerplate={"enabled": False})  # type: ignore[arg-type]
-    batch = docs.tail(60)
-    local = dedup(batch, cfg, StageContext(kind="text", config_dir=tmp_path))
-    remote = spark_dedup(spark, batch, cfg, StageContext(kind="text", config_dir=tmp_path))
-    assert (local.findings["kept_from"] != "input").sum() > 0
-    for part in ("kept", "dropped", "findings"):
-        assert_frame_equal(getattr(local, part), getattr(remote, part), check_exact=True)
 
 
 def _same_dedup(local: Any, remote: Any) -> None:
@@ -191,7 +163,7 @@ def _boiler_messages(n: int) -> pl.DataFrame:
 @pytest.mark.parametrize(
     ("kind", "options"),
     [
-        ("text", {}),  # the defaults: boilerplate discounting on
+        # the defaults (boilerplate discounting on) run in file mode: test_dedup_files.py and the pipeline test above
         ("text", {"strip_boilerplate": True, "keep": "longest"}),  # every phrase counted, exact blocks stripped from kept rows
         ("instruction", {"boilerplate": {"min_docs": 3}}),  # two parts, each part's blocks found anew
     ],
