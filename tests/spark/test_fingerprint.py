@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import polars as pl
-import pyspark
 import pytest
 
 from curation.core.fingerprint import file_fingerprint, frame_fingerprint
@@ -75,27 +70,3 @@ def test_spark_fingerprint_of_no_rows_and_of_a_changed_row(spark: Any, tmp_path:
 
     edited = sdf.withColumn("flag", F.when(F.col("id") == "c0005", ~F.col("flag")).otherwise(F.col("flag")))
     assert spark_fingerprint(edited) != spark_fingerprint(sdf) == frame_fingerprint(df)
-
-
-CONNECT_SCRIPT = """
-import os, sys
-os.environ["PYSPARK_PYTHON"] = sys.executable
-from pyspark.sql import SparkSession
-from curation.spark.fingerprint import spark_fingerprint
-spark = SparkSession.builder.remote("local[2]").getOrCreate()
-print("FINGERPRINT=" + spark_fingerprint(spark.read.parquet(sys.argv[1]).repartition(3)), flush=True)
-spark.stop()
-"""
-
-
-@pytest.mark.skipif(
-    int(pyspark.__version__.split(".")[0]) < 4, reason="before PySpark 4 a local Connect server needs the spark-connect jar from Maven"
-)
-def test_spark_fingerprint_over_spark_connect(tmp_path: Path) -> None:
-    path = tmp_path / "chat.parquet"
-    _chat_rows(120).write_parquet(path)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    done = subprocess.run([sys.executable, "-c", CONNECT_SCRIPT, str(path)], capture_output=True, text=True, timeout=300, env=env)
-    assert done.returncode == 0, done.stderr[-2000:]
-    found = re.search(r"FINGERPRINT=([0-9a-f]{64})", done.stdout)
-    assert found is not None and found.group(1) == file_fingerprint(path)
