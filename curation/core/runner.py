@@ -174,11 +174,8 @@ def _load_stage(stage_dir: Path, input_fp: str, log: Log) -> tuple[StageResult, 
     None means recompute. A stage whose files were removed (``tuneprep clean``), changed since
     it wrote them, or cannot be read is not reused; ``log`` says why, except when the input changed.
     """
-    try:
-        success = json.loads((stage_dir / "_SUCCESS").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(success, dict) or success.get("input_fingerprint") != input_fp:
+    success = _marker_for(stage_dir, input_fp)
+    if success is None:
         return None
     why = _changed_since_written(stage_dir, success)
     if why is None:
@@ -192,6 +189,17 @@ def _load_stage(stage_dir: Path, input_fp: str, log: Log) -> tuple[StageResult, 
         log(f"{stage_dir.name}: not reused, {why}; recomputing")
         return None
     return loaded
+
+
+def _marker_for(stage_dir: Path, input_fp: str) -> dict[str, Any] | None:
+    """The stage's ``_SUCCESS`` if it was made from ``input_fp`` (not yet checked against its files), else None."""
+    try:
+        success = json.loads((stage_dir / "_SUCCESS").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(success, dict) or success.get("input_fingerprint") != input_fp:
+        return None
+    return success
 
 
 def _changed_since_written(stage_dir: Path, success: dict[str, Any]) -> str | None:

@@ -82,9 +82,7 @@ def spark_profile(
     label = cfg.label if cfg.label in kept.columns else None
     cols = list(dict.fromkeys([*facets, *([label] if label else [])]))
     shipped = ship(spark, kept.with_row_index(POS).with_columns(pl.col(POS).cast(pl.Int64)), rows=batch_rows)
-    kernel = functools.partial(
-        _row_kernel, cols=cols, cfg=cfg, kind=ctx.kind, seed=ctx.seed, config_dir=ctx.config_dir, with_inputs=ref is not None
-    )
+    kernel = functools.partial(_row_kernel, work=_RowNumbers.of(cols, cfg, ctx, ref is not None))
     rows = shipped.mapInArrow(kernel, _rows_ddl(cols, ref is not None)).cache()
     try:
         profile = _aggregate(rows, cols, label, ref is not None)
@@ -154,23 +152,33 @@ def _expand(hist: pl.DataFrame) -> np.ndarray:
     return np.repeat(hist[hist.columns[0]].to_numpy().astype(np.int64), hist["count"].to_numpy())
 
 
-def _row_kernel(
-    batches: Iterator[pa.RecordBatch],
-    *,
-    cols: list[str],
-    cfg: bs.BalanceConfig,
-    kind: Kind,
-    seed: int,
-    config_dir: Path,
-    with_inputs: bool,
-) -> Iterator[pa.RecordBatch]:
-    """Runs in a Python worker: the stage's per-row numbers for each shipped blob."""
-    from curation.spark.rows import _WORKER_ENGINES
+@dataclass(frozen=True)
+class _RowNumbers:
+    """What a worker needs to compute the per-row numbers (``_numbers``) of the rows it reads."""
 
-    ctx = StageContext(kind=kind, seed=seed, config_dir=config_dir, engines=_WORKER_ENGINES)
-    for batch in batches:
-        for blob in batch.column(0).to_pylist():
-            yield from arrow_batches(_numbers(pl.read_ipc(io.BytesIO(blob)), cols, cfg, ctx, with_inputs))
+    cols: list[str]
+    cfg: bs.BalanceConfig
+    kind: Kind
+    seed: int
+    config_dir: Path
+    with_inputs: bool
+
+    @classmethod
+    def of(cls, cols: list[str], cfg: bs.BalanceConfig, ctx: StageContext, with_inputs: bool) -> _RowNumbers:
+        return cls(cols, cfg, ctx.kind, ctx.seed, ctx.config_dir, with_inputs)
+
+    def kernel(self, frames: Iterator[pl.DataFrame]) -> Iterator[pa.RecordBatch]:
+        """In a Python worker: the numbers of each frame, as Arrow batches (heavy engines kept per worker)."""
+        from curation.spark.rows import _WORKER_ENGINES
+
+        ctx = StageContext(kind=self.kind, seed=self.seed, config_dir=self.config_dir, engines=_WORKER_ENGINES)
+        for frame in frames:
+            yield from arrow_batches(_numbers(frame, self.cols, self.cfg, ctx, self.with_inputs))
+
+
+def _row_kernel(batches: Iterator[pa.RecordBatch], *, work: _RowNumbers) -> Iterator[pa.RecordBatch]:
+    """Runs in a Python worker: the stage's per-row numbers for each shipped blob."""
+    return work.kernel(pl.read_ipc(io.BytesIO(blob)) for batch in batches for blob in batch.column(0).to_pylist())
 
 
 def _numbers(frame: pl.DataFrame, cols: list[str], cfg: bs.BalanceConfig, ctx: StageContext, with_inputs: bool) -> pl.DataFrame:
@@ -338,9 +346,7 @@ def _file_profile(
     """``spark_profile`` of the kept rows of ``job.src``, each unit read by a worker."""
     label = cfg.label if cfg.label in empty.columns else None
     cols = list(dict.fromkeys([*facets, *([label] if label else [])]))
-    kernel = functools.partial(
-        _unit_kernel, job=job, cols=cols, cfg=cfg, kind=ctx.kind, seed=ctx.seed, config_dir=ctx.config_dir, with_inputs=ref is not None
-    )
+    kernel = functools.partial(_unit_kernel, job=job, work=_RowNumbers.of(cols, cfg, ctx, ref is not None))
     rows = units.mapInArrow(kernel, _rows_ddl(cols, ref is not None)).cache()
     try:
         profile = _aggregate(rows, cols, label, ref is not None)
@@ -356,23 +362,9 @@ def _kept_of(job: _Job, start: int, rows: int) -> pl.DataFrame:
     return frame.filter(_verdicts(job, start, rows)["reason"].is_null())
 
 
-def _unit_kernel(
-    batches: Iterator[pa.RecordBatch],
-    *,
-    job: _Job,
-    cols: list[str],
-    cfg: bs.BalanceConfig,
-    kind: Kind,
-    seed: int,
-    config_dir: Path,
-    with_inputs: bool,
-) -> Iterator[pa.RecordBatch]:
+def _unit_kernel(batches: Iterator[pa.RecordBatch], *, job: _Job, work: _RowNumbers) -> Iterator[pa.RecordBatch]:
     """Runs in a Python worker: the per-row numbers of each unit's kept rows."""
-    from curation.spark.rows import _WORKER_ENGINES
-
-    ctx = StageContext(kind=kind, seed=seed, config_dir=config_dir, engines=_WORKER_ENGINES)
-    for _, start, rows in uf.unit_rows(batches):
-        yield from arrow_batches(_numbers(_kept_of(job, start, rows), cols, cfg, ctx, with_inputs))
+    return work.kernel(_kept_of(job, start, rows) for _, start, rows in uf.unit_rows(batches))
 
 
 def _unit_gram_kernel(batches: Iterator[pa.RecordBatch], *, job: _Job, kind: Kind) -> Iterator[pa.RecordBatch]:
