@@ -26,7 +26,7 @@ from curation.core import fidelity
 from curation.core.errors import RunError
 from curation.core.progress import Log, Reporter
 from curation.core.rundir import atomic_dir, atomic_path, file_fingerprint
-from curation.core.runner import _books, _changed_since_written, _check_ids, _dropped_by_reason, _marker_for, _seal
+from curation.core.runner import _books, _check_ids, _dropped_by_reason, _marker_for, _seal
 from curation.core.schema import BALANCE_COLUMNS, Kind, kind_columns
 from curation.core.stage import StageContext, StageResult
 
@@ -119,10 +119,10 @@ def _adapter(engine: Any, name: str, src: Path, out_dir: Path, options: Any, ctx
 
 def load_stage(stage_dir: Path, input_fp: str, log: Log) -> tuple[StageResult, dict[str, Any], dict[str, Any]] | None:
     """The finished stage in ``stage_dir`` if made from ``input_fp`` and whole and unchanged (as ``runner._load_stage``), its rows unread."""
-    success = _marker_for(stage_dir, input_fp)
-    if success is None:
+    marked = _marker_for(stage_dir, input_fp)
+    if marked is None:
         return None
-    why = _changed_since_written(stage_dir, success)
+    success, why = marked
     if why is None:
         try:
             if file_fingerprint(stage_dir / OUTPUT) != success.get("output_fingerprint"):

@@ -174,10 +174,10 @@ def _load_stage(stage_dir: Path, input_fp: str, log: Log) -> tuple[StageResult, 
     None means recompute. A stage whose files were removed (``tuneprep clean``), changed since
     it wrote them, or cannot be read is not reused; ``log`` says why, except when the input changed.
     """
-    success = _marker_for(stage_dir, input_fp)
-    if success is None:
+    marked = _marker_for(stage_dir, input_fp)
+    if marked is None:
         return None
-    why = _changed_since_written(stage_dir, success)
+    success, why = marked
     if why is None:
         try:
             loaded = _read_stage(stage_dir, success)
@@ -191,15 +191,15 @@ def _load_stage(stage_dir: Path, input_fp: str, log: Log) -> tuple[StageResult, 
     return loaded
 
 
-def _marker_for(stage_dir: Path, input_fp: str) -> dict[str, Any] | None:
-    """The stage's ``_SUCCESS`` if it was made from ``input_fp`` (not yet checked against its files), else None."""
+def _marker_for(stage_dir: Path, input_fp: str) -> tuple[dict[str, Any], str | None] | None:
+    """The stage's ``_SUCCESS`` if it was made from ``input_fp``, with why its files cannot be trusted (None: they can); else None."""
     try:
         success = json.loads((stage_dir / "_SUCCESS").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     if not isinstance(success, dict) or success.get("input_fingerprint") != input_fp:
         return None
-    return success
+    return success, _changed_since_written(stage_dir, success)
 
 
 def _changed_since_written(stage_dir: Path, success: dict[str, Any]) -> str | None:
